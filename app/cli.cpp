@@ -1,0 +1,275 @@
+// headscope: the command-line interface. Thin: every command calls the headscope_core library and prints
+// a table for people or, with --json, one JSON document for scripts and tests.
+#include <ATen/ATen.h>
+#include <c10/util/Exception.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "kernels/device.h"
+#include "model/error.h"
+#include "model/model.h"
+
+using namespace headscope;
+using json = nlohmann::json;
+
+namespace {
+
+struct Common {
+  bool json = false;
+  int threads = 0;
+};
+
+void add_common(CLI::App* cmd, Common& c) {
+  cmd->add_flag("--json", c.json, "Print one JSON document on stdout");
+  cmd->add_option("--threads", c.threads, "Compute threads (default: all cores)");
+}
+
+void print_json(const json& j) { std::cout << j.dump(-1, ' ', false, json::error_handler_t::replace) << "\n"; }
+
+// A token's text for a terminal: control characters escaped, so one token stays on one line.
+std::string printable(const std::string& s) {
+  std::string o;
+  for (unsigned char c : s) {
+    if (c == '\n') o += "\\n";
+    else if (c == '\t') o += "\\t";
+    else if (c == '\r') o += "\\r";
+    else if (c < 0x20) { char b[8]; std::snprintf(b, sizeof b, "\\x%02x", c); o += b; }
+    else o += static_cast<char>(c);
+  }
+  return o;
+}
+
+std::vector<int32_t> parse_ids(const std::string& s) {
+  std::vector<int32_t> ids;
+  size_t i = 0;
+  while (i < s.size()) {
+    size_t j = s.find(',', i);
+    if (j == std::string::npos) j = s.size();
+    std::string tok = s.substr(i, j - i);
+    try {
+      size_t used;
+      long v = std::stol(tok, &used);
+      if (used != tok.size() || v < 0 || v > INT32_MAX) throw std::invalid_argument(tok);
+      ids.push_back(static_cast<int32_t>(v));
+    } catch (const std::exception&) {
+      throw Error("--ids: '" + tok + "' is not a token id (expected comma-separated non-negative integers)");
+    }
+    i = j + 1;
+  }
+  return ids;
+}
+
+std::vector<int32_t> prompt_ids(const Model& m, const std::string& prompt, const std::string& ids, bool no_bos) {
+  if (!ids.empty()) return parse_ids(ids);
+  if (prompt.empty()) throw Error("give a prompt with --prompt TEXT (or token ids with --ids 1,2,3)");
+  return m.tokenizer().encode(prompt, !no_bos);
+}
+
+std::string tok_text(const Model& m, int32_t id) {
+  return m.has_tokenizer() && id < m.tokenizer().vocab_size() ? m.tokenizer().token_text(id) : "#" + std::to_string(id);
+}
+
+int cmd_info(const std::string& path, const Common& c) {
+  auto m = Model::load(path);
+  const ModelConfig& cfg = m->config();
+  DeviceInfo dev = query_devices();
+  json j = cfg.to_json();
+  j["path"] = path;
+  j["format"] = m->checkpoint().format() == Checkpoint::Format::GGUF ? "gguf" : "safetensors";
+  j["dtype"] = m->checkpoint().dominant_type();
+  j["compute_dtype"] = "float32";
+  j["params"] = m->n_params();
+  j["tokenizer"] = m->has_tokenizer() ? json(m->tokenizer().kind()) : json(nullptr);
+  j["devices"] = {{"cpu_threads", get_threads()}, {"cuda_built", dev.cuda_built}, {"cuda", dev.cuda_devices},
+                  {"cuda_status", dev.cuda_status}};
+  if (c.json) return print_json(j), 0;
+  auto row = [](const char* k, const std::string& v) { std::printf("%-14s %s\n", k, v.c_str()); };
+  row("model", path);
+  row("family", cfg.family_name() + " (" + cfg.architecture + ")");
+  row("layers", std::to_string(cfg.n_layers));
+  row("heads", std::to_string(cfg.n_heads));
+  row("kv-heads", std::to_string(cfg.n_kv_heads));
+  row("d_model", std::to_string(cfg.d_model));
+  row("d_head", std::to_string(cfg.d_head));
+  row("d_ff", std::to_string(cfg.d_ff));
+  char params[64];
+  std::snprintf(params, sizeof params, "%lld (%.1f M)", static_cast<long long>(m->n_params()), m->n_params() / 1e6);
+  row("params", params);
+  row("dtype", j["dtype"].get<std::string>() + " on disk, float32 compute");
+  row("vocab", std::to_string(cfg.vocab));
+  row("context", std::to_string(cfg.context));
+  if (cfg.rope.rotary_dim)
+    row("rope", "dim " + std::to_string(cfg.rope.rotary_dim) + ", theta " + std::to_string(static_cast<long long>(cfg.rope.theta)) +
+                    ", scaling " + cfg.rope.scaling);
+  row("tokenizer", m->has_tokenizer() ? m->tokenizer().kind() : "none");
+  row("cpu threads", std::to_string(get_threads()));
+  row("cuda", dev.cuda_devices.empty() ? dev.cuda_status : dev.cuda_devices[0]);
+  return 0;
+}
+
+int cmd_tokenize(const std::string& path, const std::string& text, bool no_bos, const Common& c) {
+  auto m = Model::load(path);
+  auto ids = m->tokenizer().encode(text, !no_bos);
+  if (c.json) {
+    json texts = json::array();
+    for (auto id : ids) texts.push_back(m->tokenizer().token_text(id));
+    return print_json({{"ids", ids}, {"tokens", texts}}), 0;
+  }
+  for (auto id : ids) std::printf("%7d  '%s'\n", id, printable(m->tokenizer().token_text(id)).c_str());
+  std::printf("%zu tokens\n", ids.size());
+  return 0;
+}
+
+int cmd_predict(const std::string& path, const std::string& prompt, const std::string& ids_arg, bool no_bos, int top_k,
+                bool all_positions, const Common& c) {
+  auto m = Model::load(path);
+  auto ids = prompt_ids(*m, prompt, ids_arg, no_bos);
+  at::Tensor logits = m->forward(ids);
+  const int64_t T = logits.size(0);
+  top_k = static_cast<int>(std::min<int64_t>(std::max(top_k, 1), logits.size(1)));
+  at::Tensor probs = at::softmax(logits, -1);
+  json positions = json::array();
+  for (int64_t t = all_positions ? 0 : T - 1; t < T; ++t) {
+    auto [vals, idx] = logits[t].topk(top_k);
+    json top = json::array();
+    for (int i = 0; i < top_k; ++i) {
+      int32_t id = static_cast<int32_t>(idx[i].item<int64_t>());
+      top.push_back({{"id", id}, {"text", tok_text(*m, id)}, {"logit", vals[i].item<float>()},
+                     {"prob", probs[t][id].item<float>()}});
+    }
+    positions.push_back({{"index", t}, {"top", top}});
+  }
+  if (c.json) return print_json({{"tokens", ids}, {"positions", positions}}), 0;
+  for (auto& p : positions) {
+    int64_t t = p["index"];
+    std::printf("after token %lld '%s':\n", static_cast<long long>(t), printable(tok_text(*m, ids[t])).c_str());
+    for (auto& e : p["top"])
+      std::printf("  %7d  %-20s logit %9.4f  p %.4f\n", e["id"].get<int>(), ("'" + printable(e["text"]) + "'").c_str(),
+                  e["logit"].get<float>(), e["prob"].get<float>());
+  }
+  return 0;
+}
+
+int cmd_generate(const std::string& path, const std::string& prompt, const std::string& ids_arg, bool no_bos, int n,
+                 const Common& c) {
+  auto m = Model::load(path);
+  auto ids = prompt_ids(*m, prompt, ids_arg, no_bos);
+  if (n < 0) throw Error("-n must be >= 0");
+  if (m->config().learned_positions && ids.size() + n > static_cast<size_t>(m->config().context))
+    throw Error("prompt + generated tokens exceed this model's context of " + std::to_string(m->config().context));
+  auto gen = m->generate_greedy(ids, n);
+  std::string text;
+  if (m->has_tokenizer()) {
+    std::vector<int32_t> all = ids;
+    all.insert(all.end(), gen.begin(), gen.end());
+    if (!all.empty() && all[0] == m->tokenizer().bos_id()) all.erase(all.begin());
+    text = m->tokenizer().decode(all);
+  }
+  if (c.json) return print_json({{"prompt_tokens", ids}, {"generated", gen}, {"text", text}}), 0;
+  std::printf("%s\n", text.c_str());
+  return 0;
+}
+
+int cmd_bench(const std::string& path, const std::vector<int>& lengths, int repeat, const Common& c) {
+  auto m = Model::load(path);
+  json results = json::array();
+  std::mt19937 rng(0);
+  for (int T : lengths) {
+    if (T <= 0) throw Error("--tokens: lengths must be positive");
+    std::vector<int32_t> ids(T);
+    std::uniform_int_distribution<int32_t> dist(0, static_cast<int32_t>(m->config().vocab - 1));
+    for (auto& id : ids) id = dist(rng);
+    m->forward(ids);  // warm-up
+    double best = 1e30;
+    for (int r = 0; r < std::max(repeat, 1); ++r) {
+      auto t0 = std::chrono::steady_clock::now();
+      at::Tensor logits = m->forward(ids);
+      best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    results.push_back({{"tokens", T}, {"seconds", best}, {"tokens_per_s", T / best}});
+    if (!c.json) std::fprintf(stderr, "T=%5d  %.3f s  %.1f tok/s\n", T, best, T / best);
+  }
+  json j = {{"model", path}, {"threads", get_threads()}, {"results", results}};
+  if (c.json) print_json(j);
+  return 0;
+}
+
+std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"headscope: load a transformer checkpoint, run it, and look inside its attention heads"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("headscope ") + HEADSCOPE_VERSION);
+  Common common;
+  std::string model, prompt, ids, text;
+  bool no_bos = false, all_positions = false;
+  int top_k = 5, n = 20, repeat = 3;
+  std::vector<int> lengths{128, 512, 2048};
+
+  auto* info = app.add_subcommand("info", "Describe a model: family, layers, heads, sizes, dtype, vocabulary");
+  info->add_option("MODEL", model, "Checkpoint: .gguf, .safetensors, or a folder with config.json")->required();
+  add_common(info, common);
+
+  auto* tokenize = app.add_subcommand("tokenize", "Show the tokens of a text");
+  tokenize->add_option("MODEL", model, "Checkpoint")->required();
+  tokenize->add_option("TEXT", text, "Text to tokenize")->required();
+  tokenize->add_flag("--no-bos", no_bos, "Do not prepend the BOS token even if the model's tokenizer does");
+  add_common(tokenize, common);
+
+  auto* predict = app.add_subcommand("predict", "Top next tokens after a prompt");
+  predict->add_option("MODEL", model, "Checkpoint")->required();
+  predict->add_option("--prompt", prompt, "Prompt text");
+  predict->add_option("--ids", ids, "Token ids instead of a prompt: 1,2,3");
+  predict->add_option("--top-k", top_k, "How many tokens to show")->capture_default_str();
+  predict->add_flag("--all-positions", all_positions, "Predictions at every position, not only the last");
+  predict->add_flag("--no-bos", no_bos, "Do not prepend the BOS token");
+  add_common(predict, common);
+
+  auto* generate = app.add_subcommand("generate", "Greedy continuation of a prompt");
+  generate->add_option("MODEL", model, "Checkpoint")->required();
+  generate->add_option("--prompt", prompt, "Prompt text");
+  generate->add_option("--ids", ids, "Token ids instead of a prompt: 1,2,3");
+  generate->add_option("-n", n, "Tokens to generate")->capture_default_str();
+  generate->add_flag("--no-bos", no_bos, "Do not prepend the BOS token");
+  add_common(generate, common);
+
+  auto* bench = app.add_subcommand("bench", "Prompt-processing speed: one full forward over T tokens");
+  bench->add_option("MODEL", model, "Checkpoint")->required();
+  bench->add_option("--tokens", lengths, "Prompt lengths")->delimiter(',')->capture_default_str();
+  bench->add_option("--repeat", repeat, "Timed repeats (best is reported)")->capture_default_str();
+  add_common(bench, common);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    set_threads(common.threads);
+    if (*info) return cmd_info(model, common);
+    if (*tokenize) return cmd_tokenize(model, text, no_bos, common);
+    if (*predict) return cmd_predict(model, prompt, ids, no_bos, top_k, all_positions, common);
+    if (*generate) return cmd_generate(model, prompt, ids, no_bos, n, common);
+    if (*bench) return cmd_bench(model, lengths, repeat, common);
+  } catch (const headscope::Error& e) {
+    std::fprintf(stderr, "headscope: error: %s\n", e.what());
+    return 1;
+  } catch (const c10::Error& e) {
+    std::fprintf(stderr, "headscope: error: %s\n", first_line(e.what_without_backtrace()).c_str());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "headscope: error: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "headscope: error: %s\n", first_line(e.what()).c_str());
+    return 1;
+  }
+  return 0;
+}

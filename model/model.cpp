@@ -1,0 +1,68 @@
+// Loading a Model from any supported checkpoint (see model.h).
+#include "model/model.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "model/error.h"
+
+namespace headscope {
+
+std::unique_ptr<Model> Model::load(const std::string& path) {
+  auto m = std::unique_ptr<Model>(new Model());
+  m->ck_ = Checkpoint::open(path);
+  const Checkpoint& ck = *m->ck_;
+  if (ck.format() == Checkpoint::Format::GGUF) {
+    m->cfg_ = config_from_gguf(*ck.gguf());
+    if (ck.gguf()->has("tokenizer.ggml.model")) m->tok_ = Tokenizer::from_gguf(*ck.gguf());
+  } else {
+    m->cfg_ = config_from_hf(ck.hf_config(), ck.folder() + "/config.json");
+    if (!ck.hf_tokenizer().is_null()) m->tok_ = Tokenizer::from_hf_json(ck.hf_tokenizer(), ck.folder() + "/tokenizer.json");
+  }
+  if (m->tok_ && m->tok_->vocab_size() > m->cfg_.vocab)
+    throw Error(path + ": the tokenizer has " + std::to_string(m->tok_->vocab_size()) + " tokens but the model's vocabulary is " +
+                std::to_string(m->cfg_.vocab));
+  m->w_ = load_weights(ck, m->cfg_);
+  return m;
+}
+
+const Tokenizer& Model::tokenizer() const {
+  if (!tok_) throw Error(ck_->path() + ": this checkpoint has no tokenizer (put tokenizer.json beside it, or pass token ids)");
+  return *tok_;
+}
+
+int64_t Model::n_params() const {
+  int64_t n = 0;
+  for (auto& t : ck_->tensors())
+    if (t.name != "rope_freqs.weight") n += t.numel();
+  return n;
+}
+
+at::Tensor Model::forward(const std::vector<int32_t>& ids) const {
+  at::NoGradGuard no_grad;
+  return headscope::forward(cfg_, w_, ids);
+}
+
+std::vector<int32_t> Model::generate_greedy(std::vector<int32_t> ids, int n) const {
+  std::vector<int32_t> out;
+  for (int i = 0; i < n; ++i) {
+    at::Tensor logits = forward(ids);
+    int32_t next = static_cast<int32_t>(logits[-1].argmax().item<int64_t>());
+    out.push_back(next);
+    if (next == cfg_.eos_id) break;
+    ids.push_back(next);
+  }
+  return out;
+}
+
+void set_threads(int n) {
+  if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  at::set_num_threads(n);
+}
+
+int get_threads() { return at::get_num_threads(); }
+
+}  // namespace headscope

@@ -1,0 +1,44 @@
+// A loaded model: checkpoint + config + fp32 weights + tokenizer. This is the entry point the CLI, the GUI
+// and the tests use: Model::load(path) then forward(ids) -> logits.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/checkpoint.h"
+#include "model/config.h"
+#include "model/tokenizer.h"
+#include "model/transformer.h"
+
+namespace headscope {
+
+class Model {
+ public:
+  // path: a .gguf file, a .safetensors file (config.json beside it), a sharded index, or a folder.
+  static std::unique_ptr<Model> load(const std::string& path);
+
+  const ModelConfig& config() const { return cfg_; }
+  const Checkpoint& checkpoint() const { return *ck_; }
+  const Weights& weights() const { return w_; }
+  bool has_tokenizer() const { return tok_ != nullptr; }
+  const Tokenizer& tokenizer() const;  // throws Error when the checkpoint ships none
+  int64_t n_params() const;           // stored parameters (tied embeddings counted once)
+
+  at::Tensor forward(const std::vector<int32_t>& ids) const;  // logits [T, vocab], float32
+  // Greedy decoding: appends up to n tokens (stops at EOS) and returns the new ids.
+  std::vector<int32_t> generate_greedy(std::vector<int32_t> ids, int n) const;
+
+ private:
+  std::unique_ptr<Checkpoint> ck_;
+  ModelConfig cfg_;
+  Weights w_;
+  std::unique_ptr<Tokenizer> tok_;
+};
+
+// Sets LibTorch's intra-op threads (and with them OpenBLAS's OpenMP threads). n <= 0: all cores.
+void set_threads(int n);
+int get_threads();
+
+}  // namespace headscope
