@@ -24,7 +24,8 @@ machine, in the same run, with the same thread count, for three engines:
   llama.cpp     llama-cpp-python (PyPI; pip compiles llama.cpp from source),
                 same GGUF, n_threads = n_threads_batch = N,
                 n_batch = n_ubatch = T (the whole prompt is one micro-batch),
-                n_ctx = T, timed call llm.eval(ids) after llm.reset() (eval
+                n_ctx = T, flash attention off unless --llama-flash-attn
+                (llama-cpp-python's default), timed call llm.eval(ids) after llm.reset() (eval
                 drops the KV cells past n_tokens, so every repeat starts
                 from an empty cache).
 
@@ -56,7 +57,8 @@ Options: --model (default ~/.cache/headscope/SmolLM2-135M-Instruct.Q4_1.gguf),
 --tokens (default 128,512,2048), --repeat R (default 3), --threads N (default
 os.cpu_count()), --headscope PATH (default build/headscope), --skip ENGINE
 (repeatable or comma-separated: headscope, transformers, llama.cpp),
---all-logits, --json PATH (raw results, every repeat's time; '-' = stdout).
+--all-logits, --llama-flash-attn (llama.cpp's fused attention; off by default,
+as in llama-cpp-python and like the eager transformers path), --json PATH (raw results, every repeat's time; '-' = stdout).
 
 Output: a Markdown table
     T | headscope tok/s | transformers tok/s | llama.cpp tok/s |
@@ -135,6 +137,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=[],
         metavar="ENGINE",
         help="engine(s) to leave out: headscope, transformers, llama.cpp (repeatable or comma-separated)",
+    )
+    p.add_argument(
+        "--llama-flash-attn",
+        action="store_true",
+        help="enable llama.cpp's flash attention (llama-cpp-python's default is off)",
     )
     p.add_argument("--all-logits", action="store_true", help="compute logits for all T positions, not just the last")
     p.add_argument("--seed", type=int, default=0, help="seed of the random token ids")
@@ -241,15 +248,15 @@ def make_ids(n_vocab: int, n: int, seed: int) -> list[int]:
 # engines
 
 
-def time_best(fn, repeat: int) -> list[float]:
-    """One untimed warm-up call, then `repeat` timed calls; returns the times."""
-    fn()
+def time_best(fn, repeat: int) -> tuple[list[float], object]:
+    """One untimed warm-up call, then `repeat` timed calls; returns (times, warm-up result)."""
+    warm = fn()
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return times
+    return times, warm
 
 
 def result_entry(t: int, times: list[float]) -> dict:
@@ -384,10 +391,10 @@ def run_transformers(args: argparse.Namespace, ids: list[int]) -> dict:
                 out = model(input_ids=x, **kwargs)
             return out.logits
 
-        logits_shape = tuple(step().shape)  # also serves as an extra warm-up
-        times = time_best(step, args.repeat)
+        times, logits = time_best(step, args.repeat)
         results[t] = result_entry(t, times)
-        results[t]["logits_shape"] = list(logits_shape)
+        results[t]["logits_shape"] = list(logits.shape)
+        del logits
         log(f"transformers: T={t}: best {min(times):.4f} s, {t / min(times):.1f} tok/s")
 
     meta = {
@@ -427,6 +434,7 @@ def run_llama_cpp(args: argparse.Namespace, ids: list[int]) -> dict:
             n_threads=args.threads,
             n_threads_batch=args.threads,
             logits_all=args.all_logits,
+            flash_attn=args.llama_flash_attn,
             verbose=False,
         )
         ctx = llm._ctx.ctx
@@ -446,10 +454,11 @@ def run_llama_cpp(args: argparse.Namespace, ids: list[int]) -> dict:
             llm.reset()
             llm.eval(toks)
 
-        times = time_best(step, args.repeat)
+        times, _ = time_best(step, args.repeat)
         results[t] = result_entry(t, times)
         log(f"llama.cpp: T={t}: best {min(times):.4f} s, {t / min(times):.1f} tok/s  {per_t}")
-        llm.close() if hasattr(llm, "close") else None
+        if hasattr(llm, "close"):
+            llm.close()
         del llm
         gc.collect()
     return {"meta": meta, "results": results}
@@ -551,6 +560,15 @@ def main(argv: list[str] | None = None) -> int:
     if lc and lc["meta"].get("system_info"):
         print(f"- llama.cpp system info: {lc['meta']['system_info']}")
     if lc:
+        per_t = lc["meta"]["per_T"]
+        print(
+            "- llama.cpp contexts: "
+            + "; ".join(
+                f"T={t}: n_ctx {m['n_ctx']}, n_batch {m['n_batch']}, n_ubatch {m['n_ubatch']}, "
+                f"flash_attn {'on' if m['flash_attn'] == 1 else 'off' if m['flash_attn'] == 0 else m['flash_attn']}"
+                for t, m in per_t.items()
+            )
+        )
         capped = {t: m for t, m in lc["meta"]["per_T"].items() if m["n_ubatch"] < t}
         if capped:
             print(f"- llama.cpp split the prompt into micro-batches for: {capped}")

@@ -1,0 +1,103 @@
+// Logit parity with HF transformers: tiny random-config checkpoints of every supported family
+// (tests/data/models/*, made by tests/reference/make_model_refs.py), stories260K (full logits), and
+// SmolLM2-135M Q4_1 (top-1 at every position; skipped with a message when the model is not cached).
+#include <ATen/ATen.h>
+
+#include <catch2/catch.hpp>
+
+#include "model/model.h"
+#include "test_helpers.h"
+
+using namespace headscope;
+
+namespace {
+
+at::Tensor ref_logits(const nlohmann::json& ref) {
+  auto& rows = ref.at("logits");
+  const int64_t T = rows.size(), V = rows[0].size();
+  at::Tensor t = at::empty({T, V}, at::kFloat);
+  for (int64_t i = 0; i < T; ++i)
+    for (int64_t j = 0; j < V; ++j) t[i][j] = rows[i][j].get<float>();
+  return t;
+}
+
+std::vector<int32_t> ref_ids(const nlohmann::json& ref) { return ref.at("input_ids").get<std::vector<int32_t>>(); }
+
+}  // namespace
+
+TEST_CASE("tiny random models match transformers logits at every position", "[model][parity]") {
+  auto name = GENERATE(as<std::string>{}, "llama", "llama_tied_rope_llama3", "llama_rope_linear", "llama_rope_yarn",
+                       "mistral", "qwen2", "qwen3", "gpt2", "gpt_neox", "gpt_neox_seq", "llama_sharded");
+  DYNAMIC_SECTION(name) {
+    std::string dir = testutil::data("models/" + name);
+    auto ref = testutil::load_json(dir + "/reference.json");
+    auto model = Model::load(dir);
+    at::Tensor logits = model->forward(ref_ids(ref));
+    at::Tensor expect = ref_logits(ref);
+    REQUIRE(logits.sizes() == expect.sizes());
+    double maxdiff = (logits - expect).abs().max().item<double>();
+    INFO(name << " maxdiff " << maxdiff);
+    CHECK(maxdiff <= 1e-3);
+    // The reference's logits are not nearly constant: a wrong model could not pass by accident.
+    CHECK(expect.std().item<double>() > 0.05);
+  }
+}
+
+TEST_CASE("sharded safetensors load the same weights as the single file", "[model][safetensors]") {
+  auto a = Model::load(testutil::data("models/llama"));
+  auto b = Model::load(testutil::data("models/llama_sharded/model.safetensors.index.json"));
+  CHECK(b->checkpoint().files().size() >= 2);
+  std::vector<int32_t> ids{1, 2, 3, 4, 5};
+  CHECK(at::equal(a->forward(ids), b->forward(ids)));
+}
+
+TEST_CASE("stories260K matches transformers' GGUF loading and its known greedy text", "[model][gguf][real]") {
+  auto ref = testutil::load_json(testutil::data("models/stories260k_reference.json"));
+  auto model = Model::load(testutil::stories260k());
+  const auto& cfg = model->config();
+  CHECK(cfg.n_layers == 5);
+  CHECK(cfg.n_heads == 8);
+  CHECK(cfg.n_kv_heads == 4);
+  CHECK(cfg.vocab == 512);
+  // Tokenizer: the reference ids of the prompt (with BOS) are the start of input_ids.
+  auto prompt_ids = model->tokenizer().encode(ref.at("prompt").get<std::string>());
+  auto ids = ref_ids(ref);
+  REQUIRE(prompt_ids == std::vector<int32_t>(ids.begin(), ids.begin() + prompt_ids.size()));
+  at::Tensor logits = model->forward(ids);
+  double maxdiff = (logits - ref_logits(ref)).abs().max().item<double>();
+  INFO("maxdiff " << maxdiff);
+  CHECK(maxdiff <= 1e-3);
+  auto gen = model->generate_greedy(prompt_ids, 30);
+  std::vector<int32_t> all(prompt_ids.begin() + 1, prompt_ids.end());
+  all.insert(all.end(), gen.begin(), gen.end());
+  const std::string known = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park.";
+  CHECK(model->tokenizer().decode(all).substr(0, known.size()) == known);
+}
+
+TEST_CASE("SmolLM2-135M Q4_1 agrees with transformers on the top-1 token at every position", "[model][gguf][real]") {
+  std::string path = testutil::smollm2();
+  if (path.empty()) {
+    WARN("SKIPPED: SmolLM2-135M-Instruct.Q4_1.gguf not found in $HEADSCOPE_MODEL_DIR or ~/.cache/headscope "
+         "(the README's setup command downloads it)");
+    return;
+  }
+  auto ref = testutil::load_json(testutil::data("models/smollm2_reference.json"));
+  auto model = Model::load(path);
+  auto ids = ref_ids(ref);
+  CHECK(model->tokenizer().encode(ref.at("prompt").get<std::string>()) == ids);
+  at::Tensor logits = model->forward(ids);
+  auto top5 = ref.at("top5_ids");
+  auto top5_logits = ref.at("top5_logits");
+  REQUIRE(logits.size(0) == static_cast<int64_t>(top5.size()));
+  int agree = 0;
+  double maxdiff = 0;
+  for (size_t t = 0; t < top5.size(); ++t) {
+    int64_t ours = logits[t].argmax().item<int64_t>();
+    agree += ours == top5[t][0].get<int64_t>();
+    for (int k = 0; k < 5; ++k)
+      maxdiff = std::max(maxdiff, std::abs(logits[t][top5[t][k].get<int64_t>()].item<double>() - top5_logits[t][k].get<double>()));
+  }
+  INFO("top-1 agreement " << agree << "/" << top5.size() << ", max |logit diff| on the reference top-5 " << maxdiff);
+  CHECK(agree == static_cast<int>(top5.size()));
+  CHECK(maxdiff < 1e-2);
+}
