@@ -217,6 +217,54 @@ def versions() -> dict[str, str | None]:
 
 
 # --------------------------------------------------------------------------
+# other load on the machine (a benchmark on a shared box is only as good as its quiet)
+
+
+class CpuMonitor:
+    """CPU time used by OTHER processes between start() and stop(), as a fraction of all cores.
+
+    From /proc/stat (all processes) minus os.times() (this process and its waited-for children)."""
+
+    def __init__(self) -> None:
+        self.hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self.ncpu = os.cpu_count() or 1
+
+    @staticmethod
+    def _busy_jiffies() -> int | None:
+        try:
+            with open("/proc/stat", encoding="ascii") as f:
+                fields = f.readline().split()
+        except OSError:
+            return None
+        # user nice system idle iowait irq softirq steal [guest guest_nice: already in user/nice]
+        v = [int(x) for x in fields[1:9]]
+        return v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
+
+    @staticmethod
+    def _own_seconds() -> float:
+        t = os.times()
+        return t.user + t.system + t.children_user + t.children_system
+
+    def start(self) -> None:
+        self.t0, self.b0, self.o0 = time.perf_counter(), self._busy_jiffies(), self._own_seconds()
+
+    def stop(self) -> float | None:
+        b1 = self._busy_jiffies()
+        if b1 is None or self.b0 is None:
+            return None
+        wall = time.perf_counter() - self.t0
+        other = (b1 - self.b0) / self.hz - (self._own_seconds() - self.o0)
+        return max(0.0, other / (wall * self.ncpu)) if wall > 0 else None
+
+
+def idle_check(seconds: float = 1.0) -> float | None:
+    mon = CpuMonitor()
+    mon.start()
+    time.sleep(seconds)
+    return mon.stop()
+
+
+# --------------------------------------------------------------------------
 # input ids
 
 
@@ -516,9 +564,16 @@ def main(argv: list[str] | None = None) -> int:
 
     runs: dict[str, dict | None] = {}
     errors: dict[str, str] = {}
+    other_load: dict[str, float | None] = {}
+    busy = idle_check()
+    other_load["before"] = busy
+    if busy is not None and busy > 0.05:
+        log(f"warning: other processes use {busy:.0%} of the CPU right now; the numbers will be low and noisy")
     started = time.time()
+    monitor = CpuMonitor()
     for engine in engines:
         log(f"--- {engine} (threads={args.threads}, T={args.tokens}, repeat={args.repeat})")
+        monitor.start()
         try:
             if engine == "headscope":
                 runs[engine] = run_headscope(args)
@@ -534,6 +589,9 @@ def main(argv: list[str] | None = None) -> int:
             runs[engine] = None
             errors[engine] = f"{type(e).__name__}: {e}"
             log(f"{engine}: FAILED with an unexpected error: {type(e).__name__}: {e}")
+        other_load[engine] = monitor.stop()
+        if other_load[engine] is not None and other_load[engine] > 0.05:
+            log(f"warning: other processes used {other_load[engine]:.0%} of the CPU while {engine} ran")
         gc.collect()
 
     vers = versions()
@@ -575,6 +633,12 @@ def main(argv: list[str] | None = None) -> int:
     hs = runs.get("headscope")
     if hs and hs["meta"].get("warning"):
         print(f"- headscope: {hs['meta']['warning']}")
+    loads = ", ".join(
+        f"{k} {v:.0%}" for k, v in other_load.items() if v is not None
+    )
+    if loads:
+        noisy = any(v is not None and v > 0.05 for v in other_load.values())
+        print(f"- CPU used by other processes (share of all cores): {loads}" + (" -- NOISY, rerun" if noisy else ""))
     for engine in ENGINES:
         if engine in args.skip:
             print(f"- {engine}: skipped")
@@ -596,6 +660,7 @@ def main(argv: list[str] | None = None) -> int:
             "wall_seconds": time.time() - started,
             "skipped": sorted(args.skip),
             "errors": errors,
+            "other_process_cpu_share": other_load,
             "engines": {
                 e: (None if r is None else {"meta": r["meta"], "results": [r["results"][t] for t in args.tokens]})
                 for e, r in runs.items()

@@ -13,7 +13,7 @@ DeviceInfo query_devices() {
   info.cuda_built = true;
   char err[256] = {0};
   int n = headscope_cuda_device_count(err, sizeof err);
-  if (n < 0) info.cuda_status = err;
+  if (n < 0) info.cuda_status = std::string("no usable CUDA device (") + err + ")";
   else if (n == 0) info.cuda_status = "no CUDA device found";
   for (int i = 0; i < n; ++i) {
     char name[256];

@@ -3,7 +3,7 @@
 // SmolLM2-135M Q4_1 (top-1 at every position; skipped with a message when the model is not cached).
 #include <ATen/ATen.h>
 
-#include <catch2/catch.hpp>
+#include "testing.h"
 
 #include "model/model.h"
 #include "test_helpers.h"

@@ -78,6 +78,7 @@ def build_corpus() -> list[str]:
         "$19.99", "100%", "0x1F", "007", " 123", "a 1 b 22 c 333", "version 2.0.1", "v1.2.3",
         "+1 (555) 123-4567", "3rd place, 1st 2nd", "a1b2c3", "abc123def", "123abc",
         "\u0661\u0662\u0663", "\uff11\uff12\uff13", "\u00bd \u00b2 \u2167", "\u0967\u0968\u0969",
+        "x\u00b2 + y\u00b2", "H\u2082O", "\u2460\u2461\u2462", "\u00bc\u00be", "3\u00bd cups", "\u2163 IV",
     ])
 
     # -- contractions -------------------------------------------------------------------------------
@@ -291,7 +292,17 @@ def _install_torch_stub() -> None:
     sys.modules["torch"] = mod
 
 
+_TRANSFORMERS = None
+
+
 def _import_transformers():
+    """Import transformers once, with the two patches GGUF tokenizer loading needs here.
+
+    The outputs do not depend on whether torch is installed (checked: identical files either way).
+    """
+    global _TRANSFORMERS
+    if _TRANSFORMERS is not None:
+        return _TRANSFORMERS
     import transformers  # noqa: F401  (decides torch availability first)
 
     notes = []
@@ -303,7 +314,7 @@ def _import_transformers():
 
         # the legacy GGUF config path refuses to run without torch; the metadata part needs none
         mgpu.is_torch_available = lambda: True
-        notes.append("torch absent: placeholder torch module used for transformers' GGUF metadata reader")
+        print("torch not installed: placeholder torch module used for transformers' GGUF metadata reader")
 
     import transformers.integrations.gguf.reader as gguf_reader
 
@@ -320,7 +331,8 @@ def _import_transformers():
 
     gguf_reader.read_gguf_metadata = read_gguf_metadata
     notes.append("token ids 0xFFFFFFFF in GGUF metadata treated as absent (transformers IndexError workaround)")
-    return transformers, notes
+    _TRANSFORMERS = (transformers, notes)
+    return _TRANSFORMERS
 
 
 def _hf_from_gguf(gguf_path: Path):
@@ -504,7 +516,9 @@ def make_stories(llamacpp):
     source = (
         "transformers AutoTokenizer.from_pretrained(dir, gguf_file='stories260K.gguf') GGUF conversion -> HF tokenizers "
         "BPE(byte_fallback=True, merges derived from scores) with pre_tokenizer %s, normalizer %s; "
-        "encode(text, add_special_tokens=False) on the backend tokenizer; %s; tokenizers %s, transformers %s, gguf %s"
+        "encode(text, add_special_tokens=False) on the backend tokenizer; special.add_bos is transformers' default for "
+        "a llama vocab without tokenizer.ggml.add_bos_token (same as llama.cpp); cases carry 'ids_llamacpp' where "
+        "llama.cpp's tokenize differs; %s; tokenizers %s, transformers %s, gguf %s"
         % (
             json.dumps(js["pre_tokenizer"]),
             json.dumps(js["normalizer"]),

