@@ -60,6 +60,13 @@ os.cpu_count()), --headscope PATH (default build/headscope), --skip ENGINE
 --all-logits, --llama-flash-attn (llama.cpp's fused attention; off by default,
 as in llama-cpp-python and like the eager transformers path), --json PATH (raw results, every repeat's time; '-' = stdout).
 
+Shared machines: the script measures how much CPU OTHER processes use (from
+/proc/stat minus its own CPU time). Before each engine and each T it waits up to
+--wait-idle seconds (default 120) for them to use < 5% of the cores, and it
+flags every timing taken while they used more as NOISY (in the table's notes
+and in the JSON). With 2 cores, one busy neighbour halves the throughput and
+can make llama.cpp's spinning threads 10-50x slower: rerun when flagged.
+
 Output: a Markdown table
     T | headscope tok/s | transformers tok/s | llama.cpp tok/s |
       headscope/llama.cpp | headscope/transformers
@@ -142,6 +149,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--llama-flash-attn",
         action="store_true",
         help="enable llama.cpp's flash attention (llama-cpp-python's default is off)",
+    )
+    p.add_argument(
+        "--wait-idle",
+        type=float,
+        default=120.0,
+        metavar="SECONDS",
+        help="before each engine and each T, wait up to this long for other processes to leave the CPU (0: never)",
     )
     p.add_argument("--all-logits", action="store_true", help="compute logits for all T positions, not just the last")
     p.add_argument("--seed", type=int, default=0, help="seed of the random token ids")
@@ -264,6 +278,27 @@ def idle_check(seconds: float = 1.0) -> float | None:
     return mon.stop()
 
 
+IDLE_THRESHOLD = 0.05
+
+
+def wait_idle(max_wait_s: float) -> float | None:
+    """Waits (up to max_wait_s) until other processes use < 5% of the CPU over one second."""
+    if max_wait_s <= 0:
+        return None
+    deadline = time.monotonic() + max_wait_s
+    announced = False
+    while True:
+        busy = idle_check(1.0)
+        if busy is None or busy < IDLE_THRESHOLD:
+            return busy
+        if time.monotonic() >= deadline:
+            log(f"warning: still {busy:.0%} CPU used by other processes after waiting {max_wait_s:.0f} s; measuring anyway")
+            return busy
+        if not announced:
+            log(f"other processes use {busy:.0%} of the CPU; waiting up to {max_wait_s:.0f} s for a quiet machine")
+            announced = True
+
+
 # --------------------------------------------------------------------------
 # input ids
 
@@ -296,20 +331,25 @@ def make_ids(n_vocab: int, n: int, seed: int) -> list[int]:
 # engines
 
 
-def time_best(fn, repeat: int) -> tuple[list[float], object]:
-    """One untimed warm-up call, then `repeat` timed calls; returns (times, warm-up result)."""
+def time_best(fn, repeat: int, wait_idle_s: float) -> tuple[list[float], object, float | None]:
+    """Waits for a quiet machine, one untimed warm-up call, then `repeat` timed calls.
+
+    Returns (times, warm-up result, CPU share used by other processes during the timed calls)."""
+    wait_idle(wait_idle_s)
     warm = fn()
+    mon = CpuMonitor()
+    mon.start()
     times = []
     for _ in range(repeat):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return times, warm
+    return times, warm, mon.stop()
 
 
-def result_entry(t: int, times: list[float]) -> dict:
+def result_entry(t: int, times: list[float], other_load: float | None) -> dict:
     best = min(times)
-    return {"tokens": t, "seconds": best, "tokens_per_s": t / best, "times": times}
+    return {"tokens": t, "seconds": best, "tokens_per_s": t / best, "times": times, "other_cpu_share": other_load}
 
 
 def parse_headscope_json(text: str, tokens: list[int], threads: int) -> dict:
@@ -439,8 +479,8 @@ def run_transformers(args: argparse.Namespace, ids: list[int]) -> dict:
                 out = model(input_ids=x, **kwargs)
             return out.logits
 
-        times, logits = time_best(step, args.repeat)
-        results[t] = result_entry(t, times)
+        times, logits, other = time_best(step, args.repeat, args.wait_idle)
+        results[t] = result_entry(t, times, other)
         results[t]["logits_shape"] = list(logits.shape)
         del logits
         log(f"transformers: T={t}: best {min(times):.4f} s, {t / min(times):.1f} tok/s")
@@ -502,8 +542,8 @@ def run_llama_cpp(args: argparse.Namespace, ids: list[int]) -> dict:
             llm.reset()
             llm.eval(toks)
 
-        times, _ = time_best(step, args.repeat)
-        results[t] = result_entry(t, times)
+        times, _, other = time_best(step, args.repeat, args.wait_idle)
+        results[t] = result_entry(t, times, other)
         log(f"llama.cpp: T={t}: best {min(times):.4f} s, {t / min(times):.1f} tok/s  {per_t}")
         if hasattr(llm, "close"):
             llm.close()
@@ -565,14 +605,16 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, dict | None] = {}
     errors: dict[str, str] = {}
     other_load: dict[str, float | None] = {}
-    busy = idle_check()
+    busy = wait_idle(args.wait_idle) if args.wait_idle > 0 else idle_check()
     other_load["before"] = busy
-    if busy is not None and busy > 0.05:
+    if busy is not None and busy > IDLE_THRESHOLD:
         log(f"warning: other processes use {busy:.0%} of the CPU right now; the numbers will be low and noisy")
     started = time.time()
     monitor = CpuMonitor()
     for engine in engines:
         log(f"--- {engine} (threads={args.threads}, T={args.tokens}, repeat={args.repeat})")
+        if engine == "headscope":
+            wait_idle(args.wait_idle)
         monitor.start()
         try:
             if engine == "headscope":
@@ -590,7 +632,7 @@ def main(argv: list[str] | None = None) -> int:
             errors[engine] = f"{type(e).__name__}: {e}"
             log(f"{engine}: FAILED with an unexpected error: {type(e).__name__}: {e}")
         other_load[engine] = monitor.stop()
-        if other_load[engine] is not None and other_load[engine] > 0.05:
+        if other_load[engine] is not None and other_load[engine] > IDLE_THRESHOLD:
             log(f"warning: other processes used {other_load[engine]:.0%} of the CPU while {engine} ran")
         gc.collect()
 
@@ -636,8 +678,17 @@ def main(argv: list[str] | None = None) -> int:
     loads = ", ".join(
         f"{k} {v:.0%}" for k, v in other_load.items() if v is not None
     )
+    noisy_t = [
+        f"{e} T={t} ({r['results'][t]['other_cpu_share']:.0%})"
+        for e, r in runs.items()
+        if r
+        for t in args.tokens
+        if (r["results"][t].get("other_cpu_share") or 0) > IDLE_THRESHOLD
+    ]
+    if noisy_t:
+        print("- NOISY timings (other processes' CPU share while timing): " + ", ".join(noisy_t))
     if loads:
-        noisy = any(v is not None and v > 0.05 for v in other_load.values())
+        noisy = any(v is not None and v > IDLE_THRESHOLD for v in other_load.values())
         print(f"- CPU used by other processes (share of all cores): {loads}" + (" -- NOISY, rerun" if noisy else ""))
     for engine in ENGINES:
         if engine in args.skip:

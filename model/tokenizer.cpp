@@ -219,8 +219,8 @@ struct Tokenizer::Impl {
     using Cand = std::tuple<int32_t, int, int32_t, int32_t>;  // rank, left position, left id, right id
     std::priority_queue<Cand, std::vector<Cand>, std::greater<Cand>> heap;
     auto push = [&](int l) {
+      if (l < 0 || next[l] < 0) return;
       int r = next[l];
-      if (l < 0 || r < 0) return;
       auto it = merges.find(pair_key(ids[l], ids[r]));
       if (it != merges.end()) heap.emplace(it->second.first, l, ids[l], ids[r]);
     };
@@ -295,7 +295,13 @@ struct Tokenizer::Impl {
   void encode_text(std::string text, bool first_run, std::vector<int32_t>& out) const {
     if (nfc) text = headscope::nfc(text);
     if (kind == SPM) {
-      if (spm_escape) text = (first_run ? std::string(kSpmSpace) : std::string(kSpmSpace)) + replace_all(text, " ", kSpmSpace);
+      // HF's Metaspace(prepend_scheme="first"): spaces become '▁', and one '▁' is prepended to the text at
+      // offset 0 of the input unless it already starts with one. (llama.cpp also prepends after every special
+      // token and before a leading space; HF and llama.cpp ids differ there.)
+      if (spm_escape) {
+        text = replace_all(text, " ", kSpmSpace);
+        if (first_run && text.compare(0, 3, kSpmSpace) != 0) text = kSpmSpace + text;
+      }
       auto ids = spm(text);
       out.insert(out.end(), ids.begin(), ids.end());
       return;
@@ -355,7 +361,7 @@ std::vector<int32_t> Tokenizer::encode(const std::string& text, bool add_special
     }
     if (i > start) m.encode_text(text.substr(start, i - start), first, out), first = false;
     out.push_back(hit);
-    first = m.kind == Impl::SPM ? true : false;
+    first = false;
     i += hit_len;
     start = i;
   }
@@ -389,16 +395,12 @@ std::string Tokenizer::token_text(int32_t id) const {
 std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
   const Impl& m = *impl_;
   std::string out;
-  bool strip_next = m.kind == Impl::SPM && m.spm_escape;  // SentencePiece added a '▁' before each text run
+  // SentencePiece prepended a '▁' to text at the start of the input: drop that space again.
+  bool strip_next = m.kind == Impl::SPM && m.spm_escape;
   for (int32_t id : ids) {
     std::string t = token_text(id);
-    if (m.is_added[id]) {
-      out += t;
-      strip_next = m.kind == Impl::SPM && m.spm_escape;
-      continue;
-    }
-    if (strip_next && !t.empty() && t[0] == ' ') t.erase(0, 1);
-    strip_next = strip_next && t.empty();
+    if (strip_next && !m.is_added[id] && !t.empty() && t[0] == ' ') t.erase(0, 1);
+    strip_next = false;
     out += t;
   }
   return out;
@@ -545,7 +547,8 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const GgufFile& g) {
     for (size_t i = 0; i < tt.size(); ++i) types[i] = tt[i].get<int32_t>();
   }
   for (size_t i = 0; i < types.size(); ++i)
-    if (types[i] == 3 || types[i] == 4) m->added.emplace_back(m->pieces[i], static_cast<int32_t>(i));  // control, user-defined
+    if (types[i] == 2 || types[i] == 3 || types[i] == 4)  // unknown, control, user-defined: matched in text
+      m->added.emplace_back(m->pieces[i], static_cast<int32_t>(i));
   m->bos = static_cast<int32_t>(g.get_int("tokenizer.ggml.bos_token_id", -1));
   m->eos = static_cast<int32_t>(g.get_int("tokenizer.ggml.eos_token_id", -1));
   m->unk = static_cast<int32_t>(g.get_int("tokenizer.ggml.unknown_token_id", -1));
@@ -561,7 +564,6 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const GgufFile& g) {
     const auto& sc = g.metadata["tokenizer.ggml.scores"];
     if (!sc.is_array() || sc.size() != m->pieces.size()) throw Error(where + ": tokenizer.ggml.scores has the wrong length");
     for (auto& s : sc) m->scores.push_back(s.get<float>());
-    // Control tokens (<s>, </s>) are matched in text; unknown/byte tokens are not.
     m->finish(where);
   } else if (model == "gpt2") {
     m->kind = Impl::BPE;

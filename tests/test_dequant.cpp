@@ -1,6 +1,6 @@
 // Tests for model/dequant: GGUF block decoding must equal gguf.quants.dequantize bit for bit
 // (reference data from tests/reference/make_dequant_refs.py), plus hand-computed blocks.
-#include <catch2/catch.hpp>
+#include "testing.h"
 
 #include <algorithm>
 #include <cmath>
@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "model/dequant.h"
+#include "test_helpers.h"
 
 using headscope::GgmlType;
 
@@ -335,4 +336,51 @@ TEST_CASE("dequant: hand-computed Q6_K block", "[dequant]") {
   REQUIRE(got[64] == 2.0f);
   REQUIRE(got[96] == 16.0f);
   REQUIRE(got[255] == -32.0f);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Real tensors: every tensor of stories260K and SmolLM2-135M (Q4_1, Q8_0, F32) read through the GGUF reader and
+// dequantised must hash (sha256 of the float32 bytes) to what the PyPI gguf package's dequantize gives.
+#include <openssl/evp.h>
+
+#include "model/checkpoint.h"
+
+namespace {
+std::string sha256_hex(const void* data, size_t n) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data, n, md, &len, EVP_sha256(), nullptr);
+  std::string hex;
+  char b[3];
+  for (unsigned i = 0; i < len; ++i) std::snprintf(b, sizeof b, "%02x", md[i]), hex += b;
+  return hex;
+}
+}  // namespace
+
+TEST_CASE("real GGUF tensors dequantise exactly as the gguf package does", "[dequant][gguf][real]") {
+  auto ref = nlohmann::json::parse(std::ifstream(std::string(HEADSCOPE_TEST_DATA) + "/quant/real_tensors.json"));
+  for (auto& f : ref["files"]) {
+    std::string name = f["file"];
+    std::string path = name == "stories260K.gguf" ? testutil::stories260k() : testutil::smollm2();
+    if (path.empty()) {
+      WARN("SKIPPED: " << name << " not found in ~/.cache/headscope (the README's setup command downloads it)");
+      continue;
+    }
+    auto ck = headscope::Checkpoint::open(path);
+    const uint8_t* base = nullptr;
+    REQUIRE(ck->tensors().size() == f["tensors"].size());
+    std::vector<float> buf;
+    for (auto& t : f["tensors"]) {
+      const auto& info = ck->get(t["name"]);
+      INFO(name << ": " << t["name"].get<std::string>());
+      CHECK(static_cast<uint32_t>(info.type) == t["type_code"].get<uint32_t>());
+      auto shape = t["shape"].get<std::vector<int64_t>>();
+      CHECK(std::vector<int64_t>(shape.rbegin(), shape.rend()) == info.shape);
+      if (!base) base = info.data - t["offset"].get<uint64_t>();
+      CHECK(static_cast<uint64_t>(info.data - base) == t["offset"].get<uint64_t>());
+      buf.resize(info.numel());
+      headscope::dequantize(info.type, info.data, buf.data(), info.numel());
+      CHECK(sha256_hex(buf.data(), buf.size() * 4) == t["sha256"].get<std::string>());
+    }
+  }
 }
