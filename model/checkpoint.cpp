@@ -58,13 +58,16 @@ std::unique_ptr<Checkpoint> Checkpoint::open(const std::string& path) {
     if (fs::exists(dir / "model.safetensors.index.json")) file = dir / "model.safetensors.index.json";
     else if (fs::exists(dir / "model.safetensors")) file = dir / "model.safetensors";
     else {
-      std::vector<fs::path> ggufs, pickles;
+      std::vector<fs::path> ggufs, pickles, sts;
       for (auto& e : fs::directory_iterator(dir)) {
         auto ext = e.path().extension().string();
         if (ext == ".gguf") ggufs.push_back(e.path());
+        if (ext == ".safetensors") sts.push_back(e.path());
         if (ext == ".bin" || ext == ".pt" || ext == ".pth") pickles.push_back(e.path());
       }
-      if (ggufs.size() == 1) file = ggufs[0];
+      if (sts.size() == 1) file = sts[0];
+      else if (sts.size() > 1) throw Error(path + ": holds several .safetensors files but no model.safetensors.index.json; name one");
+      else if (ggufs.size() == 1) file = ggufs[0];
       else if (ggufs.size() > 1) throw Error(path + ": holds several .gguf files; name one");
       else if (!pickles.empty()) refuse_pickle(pickles[0].string());
       else throw Error(path + ": no model.safetensors, model.safetensors.index.json or .gguf file in this folder");

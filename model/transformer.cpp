@@ -71,6 +71,15 @@ at::Tensor unpermute_rows(const at::Tensor& w, int64_t heads) {
   return w.reshape({heads, s[0] / heads / 2, 2, rest}).transpose(1, 2).reshape(s).contiguous();
 }
 
+// GPT-NeoX's fused query_key_value rows are [head, (q|k|v), d_head]; regroup into all q, all k, all v rows.
+at::Tensor neox_regroup(const at::Tensor& t, int64_t H, int64_t d) {
+  if (!t.defined()) return t;
+  auto s = t.sizes().vec();
+  std::vector<int64_t> split{H, 3, d};
+  for (size_t i = 1; i < s.size(); ++i) split.push_back(s[i]);
+  return t.reshape(split).transpose(0, 1).reshape(s).contiguous();
+}
+
 Weights load_hf(const Checkpoint& ck, const ModelConfig& c) {
   Loader L(ck, c);
   Weights w;
@@ -141,10 +150,8 @@ Weights load_hf(const Checkpoint& ck, const ModelConfig& c) {
       lw.ln1_b = L.get(b + "input_layernorm.bias", {D});
       lw.ln2_w = L.get(b + "post_attention_layernorm.weight", {D});
       lw.ln2_b = L.get(b + "post_attention_layernorm.bias", {D});
-      // query_key_value rows are [head, (q|k|v), d_head]: regroup into all q rows, all k rows, all v rows.
-      lw.w_qkv = L.get(b + "attention.query_key_value.weight", {3 * D, D}).reshape({H, 3, d, D}).transpose(0, 1).reshape({3 * D, D}).contiguous();
-      if (c.qkv_bias)
-        lw.b_qkv = L.get(b + "attention.query_key_value.bias", {3 * D}).reshape({H, 3, d}).transpose(0, 1).reshape({3 * D}).contiguous();
+      lw.w_qkv = neox_regroup(L.get(b + "attention.query_key_value.weight", {3 * D, D}), H, d);
+      if (c.qkv_bias) lw.b_qkv = neox_regroup(L.get(b + "attention.query_key_value.bias", {3 * D}), H, d);
       lw.w_o = L.get(b + "attention.dense.weight", {D, D});
       if (c.o_bias) lw.b_o = L.get(b + "attention.dense.bias", {D});
       lw.w_in = L.get(b + "mlp.dense_h_to_4h.weight", {F, D});
@@ -178,10 +185,7 @@ Weights load_gguf(const Checkpoint& ck, const ModelConfig& c) {
     if (L.has(b + "attn_qkv.weight")) {
       lw.w_qkv = L.get(b + "attn_qkv.weight", {(H + 2 * Hk) * d, D});
       lw.b_qkv = L.get_opt(b + "attn_qkv.bias", {(H + 2 * Hk) * d});
-      if (c.family == Family::GPTNeoX) {  // rows per head [(q|k|v), d_head], as in HF: regroup
-        lw.w_qkv = lw.w_qkv.reshape({H, 3, d, D}).transpose(0, 1).reshape({3 * H * d, D}).contiguous();
-        if (lw.b_qkv.defined()) lw.b_qkv = lw.b_qkv.reshape({H, 3, d}).transpose(0, 1).reshape({3 * H * d}).contiguous();
-      }
+      if (c.family == Family::GPTNeoX) lw.w_qkv = neox_regroup(lw.w_qkv, H, d), lw.b_qkv = neox_regroup(lw.b_qkv, H, d);
     } else {
       at::Tensor q = L.get(b + "attn_q.weight", {H * d, D}), k = L.get(b + "attn_k.weight", {Hk * d, D});
       at::Tensor qb = L.get_opt(b + "attn_q.bias", {H * d}), kb = L.get_opt(b + "attn_k.bias", {Hk * d});
@@ -251,8 +255,8 @@ at::Tensor attention(const ModelConfig& c, const at::Tensor& q, const at::Tensor
   at::Tensor qh = q.permute({1, 0, 2}).reshape({Hk, g * T, d});  // heads of a group share their kv head
   at::Tensor kh = k.permute({1, 2, 0});                          // [Hk, d, T]
   at::Tensor vh = v.permute({1, 0, 2});                          // [Hk, T, d]
-  at::Tensor scores = at::baddbmm(mask.repeat({g, 1}).unsqueeze(0).expand({Hk, g * T, T}), qh, kh,
-                                  /*beta=*/1.0, /*alpha=*/1.0 / std::sqrt(static_cast<double>(d)));
+  at::Tensor scores = at::bmm(qh, kh).mul_(1.0 / std::sqrt(static_cast<double>(d)));
+  scores.view({Hk, g, T, T}).add_(mask);  // broadcast in place: no [H, T, T] mask is built
   at::Tensor probs = at::softmax(scores, -1);
   return at::bmm(probs, vh).reshape({H, T, d}).permute({1, 0, 2}).reshape({T, H * d});
 }
