@@ -129,18 +129,18 @@ int cmd_predict(const std::string& path, const std::string& prompt, const std::s
                 bool all_positions, const Common& c) {
   auto m = Model::load(path);
   auto ids = prompt_ids(*m, prompt, ids_arg, no_bos);
-  at::Tensor logits = m->forward(ids);
-  const int64_t T = logits.size(0);
+  at::Tensor logits = m->forward(ids, /*last_only=*/!all_positions);
+  const int64_t T = static_cast<int64_t>(ids.size()), first = T - logits.size(0);
   top_k = static_cast<int>(std::min<int64_t>(std::max(top_k, 1), logits.size(1)));
   at::Tensor probs = at::softmax(logits, -1);
   json positions = json::array();
-  for (int64_t t = all_positions ? 0 : T - 1; t < T; ++t) {
-    auto [vals, idx] = logits[t].topk(top_k);
+  for (int64_t t = first; t < T; ++t) {
+    auto [vals, idx] = logits[t - first].topk(top_k);
     json top = json::array();
     for (int i = 0; i < top_k; ++i) {
       int32_t id = static_cast<int32_t>(idx[i].item<int64_t>());
       top.push_back({{"id", id}, {"text", tok_text(*m, id)}, {"logit", vals[i].item<float>()},
-                     {"prob", probs[t][id].item<float>()}});
+                     {"prob", probs[t - first][id].item<float>()}});
     }
     positions.push_back({{"index", t}, {"top", top}});
   }
@@ -175,7 +175,10 @@ int cmd_generate(const std::string& path, const std::string& prompt, const std::
   return 0;
 }
 
-int cmd_bench(const std::string& path, const std::vector<int>& lengths, int repeat, const Common& c) {
+int cmd_bench(const std::string& path, const std::vector<int>& lengths, int repeat, const std::string& logits_mode,
+              const Common& c) {
+  if (logits_mode != "last" && logits_mode != "all") throw Error("--logits must be 'last' or 'all'");
+  const bool last_only = logits_mode == "last";
   auto m = Model::load(path);
   json results = json::array();
   std::mt19937 rng(0);
@@ -184,17 +187,17 @@ int cmd_bench(const std::string& path, const std::vector<int>& lengths, int repe
     std::vector<int32_t> ids(T);
     std::uniform_int_distribution<int32_t> dist(0, static_cast<int32_t>(m->config().vocab - 1));
     for (auto& id : ids) id = dist(rng);
-    m->forward(ids);  // warm-up
+    m->forward(ids, last_only);  // warm-up
     double best = 1e30;
     for (int r = 0; r < std::max(repeat, 1); ++r) {
       auto t0 = std::chrono::steady_clock::now();
-      at::Tensor logits = m->forward(ids);
+      at::Tensor logits = m->forward(ids, last_only);
       best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     }
     results.push_back({{"tokens", T}, {"seconds", best}, {"tokens_per_s", T / best}});
     if (!c.json) std::fprintf(stderr, "T=%5d  %.3f s  %.1f tok/s\n", T, best, T / best);
   }
-  json j = {{"model", path}, {"threads", get_threads()}, {"results", results}};
+  json j = {{"model", path}, {"threads", get_threads()}, {"logits", logits_mode}, {"results", results}};
   if (c.json) print_json(j);
   return 0;
 }
@@ -211,6 +214,7 @@ int main(int argc, char** argv) {
   std::string model, prompt, ids, text;
   bool no_bos = false, all_positions = false;
   int top_k = 5, n = 20, repeat = 3;
+  std::string logits_mode = "last";
   std::vector<int> lengths{128, 512, 2048};
 
   auto* info = app.add_subcommand("info", "Describe a model: family, layers, heads, sizes, dtype, vocabulary");
@@ -244,6 +248,8 @@ int main(int argc, char** argv) {
   bench->add_option("MODEL", model, "Checkpoint")->required();
   bench->add_option("--tokens", lengths, "Prompt lengths")->delimiter(',')->capture_default_str();
   bench->add_option("--repeat", repeat, "Timed repeats (best is reported)")->capture_default_str();
+  bench->add_option("--logits", logits_mode, "Unembed the last position only (as llama.cpp does) or all positions")
+      ->capture_default_str();
   add_common(bench, common);
 
   try {
@@ -257,7 +263,7 @@ int main(int argc, char** argv) {
     if (*tokenize) return cmd_tokenize(model, text, no_bos, common);
     if (*predict) return cmd_predict(model, prompt, ids, no_bos, top_k, all_positions, common);
     if (*generate) return cmd_generate(model, prompt, ids, no_bos, n, common);
-    if (*bench) return cmd_bench(model, lengths, repeat, common);
+    if (*bench) return cmd_bench(model, lengths, repeat, logits_mode, common);
   } catch (const headscope::Error& e) {
     std::fprintf(stderr, "headscope: error: %s\n", e.what());
     return 1;

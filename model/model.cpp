@@ -41,15 +41,15 @@ int64_t Model::n_params() const {
   return n;
 }
 
-at::Tensor Model::forward(const std::vector<int32_t>& ids) const {
+at::Tensor Model::forward(const std::vector<int32_t>& ids, bool last_only) const {
   at::NoGradGuard no_grad;
-  return headscope::forward(cfg_, w_, ids);
+  return headscope::forward(cfg_, w_, ids, last_only);
 }
 
 std::vector<int32_t> Model::generate_greedy(std::vector<int32_t> ids, int n) const {
   std::vector<int32_t> out;
   for (int i = 0; i < n; ++i) {
-    at::Tensor logits = forward(ids);
+    at::Tensor logits = forward(ids, /*last_only=*/true);
     int32_t next = static_cast<int32_t>(logits[-1].argmax().item<int64_t>());
     out.push_back(next);
     if (next == cfg_.eos_id) break;

@@ -26,7 +26,8 @@ class Model {
   const Tokenizer& tokenizer() const;  // throws Error when the checkpoint ships none
   int64_t n_params() const;           // stored parameters (tied embeddings counted once)
 
-  at::Tensor forward(const std::vector<int32_t>& ids) const;  // logits [T, vocab], float32
+  // Logits [T, vocab] float32; with last_only, [1, vocab] for the last position (skips T-1 unembeddings).
+  at::Tensor forward(const std::vector<int32_t>& ids, bool last_only = false) const;
   // Greedy decoding: appends up to n tokens (stops at EOS) and returns the new ids.
   std::vector<int32_t> generate_greedy(std::vector<int32_t> ids, int n) const;
 

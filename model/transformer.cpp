@@ -248,17 +248,32 @@ at::Tensor activation(const ModelConfig& c, const at::Tensor& x) {
   return x;
 }
 
-// Causal (optionally sliding-window) softmax attention. q [T, H, d], k/v [T, H_kv, d] -> [T, H*d]
-at::Tensor attention(const ModelConfig& c, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                     const at::Tensor& mask) {
+// Causal (optionally sliding-window) softmax attention, in blocks of queries so that each block only
+// scores the keys it can see (about half the work of a full T x T map, and O(block x T) scratch).
+// q [T, H, d], k/v [T, H_kv, d] -> [T, H*d]
+at::Tensor attention(const ModelConfig& c, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
   const int64_t T = q.size(0), H = c.n_heads, Hk = c.n_kv_heads, d = c.d_head, g = H / Hk;
-  at::Tensor qh = q.permute({1, 0, 2}).reshape({Hk, g * T, d});  // heads of a group share their kv head
-  at::Tensor kh = k.permute({1, 2, 0});                          // [Hk, d, T]
-  at::Tensor vh = v.permute({1, 0, 2});                          // [Hk, T, d]
-  at::Tensor scores = at::bmm(qh, kh).mul_(1.0 / std::sqrt(static_cast<double>(d)));
-  scores.view({Hk, g, T, T}).add_(mask);  // broadcast in place: no [H, T, T] mask is built
-  at::Tensor probs = at::softmax(scores, -1);
-  return at::bmm(probs, vh).reshape({H, T, d}).permute({1, 0, 2}).reshape({T, H * d});
+  constexpr int64_t kBlock = 256;
+  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+  at::Tensor qh = q.permute({1, 0, 2}).reshape({Hk, g, T, d});  // heads of a group share their kv head
+  at::Tensor kh = k.permute({1, 2, 0});                         // [Hk, d, T]
+  at::Tensor vh = v.permute({1, 0, 2});                         // [Hk, T, d]
+  at::Tensor out = at::empty({Hk, g, T, d}, q.options());
+  for (int64_t q0 = 0; q0 < T; q0 += kBlock) {
+    const int64_t n = std::min(kBlock, T - q0), kend = q0 + n;
+    const int64_t kbeg = c.sliding_window > 0 ? std::max<int64_t>(0, q0 - c.sliding_window + 1) : 0;
+    const int64_t nk = kend - kbeg;
+    at::Tensor qb = qh.narrow(2, q0, n).reshape({Hk, g * n, d});
+    at::Tensor scores = at::bmm(qb, kh.narrow(2, kbeg, nk)).mul_(scale).view({Hk, g, n, nk});
+    // Mask keys after the query (and before its window): -inf.
+    at::Tensor qi = at::arange(q0, kend, at::kLong).unsqueeze(1), kj = at::arange(kbeg, kend, at::kLong).unsqueeze(0);
+    at::Tensor hidden = kj > qi;
+    if (c.sliding_window > 0) hidden = hidden | (qi - kj >= c.sliding_window);
+    scores.masked_fill_(hidden, -INFINITY);
+    at::Tensor probs = at::softmax(scores, -1).view({Hk, g * n, nk});
+    out.narrow(2, q0, n).copy_(at::bmm(probs, vh.narrow(1, kbeg, nk)).view({Hk, g, n, d}));
+  }
+  return out.view({H, T, d}).permute({1, 0, 2}).reshape({T, H * d});
 }
 
 }  // namespace
@@ -314,7 +329,7 @@ RopeTables rope_tables(const ModelConfig& c, const at::Tensor& freq_factors, int
   return {freqs.cos() * attn_scale, freqs.sin() * attn_scale};
 }
 
-at::Tensor forward(const ModelConfig& c, const Weights& w, const std::vector<int32_t>& ids) {
+at::Tensor forward(const ModelConfig& c, const Weights& w, const std::vector<int32_t>& ids, bool last_only) {
   const int64_t T = static_cast<int64_t>(ids.size());
   if (T == 0) throw Error("the prompt is empty: nothing to run");
   for (int32_t id : ids)
@@ -324,12 +339,6 @@ at::Tensor forward(const ModelConfig& c, const Weights& w, const std::vector<int
   at::Tensor idt = at::from_blob(const_cast<int32_t*>(ids.data()), {T}, at::TensorOptions().dtype(at::kInt)).to(at::kLong);
   at::Tensor x = w.embed.index_select(0, idt);
   if (c.learned_positions) x = x + w.pos_embed.narrow(0, 0, T);
-
-  // Additive mask [T, T]: 0 where key j is visible from query i (j <= i, and within the window), -inf elsewhere.
-  at::Tensor qi = at::arange(T, at::kLong).unsqueeze(1), kj = at::arange(T, at::kLong).unsqueeze(0);
-  at::Tensor visible = kj <= qi;
-  if (c.sliding_window > 0) visible = visible & (qi - kj < c.sliding_window);
-  at::Tensor mask = at::zeros({T, T}, at::kFloat).masked_fill(at::logical_not(visible), -INFINITY);
 
   RopeTables rt;
   if (c.rope.rotary_dim > 0) rt = rope_tables(c, w.rope_freq_factors, T);
@@ -342,7 +351,7 @@ at::Tensor forward(const ModelConfig& c, const Weights& w, const std::vector<int
     at::Tensor v = qkv.narrow(1, (H + Hk) * d, Hk * d).view({T, Hk, d});
     if (c.qk_norm) q = rms_heads(q, lw.q_norm, c.norm_eps), k = rms_heads(k, lw.k_norm, c.norm_eps);
     if (c.rope.rotary_dim > 0) q = apply_rope(q, rt, c.rope.rotary_dim), k = apply_rope(k, rt, c.rope.rotary_dim);
-    at::Tensor attn_out = at::linear(attention(c, q, k, v, mask), lw.w_o, lw.b_o);
+    at::Tensor attn_out = at::linear(attention(c, q, k, v), lw.w_o, lw.b_o);
     auto mlp = [&](const at::Tensor& m) {
       at::Tensor u = at::linear(m, lw.w_in, lw.b_in);
       if (c.gated_mlp) u = activation(c, u.narrow(1, 0, c.d_ff)) * u.narrow(1, c.d_ff, c.d_ff);
@@ -356,6 +365,7 @@ at::Tensor forward(const ModelConfig& c, const Weights& w, const std::vector<int
       x = x + mlp(norm(c, x, lw.ln2_w, lw.ln2_b));
     }
   }
+  if (last_only) x = x.narrow(0, T - 1, 1);
   x = norm(c, x, w.final_w, w.final_b);
   return at::linear(x, w.unembed, w.unembed_b);
 }

@@ -39,7 +39,7 @@ struct RopeTables {
 };
 RopeTables rope_tables(const ModelConfig& cfg, const at::Tensor& freq_factors, int64_t T);
 
-// ids: token ids (each < vocab). Returns logits [T, vocab], float32.
-at::Tensor forward(const ModelConfig& cfg, const Weights& w, const std::vector<int32_t>& ids);
+// ids: token ids (each < vocab). Returns logits [T, vocab] float32, or [1, vocab] for the last position only.
+at::Tensor forward(const ModelConfig& cfg, const Weights& w, const std::vector<int32_t>& ids, bool last_only = false);
 
 }  // namespace headscope

@@ -101,3 +101,19 @@ TEST_CASE("SmolLM2-135M Q4_1 agrees with transformers on the top-1 token at ever
   CHECK(agree == static_cast<int>(top5.size()));
   CHECK(maxdiff < 1e-2);
 }
+
+TEST_CASE("700-token sequences match transformers across attention-block edges", "[model][parity]") {
+  auto name = GENERATE(as<std::string>{}, "llama_long", "mistral_window");
+  DYNAMIC_SECTION(name) {
+    std::string dir = testutil::data("models/" + name);
+    auto ref = testutil::load_json(dir + "/reference_long.json");
+    auto model = Model::load(dir);
+    CHECK(model->config().sliding_window == (name == "mistral_window" ? 5 : 0));
+    at::Tensor logits = model->forward(ref_ids(ref));
+    auto positions = ref.at("positions").get<std::vector<int64_t>>();
+    at::Tensor picked = logits.index_select(0, at::tensor(positions, at::kLong));
+    double maxdiff = (picked - ref_logits(ref)).abs().max().item<double>();
+    INFO(name << " maxdiff " << maxdiff);
+    CHECK(maxdiff <= 1e-3);
+  }
+}

@@ -11,6 +11,8 @@ What it writes (into tests/data/models/, relative to the repo root):
    `model.safetensors.index.json` for `llama_sharded`) and `reference.json`:
        llama, llama_tied_rope_llama3, llama_rope_linear, llama_rope_yarn,
        mistral, qwen2, qwen3, gpt2, gpt_neox, gpt_neox_seq, llama_sharded
+   and two 700-token references across attention-block edges (reference_long.json):
+       mistral_window (sliding window 5), llama_long (full causal)
    Weights are re-randomised after init (fixed seed) so every tensor matters:
    matrices ~ N(0, 1/fan_in), embeddings ~ N(0, 0.5^2), biases ~ N(0, 0.1^2),
    norm weights ~ 1 + N(0, 0.1^2).
@@ -425,10 +427,38 @@ def smollm2():
     print(f"[smollm2] wrote {path.name} ({n}B)")
 
 
+LONG_T = 700
+LONG_POSITIONS = [0, 1, 5, 254, 255, 256, 257, 300, 511, 512, 513, 600, LONG_T - 1]
+
+
+def long_sequences():
+    """Sequences longer than one attention block (so blocked/tiled kernels are exercised across block edges),
+    with and without a sliding window. Logits are kept only at LONG_POSITIONS to stay small:
+    <folder>/reference_long.json = {"input_ids": [700 ids], "positions": [...], "logits": [[vocab] per position]}."""
+    base = dict(vocab_size=120, hidden_size=32, intermediate_size=80, num_hidden_layers=2, num_attention_heads=4,
+                num_key_value_heads=2, head_dim=8, max_position_embeddings=1024, rms_norm_eps=1e-5,
+                tie_word_embeddings=False, bos_token_id=1, eos_token_id=2,
+                rope_parameters={"rope_type": "default", "rope_theta": 10000.0})
+    for name, window, seed in (("mistral_window", 5, 11), ("llama_long", None, 12)):
+        model = build(MistralConfig, dict(base, sliding_window=window), seed)
+        g = torch.Generator().manual_seed(seed)
+        ids = torch.randint(3, model.config.vocab_size, (LONG_T,), generator=g).tolist()
+        folder = OUT / name
+        save_checkpoint(model, folder, "legacy")
+        logits = logits_of(reload(folder), ids)
+        dump_json(folder / "reference_long.json", {
+            "input_ids": ids, "positions": LONG_POSITIONS, "sliding_window": window,
+            "logits": [[f9(v) for v in logits[p].tolist()] for p in LONG_POSITIONS], **VERSIONS})
+        print(f"[{name}] T={LONG_T} window={window} size={folder_size(folder)}B")
+
+
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
     print(VERSIONS)
+    if "--long-only" in sys.argv:
+        return long_sequences()
     tiny_models()
+    long_sequences()
     stories260k()
     smollm2()
     bad = [str(p) for p in OUT.rglob("*") if p.is_file() and p.stat().st_size > MAX_BYTES]
