@@ -23,11 +23,14 @@ machine, in the same run, with the same thread count, for three engines:
                 torch.inference_mode() with use_cache=False.
   llama.cpp     llama-cpp-python (PyPI; pip compiles llama.cpp from source),
                 same GGUF, n_threads = n_threads_batch = N,
-                n_batch = n_ubatch = T (the whole prompt is one micro-batch),
-                n_ctx = T, flash attention off unless --llama-flash-attn
-                (llama-cpp-python's default), timed call llm.eval(ids) after llm.reset() (eval
-                drops the KV cells past n_tokens, so every repeat starts
-                from an empty cache).
+                n_batch = n_ubatch = T (the whole prompt is one micro-batch;
+                the default n_ubatch of 512 would split T=2048 in four),
+                n_ctx = T (llama.cpp rounds it up to a multiple of 256),
+                flash attention off unless --llama-flash-attn (as in
+                llama-cpp-python's default), timed call llm.eval(ids) after
+                llm.reset() (eval drops the KV cells past n_tokens, so every
+                repeat starts from an empty cache). The n_ctx/n_batch/n_ubatch
+                llama.cpp actually used are printed.
 
 For transformers and llama.cpp: one untimed warm-up pass per T, then the best
 (minimum) wall time of R timed passes; tokens/s = T / best_seconds.
@@ -42,7 +45,7 @@ Logits: by default only the LAST position's logits are computed, which is what
 llama.cpp does for a prompt (transformers gets logits_to_keep=1). With
 --all-logits both compute logits for all T positions (llama.cpp:
 logits_all=True); the 49152-wide LM head is then a sizeable part of the work.
-headscope does whatever its `bench` command does.
+headscope gets `--logits all` with --all-logits (its default is last-position).
 
 How to run
 ----------
@@ -58,7 +61,9 @@ Options: --model (default ~/.cache/headscope/SmolLM2-135M-Instruct.Q4_1.gguf),
 os.cpu_count()), --headscope PATH (default build/headscope), --skip ENGINE
 (repeatable or comma-separated: headscope, transformers, llama.cpp),
 --all-logits, --llama-flash-attn (llama.cpp's fused attention; off by default,
-as in llama-cpp-python and like the eager transformers path), --json PATH (raw results, every repeat's time; '-' = stdout).
+as in llama-cpp-python and like the eager transformers path), --seed (of the
+token ids, default 0), --wait-idle SECONDS (see below), --json PATH (raw
+results with every repeat's time; '-' = stdout, after the table).
 
 Shared machines: the script measures how much CPU OTHER processes use (from
 /proc/stat minus its own CPU time). Before each engine and each T it waits up to
@@ -389,7 +394,7 @@ def parse_headscope_json(text: str, tokens: list[int], threads: int) -> dict:
     if missing:
         raise BenchError(f"headscope JSON lacks results for T = {missing} (got {sorted(by_t)})")
     reported_threads = doc.get("threads")
-    meta = {"model": doc.get("model"), "threads": reported_threads}
+    meta = {"model": doc.get("model"), "threads": reported_threads, "logits": doc.get("logits")}
     if reported_threads is not None and int(reported_threads) != threads:
         meta["warning"] = f"headscope reports threads={reported_threads}, asked for {threads}"
         log(meta["warning"])
@@ -425,6 +430,8 @@ def run_headscope(args: argparse.Namespace) -> dict:
         str(args.threads),
         "--json",
     ]
+    if args.all_logits:
+        cmd[-1:-1] = ["--logits", "all"]
     log("headscope: " + " ".join(cmd))
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.headscope_timeout)
@@ -437,6 +444,11 @@ def run_headscope(args: argparse.Namespace) -> dict:
         raise BenchError(f"headscope exited with status {proc.returncode}: {tail}")
     out = parse_headscope_json(proc.stdout, args.tokens, args.threads)
     out["meta"]["command"] = cmd
+    want = "all" if args.all_logits else "last"
+    got = out["meta"].get("logits")
+    if got is not None and got != want:
+        out["meta"]["warning"] = f"headscope reports logits={got!r}, asked for {want!r}"
+        log(out["meta"]["warning"])
     return out
 
 

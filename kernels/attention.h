@@ -1,0 +1,69 @@
+// The instrumented attention kernel contract, shared by the CPU and CUDA implementations.
+// Computes causal softmax attention and, in the same pass over the keys, per-head statistics, without ever
+// holding a T x T map: scratch is O(tile^2) per thread. No LibTorch or CUDA header here (nvcc includes it).
+//
+//   q    [T, H, d]     queries (float32, row-major)
+//   k, v [S, H_kv, d]  keys and values; query head h reads kv head h / (H / H_kv) (GQA)
+//   out  [T, H, d]     attention output
+// Query t sits at absolute position q_pos0 + t and sees keys s <= q_pos0 + t (causal); with a window W > 0
+// only keys s > q_pos0 + t - W; keys marked in `key_padding` are never attended.
+#pragma once
+#include <cstdint>
+
+namespace headscope {
+
+constexpr int kMaxTopK = 16;
+
+struct AttnShape {
+  int64_t T = 0, S = 0, H = 0, H_kv = 0, d = 0;
+  int64_t q_pos0 = 0;   // absolute position of query 0 (S - T when decoding after a prefix)
+  int64_t window = 0;   // sliding window (0: full causal)
+  float scale = 0.f;    // score scale; 0 means 1/sqrt(d)
+};
+
+// Which statistics to compute; each pointer is caller-allocated and filled when non-null (null: not computed,
+// and costs nothing). Per (head, query) arrays are [H, T]; per (head, key) arrays are [H, S].
+struct AttnStats {
+  float* max_prob = nullptr;        // [H, T] largest probability of the row
+  int32_t* argmax = nullptr;        // [H, T] its key index (ties: the lowest index)
+  float* entropy = nullptr;         // [H, T] -sum p log p (natural log)
+  int topk = 0;                     // k <= kMaxTopK
+  int32_t* topk_idx = nullptr;      // [H, T, k] keys by decreasing probability (ties: lower index first); -1 pads
+  float* topk_prob = nullptr;       // [H, T, k]
+  const int32_t* sink_pos = nullptr;  // sink key positions (absolute), n_sinks of them
+  int n_sinks = 0;
+  float* sink_mass = nullptr;       // [H, T] probability mass on the sink positions
+  float* mean_dist = nullptr;       // [H, T] sum_s p (t - s), positions absolute
+  int waad_window = 10;             // W of the windowed distance
+  float* waad = nullptr;            // [H, T] sum_s p min(t - s, W)
+  // Per key: probability received from queries t with key + recv_lo <= t <= key + recv_hi (absolute positions,
+  // recv_hi < 0: no upper bound) and query_mask[t] != 0 (null: all queries), and the count of such queries.
+  float* key_recv = nullptr;        // [H, S]
+  int32_t* key_count = nullptr;     // [S] (the same for every head)
+  int64_t recv_lo = 1, recv_hi = -1;
+  const uint8_t* query_mask = nullptr;  // [T]
+  bool any() const {
+    return max_prob || argmax || entropy || (topk > 0 && (topk_idx || topk_prob)) || sink_mass || mean_dist || waad ||
+           key_recv || key_count;
+  }
+};
+
+// Interventions applied inside the kernel.
+struct AttnInterventions {
+  const float* head_scale = nullptr;  // [H] output multiplier per head (0 = ablation)
+  const float* logit_bias = nullptr;  // [H, S] added to the scaled scores before the softmax
+  const uint8_t* uniform = nullptr;   // [H] nonzero: the head attends uniformly to the keys it can see
+  const uint8_t* key_padding = nullptr;  // [S] nonzero: key is padding, never attended
+};
+
+// CPU implementation: multi-threaded over heads and query blocks (LibTorch's thread pool).
+void attention_cpu(const AttnShape& shape, const float* q, const float* k, const float* v, float* out,
+                   const AttnStats& stats = {}, const AttnInterventions& iv = {});
+
+// CUDA implementation (device pointers), same contract. Returns false with `err` when CUDA is not built or
+// no device is usable.
+bool attention_cuda(const AttnShape& shape, const float* q, const float* k, const float* v, float* out,
+                    const AttnStats& stats, const AttnInterventions& iv, char* err, int err_len);
+bool cuda_available();
+
+}  // namespace headscope
