@@ -60,10 +60,17 @@ struct AttnInterventions {
 void attention_cpu(const AttnShape& shape, const float* q, const float* k, const float* v, float* out,
                    const AttnStats& stats = {}, const AttnInterventions& iv = {});
 
+// Fills stats.key_count only (host arrays; O(S)). attention_cpu calls it; the CUDA path too.
+void attention_key_count(const AttnShape& shape, const AttnStats& stats, const AttnInterventions& iv);
+
 // CUDA implementation (device pointers), same contract. Returns false with `err` when CUDA is not built or
 // no device is usable.
 bool attention_cuda(const AttnShape& shape, const float* q, const float* k, const float* v, float* out,
                     const AttnStats& stats, const AttnInterventions& iv, char* err, int err_len);
-bool cuda_available();
+// The same with host pointers: copies inputs to the device, runs, copies outputs and statistics back.
+bool attention_cuda_from_host(const AttnShape& shape, const float* q, const float* k, const float* v, float* out,
+                              const AttnStats& stats, const AttnInterventions& iv, char* err, int err_len);
+bool cuda_built();      // the CUDA kernels are compiled in
+bool cuda_available();  // ... and a device is usable
 
 }  // namespace headscope

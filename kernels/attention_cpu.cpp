@@ -1,0 +1,255 @@
+// CPU implementation of the instrumented attention kernel (contract in attention.h, per-row math in
+// attention_math.h). Work is split into (head, block of kQB queries) tasks over LibTorch's thread pool. Each task
+// walks the visible keys in tiles of kKB: the K tile is transposed once into scratch and reused by every query
+// of the block, scores are computed with the query broadcast over the tile (vectorises over keys), and the
+// output accumulates p * V rows (vectorises over d). Scratch per thread is O(kQB * d + kKB * d): no T x T map.
+// Per-key received mass needs normalised probabilities, so it runs as a second pass over (head, key tile)
+// tasks with the row log-sum-exp from the first pass; each task owns its keys, so no atomics are needed.
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "kernels/attention.h"
+#include "kernels/attention_math.h"
+#include "model/error.h"
+
+namespace headscope {
+namespace {
+
+constexpr int kQB = 32;  // queries per task
+constexpr int kKB = 64;  // keys per tile
+
+void check_shape(const AttnShape& sh, const AttnStats& st) {
+  auto bad = [](const std::string& m) { throw Error("attention kernel: " + m); };
+  if (sh.T < 0 || sh.S < 0 || sh.H <= 0 || sh.H_kv <= 0 || sh.d <= 0) bad("sizes must be positive");
+  if (sh.H % sh.H_kv) bad("H must be a multiple of H_kv");
+  if (sh.d > 512) bad("d_head > 512 is not supported");
+  if (sh.q_pos0 < 0) bad("q_pos0 must be >= 0");
+  if (st.topk < 0 || st.topk > kMaxTopK) bad("top-k must be in 0.." + std::to_string(kMaxTopK));
+  if (st.waad_window < 0) bad("WAAD window must be >= 0");
+  for (int i = 0; i < st.n_sinks; ++i)
+    if (st.sink_pos[i] < 0 || st.sink_pos[i] >= sh.S) bad("sink position outside the keys");
+}
+
+struct Ctx {
+  const AttnShape& sh;
+  const float *q, *k, *v;
+  float* out;
+  const AttnStats& st;
+  const AttnInterventions& iv;
+  float scale;
+  std::vector<uint8_t> is_sink;  // [S], empty when no sinks
+  std::vector<float> lse;        // [H, T] for the second pass
+};
+
+// Scores of one query row against keys [s0, s0 + n): scaled, biased, -inf where invisible.
+inline void row_scores(const Ctx& c, int64_t h, const float* qrow, const float* kT, int n, int64_t t_abs, int64_t s0,
+                       float* sc) {
+  const int64_t d = c.sh.d;
+  if (c.iv.uniform && c.iv.uniform[h]) {
+    for (int j = 0; j < n; ++j) sc[j] = 0.f;
+  } else {
+    for (int j = 0; j < kKB; ++j) sc[j] = 0.f;
+    for (int64_t kk = 0; kk < d; ++kk) {
+      const float qv = qrow[kk] * c.scale;
+      const float* kr = kT + kk * kKB;
+      for (int j = 0; j < kKB; ++j) sc[j] += qv * kr[j];
+    }
+    if (c.iv.logit_bias)
+      for (int j = 0; j < n; ++j) sc[j] += c.iv.logit_bias[h * c.sh.S + s0 + j];
+  }
+  for (int j = 0; j < n; ++j) {
+    const int64_t s = s0 + j;
+    const bool vis = key_visible(t_abs, s, c.sh.window) && !(c.iv.key_padding && c.iv.key_padding[s]);
+    if (!vis) sc[j] = -INFINITY;
+  }
+}
+
+// Transposes keys [s0, s0 + n) of kv head hk into kT[kk * kKB + j] (zero-padded to kKB).
+inline void load_kT(const Ctx& c, int64_t hk, int64_t s0, int n, float* kT) {
+  const int64_t d = c.sh.d, stride = c.sh.H_kv * d;
+  for (int j = 0; j < n; ++j) {
+    const float* kr = c.k + (s0 + j) * stride + hk * d;
+    for (int64_t kk = 0; kk < d; ++kk) kT[kk * kKB + j] = kr[kk];
+  }
+  for (int j = n; j < kKB; ++j)
+    for (int64_t kk = 0; kk < d; ++kk) kT[kk * kKB + j] = 0.f;
+}
+
+template <bool kStats>
+void forward_task(Ctx& c, int64_t h, int64_t t0, int64_t t1, std::vector<float>& scratch) {
+  const AttnShape& sh = c.sh;
+  const int64_t d = sh.d, hk = h / (sh.H / sh.H_kv), nq = t1 - t0;
+  const int topk = c.st.topk;
+  scratch.resize(static_cast<size_t>(kKB * d + kQB * d + 2 * kKB));
+  float* kT = scratch.data();
+  float* acc = kT + kKB * d;
+  float* sc = acc + kQB * d;
+  float* p = sc + kKB;
+  RowState rs[kQB];
+  for (int64_t i = 0; i < nq; ++i) row_init(rs[i]);
+  std::fill(acc, acc + nq * d, 0.f);
+  // Keys visible to some query of the block.
+  const int64_t first_abs = sh.q_pos0 + t0, last_abs = sh.q_pos0 + t1 - 1;
+  const int64_t kbeg = sh.window > 0 ? std::max<int64_t>(0, first_abs - sh.window + 1) : 0;
+  const int64_t kend = std::min<int64_t>(sh.S, last_abs + 1);
+  for (int64_t s0 = kbeg; s0 < kend; s0 += kKB) {
+    const int n = static_cast<int>(std::min<int64_t>(kKB, kend - s0));
+    load_kT(c, hk, s0, n, kT);
+    const uint8_t* sink_tile = c.is_sink.empty() ? nullptr : c.is_sink.data() + s0;
+    for (int64_t i = 0; i < nq; ++i) {
+      const int64_t t = t0 + i, t_abs = sh.q_pos0 + t;
+      if (sh.window > 0 && s0 + n <= t_abs - sh.window + 1) continue;  // the whole tile is outside the window
+      if (s0 > t_abs) continue;                                          // the tile starts after this query
+      RowState& r = rs[i];
+      row_scores(c, h, c.q + (t * sh.H + h) * d, kT, n, t_abs, s0, sc);
+      float tmax = -INFINITY;
+      int32_t targ = -1;
+      for (int j = 0; j < n; ++j)
+        if (sc[j] > tmax) tmax = sc[j], targ = static_cast<int32_t>(s0 + j);
+      if (tmax > r.m) {
+        r.argmax = targ;
+        const float f = row_rescale(r, tmax);
+        float* a = acc + i * d;
+        for (int64_t kk = 0; kk < d; ++kk) a[kk] *= f;
+      }
+      if (r.m == -INFINITY) continue;  // nothing visible yet
+      row_add_tile<kStats>(r, sc, p, n, t_abs, s0, c.st.waad_window, sink_tile);
+      if (kStats && topk > 0)
+        for (int j = 0; j < n; ++j)
+          if (sc[j] > -INFINITY) row_topk_push(r, topk, sc[j], static_cast<int32_t>(s0 + j));
+      float* a = acc + i * d;
+      const int64_t vstride = sh.H_kv * d;
+      for (int j = 0; j < n; ++j) {
+        const float pj = p[j];
+        if (pj == 0.f) continue;
+        const float* vr = c.v + (s0 + j) * vstride + hk * d;
+        for (int64_t kk = 0; kk < d; ++kk) a[kk] += pj * vr[kk];
+      }
+    }
+  }
+  const float hscale = c.iv.head_scale ? c.iv.head_scale[h] : 1.f;
+  const AttnStats& st = c.st;
+  for (int64_t i = 0; i < nq; ++i) {
+    const int64_t t = t0 + i, hi = h * sh.T + t;
+    const RowResult res = row_finish(rs[i]);
+    float* o = c.out + (t * sh.H + h) * d;
+    const float* a = acc + i * d;
+    const float f = res.inv_l * hscale;
+    for (int64_t kk = 0; kk < d; ++kk) o[kk] = a[kk] * f;
+    if (!kStats) continue;
+    if (st.max_prob) st.max_prob[hi] = res.max_prob;
+    if (st.argmax) st.argmax[hi] = rs[i].argmax;
+    if (st.entropy) st.entropy[hi] = res.entropy;
+    if (st.sink_mass) st.sink_mass[hi] = res.sink_mass;
+    if (st.mean_dist) st.mean_dist[hi] = res.mean_dist;
+    if (st.waad) st.waad[hi] = res.waad;
+    if (!c.lse.empty()) c.lse[hi] = rs[i].l > 0.f ? res.lse : INFINITY;
+    for (int j = 0; j < topk; ++j) {
+      const bool have = j < rs[i].n_top;
+      if (st.topk_idx) st.topk_idx[hi * topk + j] = have ? rs[i].top_i[j] : -1;
+      if (st.topk_prob) st.topk_prob[hi * topk + j] = have ? hs_expf(rs[i].top_s[j] - rs[i].m) * res.inv_l : 0.f;
+    }
+  }
+}
+
+// Second pass: probability each key of [s0, s0 + n) of head h receives from the queries in its window.
+void received_task(Ctx& c, int64_t h, int64_t s0, int n, std::vector<float>& scratch) {
+  const AttnShape& sh = c.sh;
+  const AttnStats& st = c.st;
+  const int64_t d = sh.d, hk = h / (sh.H / sh.H_kv);
+  scratch.resize(static_cast<size_t>(kKB * d + kKB + kKB));
+  float* kT = scratch.data();
+  float* sc = kT + kKB * d;
+  float* recv = sc + kKB;
+  std::fill(recv, recv + kKB, 0.f);
+  load_kT(c, hk, s0, n, kT);
+  // Queries that may count for some key in the tile.
+  int64_t lo_abs = s0 + std::max<int64_t>(st.recv_lo, 0);
+  int64_t hi_abs = st.recv_hi >= 0 ? s0 + n - 1 + st.recv_hi : sh.q_pos0 + sh.T - 1;
+  if (sh.window > 0) hi_abs = std::min(hi_abs, s0 + n - 1 + sh.window - 1);
+  const int64_t tb = std::max<int64_t>(0, lo_abs - sh.q_pos0), te = std::min<int64_t>(sh.T, hi_abs - sh.q_pos0 + 1);
+  for (int64_t t = tb; t < te; ++t) {
+    if (st.query_mask && !st.query_mask[t]) continue;
+    const float lse = c.lse[h * sh.T + t];
+    if (lse == INFINITY) continue;
+    const int64_t t_abs = sh.q_pos0 + t;
+    row_scores(c, h, c.q + (t * sh.H + h) * d, kT, n, t_abs, s0, sc);
+    for (int j = 0; j < n; ++j) {
+      const int64_t rel = t_abs - (s0 + j);
+      const bool in = rel >= st.recv_lo && (st.recv_hi < 0 || rel <= st.recv_hi);
+      recv[j] += in ? hs_expf(sc[j] - lse) : 0.f;
+    }
+  }
+  for (int j = 0; j < n; ++j) st.key_recv[h * sh.S + s0 + j] = recv[j];
+}
+
+}  // namespace
+
+void attention_cpu(const AttnShape& sh, const float* q, const float* k, const float* v, float* out, const AttnStats& st,
+                   const AttnInterventions& iv) {
+  check_shape(sh, st);
+  Ctx c{sh, q, k, v, out, st, iv, sh.scale > 0.f ? sh.scale : 1.f / std::sqrt(static_cast<float>(sh.d)), {}, {}};
+  if (st.n_sinks > 0 && st.sink_mass) {
+    c.is_sink.assign(static_cast<size_t>(sh.S + kKB), 0);
+    for (int i = 0; i < st.n_sinks; ++i) c.is_sink[st.sink_pos[i]] = 1;
+  }
+  if (st.key_recv) c.lse.assign(static_cast<size_t>(sh.H * sh.T), INFINITY);
+  const bool stats = st.any();
+  const int64_t nqb = (sh.T + kQB - 1) / kQB;
+  at::parallel_for(0, sh.H * nqb, 1, [&](int64_t b0, int64_t b1) {
+    std::vector<float> scratch;
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t h = b / nqb, t0 = (b % nqb) * kQB, t1 = std::min<int64_t>(sh.T, t0 + kQB);
+      if (stats) forward_task<true>(c, h, t0, t1, scratch);
+      else forward_task<false>(c, h, t0, t1, scratch);
+    }
+  });
+  if (st.key_recv) {
+    const int64_t nkb = (sh.S + kKB - 1) / kKB;
+    at::parallel_for(0, sh.H * nkb, 1, [&](int64_t b0, int64_t b1) {
+      std::vector<float> scratch;
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t h = b / nkb, s0 = (b % nkb) * kKB;
+        received_task(c, h, s0, static_cast<int>(std::min<int64_t>(kKB, sh.S - s0)), scratch);
+      }
+    });
+  }
+  if (st.key_count) attention_key_count(sh, st, iv);
+}
+
+void attention_key_count(const AttnShape& sh, const AttnStats& st, const AttnInterventions& iv) {
+  // Number of queries (in the mask) whose relative position to key s is in [lo, hi] and that can see s:
+  // a range count over a prefix sum of the mask.
+  std::vector<int64_t> pre(static_cast<size_t>(sh.T + 1), 0);
+  for (int64_t t = 0; t < sh.T; ++t) pre[t + 1] = pre[t] + (st.query_mask ? (st.query_mask[t] != 0) : 1);
+  for (int64_t s = 0; s < sh.S; ++s) {
+    int64_t lo = s + std::max<int64_t>(st.recv_lo, 0);
+    int64_t hi = st.recv_hi >= 0 ? s + st.recv_hi : INT64_MAX / 2;
+    if (sh.window > 0) hi = std::min(hi, s + sh.window - 1);
+    const int64_t a = std::clamp<int64_t>(lo - sh.q_pos0, 0, sh.T), b = std::clamp<int64_t>(hi - sh.q_pos0 + 1, 0, sh.T);
+    const bool padded = iv.key_padding && iv.key_padding[s];
+    st.key_count[s] = static_cast<int32_t>(b > a && !padded ? pre[b] - pre[a] : 0);
+  }
+}
+
+#ifndef HEADSCOPE_WITH_CUDA
+bool attention_cuda(const AttnShape&, const float*, const float*, const float*, float*, const AttnStats&,
+                    const AttnInterventions&, char* err, int err_len) {
+  std::snprintf(err, err_len, "headscope was built without CUDA");
+  return false;
+}
+bool attention_cuda_from_host(const AttnShape& sh, const float* q, const float* k, const float* v, float* out,
+                              const AttnStats& st, const AttnInterventions& iv, char* err, int err_len) {
+  return attention_cuda(sh, q, k, v, out, st, iv, err, err_len);
+}
+bool cuda_built() { return false; }
+bool cuda_available() { return false; }
+#endif
+
+}  // namespace headscope

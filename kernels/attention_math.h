@@ -1,0 +1,140 @@
+// Per-row math of the instrumented attention kernel, shared by the CPU and CUDA implementations
+// (`__host__ __device__` under nvcc, plain inline functions otherwise), so the CPU tests exercise exactly the
+// arithmetic the GPU runs. One RowState follows one query row through the keys in increasing order with an
+// online softmax: every accumulator is kept relative to the running maximum score m and rescaled when m grows,
+// so after the last key the statistics equal those of the exact softmax (to float rounding).
+#pragma once
+#include <math.h>
+
+#include <cstdint>
+#include <cstring>
+
+#ifdef __CUDACC__
+#define HS_HD __host__ __device__ __forceinline__
+#else
+#define HS_HD inline
+#endif
+
+namespace headscope {
+
+// exp(x) for float, ~1 ulp (Cephes' polynomial after Cody–Waite reduction); 0 for x < -87.3.
+// Written without branches on the data path so that loops over it vectorise.
+HS_HD float hs_expf(float x) {
+  const float kLog2e = 1.44269504088896341f, kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
+  float xc = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);
+  float n = xc * kLog2e;
+  n = n < 0.f ? static_cast<float>(static_cast<int>(n - 0.5f)) : static_cast<float>(static_cast<int>(n + 0.5f));
+  float r = xc - n * kLn2Hi - n * kLn2Lo;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.f;
+  int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+#ifdef __CUDA_ARCH__
+  float scale = __int_as_float(bits);
+#else
+  float scale;
+  std::memcpy(&scale, &bits, 4);
+#endif
+  return x < -87.3f ? 0.f : p * scale;
+}
+
+struct RowState {
+  float m;       // running max of the scores seen
+  float l;       // sum exp(s - m)
+  float ent;     // sum exp(s - m) * (s - m): entropy = log l - ent / l
+  float sink;    // sum over sink keys of exp(s - m)
+  float dist;    // sum exp(s - m) * (t - s)
+  float waad;    // sum exp(s - m) * min(t - s, W)
+  int32_t argmax;
+  int32_t n_top;
+  float top_s[16];    // top-k scores, decreasing; ties keep the earlier (lower) key first
+  int32_t top_i[16];
+};
+
+HS_HD void row_init(RowState& r) {
+  r.m = -INFINITY;
+  r.l = r.ent = r.sink = r.dist = r.waad = 0.f;
+  r.argmax = -1;
+  r.n_top = 0;
+}
+
+// Raises the running max to m_new (>= r.m) and rescales the sums; returns the factor exp(m_old - m_new) that
+// the caller applies to its output accumulator.
+HS_HD float row_rescale(RowState& r, float m_new) {
+  if (m_new <= r.m) return 1.f;
+  float f = r.l > 0.f ? hs_expf(r.m - m_new) : 0.f;
+  // sum p (s - m_new) = sum p (s - m_old) + (m_old - m_new) sum p, all times f.
+  r.ent = r.l > 0.f ? f * (r.ent + (r.m - m_new) * r.l) : 0.f;
+  r.l *= f;
+  r.sink *= f;
+  r.dist *= f;
+  r.waad *= f;
+  r.m = m_new;
+  return f;
+}
+
+// Top-k insertion of key `idx` with score s (keys arrive in increasing index order, so a strict comparison
+// keeps the lower index first among equal scores).
+HS_HD void row_topk_push(RowState& r, int k, float s, int32_t idx) {
+  if (r.n_top == k && !(s > r.top_s[k - 1])) return;
+  int pos = r.n_top < k ? r.n_top++ : k - 1;
+  while (pos > 0 && s > r.top_s[pos - 1]) {
+    r.top_s[pos] = r.top_s[pos - 1];
+    r.top_i[pos] = r.top_i[pos - 1];
+    --pos;
+  }
+  r.top_s[pos] = s;
+  r.top_i[pos] = idx;
+}
+
+// Adds a tile of n keys starting at key position s0 for the query at absolute position t. Scores s[j] are
+// already scaled, biased and set to -inf for keys the query cannot see; the caller has raised the running max
+// to at least max_j s[j] (row_rescale). Writes each key's unnormalised weight exp(s - m) to p[j] (the caller
+// multiplies them into V) and updates the sums. kStats = false skips everything the plain output does not need.
+template <bool kStats>
+HS_HD void row_add_tile(RowState& r, const float* s, float* p, int n, int64_t t, int64_t s0, int waad_w,
+                        const uint8_t* is_sink) {
+  const float m = r.m;
+  float l = 0.f, ent = 0.f, dist = 0.f, waad = 0.f, sink = 0.f;
+  for (int j = 0; j < n; ++j) {
+    float pj = hs_expf(s[j] - m);
+    p[j] = pj;
+    l += pj;
+    if (kStats) {
+      float dt = static_cast<float>(t - (s0 + j));
+      ent += pj > 0.f ? pj * (s[j] - m) : 0.f;
+      dist += pj * dt;
+      waad += pj * (dt < static_cast<float>(waad_w) ? dt : static_cast<float>(waad_w));
+    }
+  }
+  if (kStats && is_sink)
+    for (int j = 0; j < n; ++j) sink += is_sink[j] ? p[j] : 0.f;
+  r.l += l;
+  if (kStats) r.ent += ent, r.dist += dist, r.waad += waad, r.sink += sink;
+}
+
+// Final values of a row. A row that saw no key (all masked) gets zeros and argmax -1.
+struct RowResult {
+  float inv_l, lse, max_prob, entropy, sink_mass, mean_dist, waad;
+};
+HS_HD RowResult row_finish(const RowState& r) {
+  RowResult o{};
+  if (!(r.l > 0.f)) return o;
+  o.inv_l = 1.f / r.l;
+  o.lse = r.m + logf(r.l);
+  o.max_prob = o.inv_l;  // the max score contributes exp(0) = 1
+  o.entropy = logf(r.l) - r.ent * o.inv_l;
+  o.sink_mass = r.sink * o.inv_l;
+  o.mean_dist = r.dist * o.inv_l;
+  o.waad = r.waad * o.inv_l;
+  return o;
+}
+
+// Is key position `s` visible from absolute query position `t`?
+HS_HD bool key_visible(int64_t t, int64_t s, int64_t window) { return s <= t && (window <= 0 || t - s < window); }
+
+}  // namespace headscope

@@ -1,0 +1,258 @@
+// Parity of every attention implementation (CPU instrumented; CUDA instrumented where a device exists) with the
+// plain materialising reference (float64 softmax(QK^T) + tensor reductions), over a grid of shapes: T from 1 to
+// 4096, d_head 8/64/128, GQA ratios 1/2/4/8, causal with and without a window, fp32 and bf16-valued inputs,
+// and with the in-kernel interventions. Also: hand-checked values, tie-breaking, and peak memory at T = 16384.
+#include <ATen/ATen.h>
+#include <sys/resource.h>
+
+#include <fstream>
+#include <functional>
+
+#include "kernels/attention.h"
+#include "kernels/attention_reference.h"
+#include "test_helpers.h"
+#include "testing.h"
+
+using namespace headscope;
+
+namespace {
+
+struct Impl {
+  const char* name;
+  std::function<void(const AttnShape&, const float*, const float*, const float*, float*, const AttnStats&,
+                     const AttnInterventions&)>
+      run;
+};
+
+std::vector<Impl> implementations() {
+  std::vector<Impl> v{{"cpu", [](auto& sh, auto q, auto k, auto v, auto o, auto& st, auto& iv) {
+                         attention_cpu(sh, q, k, v, o, st, iv);
+                       }}};
+  if (cuda_available())
+    v.push_back({"cuda", [](auto& sh, auto q, auto k, auto v, auto o, auto& st, auto& iv) {
+                   char err[256];
+                   if (!attention_cuda_from_host(sh, q, k, v, o, st, iv, err, sizeof err)) FAIL(err);
+                 }});
+  else
+    WARN("CUDA parity: SKIPPED (" << (cuda_built() ? "no CUDA device" : "built without CUDA") << ")");
+  return v;
+}
+
+// All statistics requested, with buffers owned here.
+struct StatBufs {
+  at::Tensor max_prob, argmax, entropy, topk_idx, topk_prob, sink_mass, mean_dist, waad, key_recv, key_count;
+  std::vector<int32_t> sinks;
+  AttnStats st;
+  StatBufs(const AttnShape& sh, int topk, std::vector<int32_t> sink_pos, const uint8_t* qmask, int64_t lo, int64_t hi)
+      : sinks(std::move(sink_pos)) {
+    auto f = at::TensorOptions().dtype(at::kFloat), i = at::TensorOptions().dtype(at::kInt);
+    max_prob = at::full({sh.H, sh.T}, -7.f, f), argmax = at::full({sh.H, sh.T}, -7, i);
+    entropy = at::full({sh.H, sh.T}, -7.f, f), sink_mass = at::full({sh.H, sh.T}, -7.f, f);
+    mean_dist = at::full({sh.H, sh.T}, -7.f, f), waad = at::full({sh.H, sh.T}, -7.f, f);
+    topk_idx = at::full({sh.H, sh.T, topk}, -7, i), topk_prob = at::full({sh.H, sh.T, topk}, -7.f, f);
+    key_recv = at::full({sh.H, sh.S}, -7.f, f), key_count = at::full({sh.S}, -7, i);
+    st.max_prob = max_prob.data_ptr<float>(), st.argmax = argmax.data_ptr<int32_t>();
+    st.entropy = entropy.data_ptr<float>(), st.topk = topk;
+    st.topk_idx = topk_idx.data_ptr<int32_t>(), st.topk_prob = topk_prob.data_ptr<float>();
+    st.sink_pos = sinks.data(), st.n_sinks = static_cast<int>(sinks.size()), st.sink_mass = sink_mass.data_ptr<float>();
+    st.mean_dist = mean_dist.data_ptr<float>(), st.waad = waad.data_ptr<float>();
+    st.key_recv = key_recv.data_ptr<float>(), st.key_count = key_count.data_ptr<int32_t>();
+    st.recv_lo = lo, st.recv_hi = hi, st.query_mask = qmask;
+  }
+};
+
+// max |a - b| / max(1, |b|): absolute for probabilities, relative for distances and counts.
+double rel_err(const at::Tensor& a, const at::Tensor& b) {
+  if (a.numel() == 0) return 0;
+  at::Tensor bd = b.to(at::kDouble);
+  return ((a.to(at::kDouble) - bd).abs() / at::clamp_min(bd.abs(), 1.0)).max().item<double>();
+}
+
+struct Case {
+  int64_t T, S, H, H_kv, d, window, q_pos0;
+  bool bf16;
+};
+
+void check_case(const Case& cs, const Impl& impl, uint64_t seed, bool interventions) {
+  AttnShape sh;
+  sh.T = cs.T, sh.S = cs.S, sh.H = cs.H, sh.H_kv = cs.H_kv, sh.d = cs.d, sh.window = cs.window, sh.q_pos0 = cs.q_pos0;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  at::Tensor q = at::randn({cs.T, cs.H, cs.d}, gen), k = at::randn({cs.S, cs.H_kv, cs.d}, gen),
+             v = at::randn({cs.S, cs.H_kv, cs.d}, gen);
+  q = q * 1.5;  // a spread of sharp and flat rows
+  if (cs.bf16) q = q.to(at::kBFloat16).to(at::kFloat), k = k.to(at::kBFloat16).to(at::kFloat), v = v.to(at::kBFloat16).to(at::kFloat);
+  std::vector<uint8_t> qmask(cs.T);
+  for (int64_t t = 0; t < cs.T; ++t) qmask[t] = (t % 3) != 1;
+  std::vector<float> head_scale(cs.H), bias(cs.H * cs.S);
+  std::vector<uint8_t> uniform(cs.H, 0), padding(cs.S, 0);
+  AttnInterventions iv;
+  if (interventions) {
+    for (int64_t h = 0; h < cs.H; ++h) head_scale[h] = h == 0 ? 0.f : 0.5f + 0.1f * h;
+    at::Tensor b = at::randn({cs.H, cs.S}, gen);
+    std::copy(b.data_ptr<float>(), b.data_ptr<float>() + b.numel(), bias.begin());
+    uniform[cs.H - 1] = 1;
+    for (int64_t s = 0; s < cs.S; ++s) padding[s] = s % 7 == 3;
+    iv.head_scale = head_scale.data(), iv.logit_bias = bias.data(), iv.uniform = uniform.data(), iv.key_padding = padding.data();
+  }
+  std::vector<int32_t> sinks{0};
+  if (cs.S > 5) sinks.push_back(static_cast<int32_t>(cs.S / 2));
+  const int topk = static_cast<int>(std::min<int64_t>(8, cs.S));
+  StatBufs sb(sh, topk, sinks, qmask.data(), 2, cs.T > 40 ? 30 : -1);
+  at::Tensor out = at::full({cs.T, cs.H, cs.d}, -7.f);
+  impl.run(sh, q.data_ptr<float>(), k.data_ptr<float>(), v.data_ptr<float>(), out.data_ptr<float>(), sb.st, iv);
+  ReferenceAttention ref = attention_reference(sh, q, k, v, iv);
+  ReferenceStats rs = reference_stats(sh, ref.probs, sb.st, iv);
+  INFO(impl.name << " T=" << cs.T << " S=" << cs.S << " H=" << cs.H << " H_kv=" << cs.H_kv << " d=" << cs.d
+                 << " window=" << cs.window << " q_pos0=" << cs.q_pos0 << " bf16=" << cs.bf16 << " interventions=" << interventions);
+  CHECK(rel_err(out, ref.out) <= 1e-5);
+  CHECK(rel_err(sb.max_prob, rs.max_prob) <= 1e-5);
+  CHECK(at::equal(sb.argmax.to(at::kDouble), rs.argmax));
+  CHECK(rel_err(sb.entropy, rs.entropy) <= 1e-5);
+  CHECK(rel_err(sb.topk_prob, rs.topk_prob) <= 1e-5);
+  // Top-k order: identical, except where two keys' probabilities are equal to float precision (a near-tie that
+  // fp32 and fp64 scores order differently); exact ties go to the lower index in both.
+  at::Tensor diff = sb.topk_idx.to(at::kDouble) != rs.topk_idx;
+  if (diff.any().item<bool>()) {
+    at::Tensor ki = sb.topk_idx.to(at::kLong).clamp_min(0), ri = rs.topk_idx.to(at::kLong).clamp_min(0);
+    at::Tensor pk = ref.probs.gather(-1, ki), pr = ref.probs.gather(-1, ri);
+    double worst = at::where(diff, (pk - pr).abs(), at::zeros_like(pk)).max().item<double>();
+    INFO("top-k order differs at " << diff.sum().item<int64_t>() << " places; largest probability gap there " << worst);
+    CHECK(worst <= 1e-6);
+  }
+  CHECK(rel_err(sb.sink_mass, rs.sink_mass) <= 1e-5);
+  CHECK(rel_err(sb.mean_dist, rs.mean_dist) <= 1e-5);
+  CHECK(rel_err(sb.waad, rs.waad) <= 1e-5);
+  CHECK(rel_err(sb.key_recv, rs.key_recv) <= 1e-5);
+  CHECK(at::equal(sb.key_count.to(at::kDouble), rs.key_count));
+}
+
+}  // namespace
+
+TEST_CASE("every attention implementation matches the materialising reference over the shape grid", "[attention][parity]") {
+  std::vector<Case> grid;
+  const int64_t Ts[] = {1, 2, 7, 31, 32, 33, 64, 65, 100, 257, 1000};
+  const int64_t ds[] = {8, 64, 128};
+  const int64_t ratios[] = {1, 2, 4, 8};
+  int i = 0;
+  for (int64_t T : Ts)
+    for (int64_t d : ds)
+      for (int64_t r : ratios) {
+        const int64_t H_kv = 1 + (i % 2), H = H_kv * r;
+        const int64_t window = (i % 3 == 1) ? 1 + (i * 7) % 50 : 0;
+        grid.push_back({T, T, H, H_kv, d, window, 0, i % 4 == 3});
+        ++i;
+      }
+  grid.push_back({4096, 4096, 2, 1, 64, 0, 0, false});
+  grid.push_back({4096, 4096, 4, 2, 128, 500, 0, true});
+  grid.push_back({3000, 3000, 2, 2, 8, 0, 0, true});
+  grid.push_back({5, 40, 4, 2, 64, 0, 35, false});   // decoding 5 queries after a 35-token prefix
+  grid.push_back({1, 300, 8, 1, 64, 100, 299, false});  // one decode step with a window
+  for (const Impl& impl : implementations()) {
+    uint64_t seed = 1;
+    for (const Case& cs : grid) check_case(cs, impl, seed++, false);
+    for (size_t j = 0; j < grid.size(); j += 5) check_case(grid[j], impl, 1000 + j, true);
+  }
+}
+
+TEST_CASE("hand-computed attention statistics", "[attention]") {
+  // T = S = 3, one head, d = 1, q = k = 0 except q[2] = k[1] = 1 with scale 1: row 2 scores (0, 1, 0).
+  AttnShape sh;
+  sh.T = sh.S = 3, sh.H = sh.H_kv = 1, sh.d = 1, sh.scale = 1.f;
+  float q[3] = {0, 0, 1}, k[3] = {0, 1, 0}, v[3] = {1, 2, 3}, out[3];
+  float maxp[3], ent[3], dist[3], sink[3], recv[3];
+  int32_t am[3], cnt[3];
+  int32_t sink0 = 0;
+  AttnStats st;
+  st.max_prob = maxp, st.argmax = am, st.entropy = ent, st.mean_dist = dist, st.sink_pos = &sink0, st.n_sinks = 1;
+  st.sink_mass = sink, st.key_recv = recv, st.key_count = cnt, st.recv_lo = 1;
+  attention_cpu(sh, q, k, v, out, st);
+  const double e = std::exp(1.0), z = 2 + e;
+  // Row 0 sees key 0 only; row 1 sees keys 0,1 with scores 0,0 (uniform); row 2 sees (0, 1, 0).
+  CHECK(out[0] == Approx(1.0));
+  CHECK(out[1] == Approx(1.5));
+  CHECK(out[2] == Approx((1 + 2 * e + 3) / z));
+  CHECK(maxp[1] == Approx(0.5));
+  CHECK(am[1] == 0);  // tie between keys 0 and 1: the lowest index
+  CHECK(am[2] == 1);
+  CHECK(maxp[2] == Approx(e / z));
+  CHECK(ent[0] == Approx(0.0).margin(1e-7));
+  CHECK(ent[1] == Approx(std::log(2.0)));
+  CHECK(dist[2] == Approx((2 * 1 + 1 * e + 0) / z));
+  CHECK(sink[2] == Approx(1 / z));
+  // Key 0 receives from rows 1 and 2: 0.5 + 1/z; key 1 from row 2: e/z; key 2 from nobody later.
+  CHECK(recv[0] == Approx(0.5 + 1 / z));
+  CHECK(recv[1] == Approx(e / z));
+  CHECK(recv[2] == Approx(0.0));
+  CHECK(cnt[0] == 2);
+  CHECK(cnt[1] == 1);
+  CHECK(cnt[2] == 0);
+}
+
+TEST_CASE("ties in top-k and argmax go to the lowest key index", "[attention]") {
+  AttnShape sh;
+  sh.T = sh.S = 200, sh.H = 2, sh.H_kv = 1, sh.d = 4;
+  at::Tensor q = at::ones({200, 2, 4}), k = at::ones({200, 1, 4}), v = at::randn({200, 1, 4});
+  at::Tensor topi = at::empty({2, 200, 4}, at::kInt), am = at::empty({2, 200}, at::kInt), out = at::empty({200, 2, 4});
+  AttnStats st;
+  st.topk = 4, st.topk_idx = topi.data_ptr<int32_t>(), st.argmax = am.data_ptr<int32_t>();
+  attention_cpu(sh, q.data_ptr<float>(), k.data_ptr<float>(), v.data_ptr<float>(), out.data_ptr<float>(), st);
+  CHECK(at::all(am == 0).item<bool>());
+  CHECK(topi[0][150].equal(at::tensor({0, 1, 2, 3}, at::kInt)));
+  CHECK(topi[1][2].equal(at::tensor({0, 1, 2, -1}, at::kInt)));
+}
+
+TEST_CASE("no statistics requested: the same output as with all of them", "[attention]") {
+  AttnShape sh;
+  sh.T = sh.S = 300, sh.H = 4, sh.H_kv = 2, sh.d = 64;
+  at::Tensor q = at::randn({300, 4, 64}), k = at::randn({300, 2, 64}), v = at::randn({300, 2, 64});
+  at::Tensor a = at::empty({300, 4, 64}), b = at::empty({300, 4, 64}), ent = at::empty({4, 300});
+  attention_cpu(sh, q.data_ptr<float>(), k.data_ptr<float>(), v.data_ptr<float>(), a.data_ptr<float>());
+  AttnStats st;
+  st.entropy = ent.data_ptr<float>();
+  attention_cpu(sh, q.data_ptr<float>(), k.data_ptr<float>(), v.data_ptr<float>(), b.data_ptr<float>(), st);
+  CHECK(at::equal(a, b));
+}
+
+namespace {
+int64_t rss_peak_kib() {  // VmHWM: peak resident set since the last reset
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6));
+  return -1;
+}
+int64_t rss_now_kib() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
+  return -1;
+}
+}  // namespace
+
+TEST_CASE("T = 16384 with every statistic: no hidden T x T allocation", "[attention][memory]") {
+  AttnShape sh;
+  sh.T = sh.S = 16384, sh.H = 2, sh.H_kv = 1, sh.d = 64;
+  at::Tensor q = at::randn({sh.T, 2, 64}), k = at::randn({sh.S, 1, 64}), v = at::randn({sh.S, 1, 64});
+  at::Tensor out = at::zeros({sh.T, 2, 64});
+  std::vector<uint8_t> qmask(sh.T, 1);
+  StatBufs sb(sh, 16, {0, 1, 2, 3}, qmask.data(), 10, 50);
+  for (auto* t : {&sb.max_prob, &sb.argmax, &sb.entropy, &sb.topk_idx, &sb.topk_prob, &sb.sink_mass, &sb.mean_dist,
+                  &sb.waad, &sb.key_recv, &sb.key_count})
+    t->zero_();  // touch every output page before measuring
+  // Bytes of the [H, T]-shaped statistics themselves: 6 per-query scalars, 2 x 16 top-k, per-key mass and count.
+  const double stats_bytes = static_cast<double>(sh.H * sh.T) * 4 * (6 + 2 * 16 + 1) + sh.S * 4;
+  std::ofstream("/proc/self/clear_refs") << "5";  // reset VmHWM to the current RSS
+  const int64_t before = rss_now_kib();
+  attention_cpu(sh, q.data_ptr<float>(), k.data_ptr<float>(), v.data_ptr<float>(), out.data_ptr<float>(), sb.st);
+  const int64_t peak = rss_peak_kib();
+  REQUIRE(before > 0);
+  REQUIRE(peak >= before);
+  const double growth = (peak - before) * 1024.0;
+  const double tt_map = 4.0 * sh.T * sh.S;  // one head's float T x T map: 1 GiB
+  INFO("peak growth " << growth / 1048576 << " MiB; statistics " << stats_bytes / 1048576 << " MiB; one T x T map "
+                      << tt_map / 1048576 << " MiB");
+  CHECK(growth < 8 * stats_bytes);
+  // The statistics are real: row 16383's top-1 probability equals its max probability.
+  CHECK(sb.topk_prob[1][16383][0].item<float>() == sb.max_prob[1][16383].item<float>());
+}
