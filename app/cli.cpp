@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "kernels/attention.h"
 #include "kernels/device.h"
 #include "model/error.h"
 #include "model/model.h"
@@ -202,6 +203,91 @@ int cmd_bench(const std::string& path, const std::vector<int>& lengths, int repe
   return 0;
 }
 
+std::pair<int, int> parse_head(const std::string& s, const ModelConfig& cfg) {
+  int l = -1, h = -1;
+  char extra;
+  if (std::sscanf(s.c_str(), "%d.%d%c", &l, &h, &extra) != 2)
+    throw Error("--head: '" + s + "' is not a head; write LAYER.HEAD, e.g. 3.1");
+  if (l < 0 || l >= cfg.n_layers || h < 0 || h >= cfg.n_heads)
+    throw Error("--head " + s + ": this model has layers 0.." + std::to_string(cfg.n_layers - 1) + " and heads 0.." +
+                std::to_string(cfg.n_heads - 1));
+  return {l, h};
+}
+
+int cmd_attn(const std::string& path, std::vector<int32_t> ids, const std::string& prompt, const std::string& ids_arg,
+             int random_tokens, int seed, bool no_bos, const std::string& head, int top, bool stats, const Common& c) {
+  auto m = Model::load(path);
+  const ModelConfig& cfg = m->config();
+  if (random_tokens > 0) {
+    std::mt19937 rng(static_cast<uint32_t>(seed));
+    std::uniform_int_distribution<int32_t> dist(0, static_cast<int32_t>(cfg.vocab - 1));
+    ids.resize(random_tokens);
+    for (auto& id : ids) id = dist(rng);
+  } else {
+    ids = prompt_ids(*m, prompt, ids_arg, no_bos);
+  }
+  if (head.empty() && !stats) throw Error("say what to show: --head L.H (a head's top keys per query) and/or --stats");
+  if (top < 1 || top > kMaxTopK) throw Error("--top must be between 1 and " + std::to_string(kMaxTopK));
+  AttnRecord rec;
+  rec.stats = true;
+  rec.topk = head.empty() ? 0 : top;
+  auto t0 = std::chrono::steady_clock::now();
+  ForwardResult r = m->run(ids, rec, /*last_only=*/true);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const int64_t T = static_cast<int64_t>(ids.size());
+  json j = {{"tokens", T}, {"seconds", secs}, {"layers", cfg.n_layers}, {"heads", cfg.n_heads}};
+  if (stats) {
+    json table = json::array();
+    for (int l = 0; l < cfg.n_layers; ++l) {
+      const AttnLayerStats& a = r.attn[l];
+      at::Tensor ent = a.entropy.mean(1), sink = a.sink_mass.mean(1), dist = a.mean_dist.mean(1), mp = a.max_prob.mean(1);
+      for (int h = 0; h < cfg.n_heads; ++h)
+        table.push_back({{"layer", l}, {"head", h}, {"entropy", ent[h].item<float>()}, {"sink_mass", sink[h].item<float>()},
+                         {"mean_dist", dist[h].item<float>()}, {"max_prob", mp[h].item<float>()}});
+    }
+    j["heads_table"] = table;
+    if (!c.json) {
+      std::printf("%-6s %10s %10s %10s %10s   (means over %lld queries; sink = key 0)\n", "head", "entropy", "sink mass",
+                  "distance", "max prob", static_cast<long long>(T));
+      for (auto& e : table)
+        std::printf("%-6s %10.4f %10.4f %10.2f %10.4f\n",
+                    (std::to_string(e["layer"].get<int>()) + "." + std::to_string(e["head"].get<int>())).c_str(),
+                    e["entropy"].get<float>(), e["sink_mass"].get<float>(), e["mean_dist"].get<float>(), e["max_prob"].get<float>());
+    }
+  }
+  if (!head.empty()) {
+    auto [l, h] = parse_head(head, cfg);
+    const AttnLayerStats& a = r.attn[l];
+    json rows = json::array();
+    for (int64_t t = 0; t < T; ++t) {
+      json keys = json::array();
+      for (int i = 0; i < top; ++i) {
+        int32_t key = a.topk_idx[h][t][i].item<int32_t>();
+        if (key < 0) break;
+        keys.push_back({{"key", key}, {"text", tok_text(*m, ids[key])}, {"prob", a.topk_prob[h][t][i].item<float>()}});
+      }
+      rows.push_back({{"query", t}, {"text", tok_text(*m, ids[t])}, {"top", keys}});
+    }
+    j["head"] = head;
+    j["queries"] = rows;
+    if (!c.json) {
+      std::printf("head %s: top %d keys per query\n", head.c_str(), top);
+      for (auto& row : rows) {
+        std::printf("%5lld %-16s ->", static_cast<long long>(row["query"].get<int64_t>()),
+                    ("'" + printable(row["text"]) + "'").c_str());
+        for (auto& k : row["top"])
+          std::printf("  %lld '%s' %.3f", static_cast<long long>(k["key"].get<int64_t>()), printable(k["text"]).c_str(),
+                      k["prob"].get<float>());
+        std::printf("\n");
+      }
+    }
+  }
+  if (c.json) print_json(j);
+  else std::fprintf(stderr, "%lld tokens, forward with statistics for %lld heads: %.3f s\n", static_cast<long long>(T),
+                    static_cast<long long>(cfg.n_layers * cfg.n_heads), secs);
+  return 0;
+}
+
 std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
 }  // namespace
@@ -252,6 +338,21 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   add_common(bench, common);
 
+  auto* attn = app.add_subcommand("attn", "Look at attention heads: a head's top keys per query, or a per-head table");
+  std::string head;
+  int top = 5, random_tokens = 0, seed = 0;
+  bool stats = false;
+  attn->add_option("MODEL", model, "Checkpoint")->required();
+  attn->add_option("--prompt", prompt, "Prompt text");
+  attn->add_option("--ids", ids, "Token ids instead of a prompt: 1,2,3");
+  attn->add_option("--random-tokens", random_tokens, "Run on T random token ids instead of a prompt (for scale tests)");
+  attn->add_option("--seed", seed, "Seed for --random-tokens")->capture_default_str();
+  attn->add_option("--head", head, "Show this head (LAYER.HEAD): its top keys for every query");
+  attn->add_option("--top", top, "Keys per query for --head (1..16)")->capture_default_str();
+  attn->add_flag("--stats", stats, "Per-head summary for all heads: mean entropy, sink mass, distance, max probability");
+  attn->add_flag("--no-bos", no_bos, "Do not prepend the BOS token");
+  add_common(attn, common);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -264,6 +365,7 @@ int main(int argc, char** argv) {
     if (*predict) return cmd_predict(model, prompt, ids, no_bos, top_k, all_positions, common);
     if (*generate) return cmd_generate(model, prompt, ids, no_bos, n, common);
     if (*bench) return cmd_bench(model, lengths, repeat, logits_mode, common);
+    if (*attn) return cmd_attn(model, {}, prompt, ids, random_tokens, seed, no_bos, head, top, stats, common);
   } catch (const headscope::Error& e) {
     std::fprintf(stderr, "headscope: error: %s\n", e.what());
     return 1;

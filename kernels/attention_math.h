@@ -21,10 +21,10 @@ namespace headscope {
 // Written without branches on the data path so that loops over it vectorise.
 HS_HD float hs_expf(float x) {
   const float kLog2e = 1.44269504088896341f, kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
-  float xc = x < -87.3f ? -87.3f : (x > 88.3f ? 88.3f : x);
-  float n = xc * kLog2e;
-  n = n < 0.f ? static_cast<float>(static_cast<int>(n - 0.5f)) : static_cast<float>(static_cast<int>(n + 0.5f));
-  float r = xc - n * kLn2Hi - n * kLn2Lo;
+  float xc = x < -87.3f ? -87.3f : x;  // (ternaries, not fminf/fmaxf: those keep NaN rules that block vectorising)
+  xc = xc > 88.3f ? 88.3f : xc;
+  const float n = floorf(xc * kLog2e + 0.5f);
+  const float r = xc - n * kLn2Hi - n * kLn2Lo;
   float p = 1.9875691500e-4f;
   p = p * r + 1.3981999507e-3f;
   p = p * r + 8.3334519073e-3f;
@@ -32,14 +32,15 @@ HS_HD float hs_expf(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.f;
-  int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
 #ifdef __CUDA_ARCH__
-  float scale = __int_as_float(bits);
+  const float scale = __int_as_float(bits);
 #else
   float scale;
   std::memcpy(&scale, &bits, 4);
 #endif
-  return x < -87.3f ? 0.f : p * scale;
+  const float y = p * scale;
+  return x < -87.3f ? 0.f : y;
 }
 
 struct RowState {
@@ -100,12 +101,13 @@ HS_HD void row_add_tile(RowState& r, const float* s, float* p, int n, int64_t t,
                         const uint8_t* is_sink) {
   const float m = r.m;
   float l = 0.f, ent = 0.f, dist = 0.f, waad = 0.f, sink = 0.f;
+  const float dt0 = static_cast<float>(t - s0);  // distances as float: int64 lanes would not vectorise
   for (int j = 0; j < n; ++j) {
     float pj = hs_expf(s[j] - m);
     p[j] = pj;
     l += pj;
     if (kStats) {
-      float dt = static_cast<float>(t - (s0 + j));
+      float dt = dt0 - static_cast<float>(j);
       ent += pj > 0.f ? pj * (s[j] - m) : 0.f;
       dist += pj * dt;
       waad += pj * (dt < static_cast<float>(waad_w) ? dt : static_cast<float>(waad_w));

@@ -24,15 +24,15 @@ at::Tensor visibility(const AttnShape& sh, const AttnInterventions& iv) {
 }  // namespace
 
 ReferenceAttention attention_reference(const AttnShape& sh, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                                       const AttnInterventions& iv) {
+                                       const AttnInterventions& iv, at::ScalarType dt) {
   const int64_t g = sh.H / sh.H_kv;
   const double scale = sh.scale > 0 ? sh.scale : 1.0 / std::sqrt(static_cast<double>(sh.d));
-  at::Tensor qd = q.to(at::kDouble).permute({1, 0, 2});                                       // [H, T, d]
-  at::Tensor kd = k.to(at::kDouble).permute({1, 0, 2}).repeat_interleave(g, 0);              // [H, S, d]
-  at::Tensor vd = v.to(at::kDouble).permute({1, 0, 2}).repeat_interleave(g, 0);
+  at::Tensor qd = q.to(dt).permute({1, 0, 2});                                       // [H, T, d]
+  at::Tensor kd = k.to(dt).permute({1, 0, 2}).repeat_interleave(g, 0);              // [H, S, d]
+  at::Tensor vd = v.to(dt).permute({1, 0, 2}).repeat_interleave(g, 0);
   at::Tensor scores = at::matmul(qd, kd.transpose(1, 2)) * scale;                             // [H, T, S]
   if (iv.logit_bias)
-    scores = scores + at::from_blob(const_cast<float*>(iv.logit_bias), {sh.H, 1, sh.S}, at::kFloat).to(at::kDouble);
+    scores = scores + at::from_blob(const_cast<float*>(iv.logit_bias), {sh.H, 1, sh.S}, at::kFloat).to(dt);
   if (iv.uniform)
     for (int64_t h = 0; h < sh.H; ++h)
       if (iv.uniform[h]) scores[h].zero_();
@@ -43,7 +43,7 @@ ReferenceAttention attention_reference(const AttnShape& sh, const at::Tensor& q,
   probs = at::nan_to_num(probs, 0.0);  // rows that see nothing
   at::Tensor out = at::matmul(probs, vd);  // [H, T, d]
   if (iv.head_scale)
-    out = out * at::from_blob(const_cast<float*>(iv.head_scale), {sh.H, 1, 1}, at::kFloat).to(at::kDouble);
+    out = out * at::from_blob(const_cast<float*>(iv.head_scale), {sh.H, 1, 1}, at::kFloat).to(dt);
   return {out.permute({1, 0, 2}).contiguous(), probs};
 }
 

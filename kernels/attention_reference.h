@@ -14,8 +14,10 @@ struct ReferenceAttention {
 };
 
 // q [T, H, d], k/v [S, H_kv, d] (any float dtype). Honours the window, padding and every intervention.
+// Computed in float64 by default (the test oracle); benchmarks time it in float32.
 ReferenceAttention attention_reference(const AttnShape& shape, const at::Tensor& q, const at::Tensor& k,
-                                       const at::Tensor& v, const AttnInterventions& iv = {});
+                                       const at::Tensor& v, const AttnInterventions& iv = {},
+                                       at::ScalarType dtype = at::kDouble);
 
 struct ReferenceStats {
   at::Tensor max_prob, argmax, entropy, topk_idx, topk_prob, sink_mass, mean_dist, waad;  // [H, T] ([H, T, k])

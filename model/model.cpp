@@ -43,7 +43,12 @@ int64_t Model::n_params() const {
 
 at::Tensor Model::forward(const std::vector<int32_t>& ids, bool last_only) const {
   at::NoGradGuard no_grad;
-  return headscope::forward(cfg_, w_, ids, last_only);
+  return headscope::forward(cfg_, w_, ids, last_only).logits;
+}
+
+ForwardResult Model::run(const std::vector<int32_t>& ids, const AttnRecord& record, bool last_only) const {
+  at::NoGradGuard no_grad;
+  return headscope::forward(cfg_, w_, ids, last_only, &record);
 }
 
 std::vector<int32_t> Model::generate_greedy(std::vector<int32_t> ids, int n) const {

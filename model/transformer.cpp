@@ -6,6 +6,7 @@
 
 #include <cmath>
 
+#include "kernels/attention.h"
 #include "model/checkpoint.h"
 #include "model/error.h"
 
@@ -248,32 +249,53 @@ at::Tensor activation(const ModelConfig& c, const at::Tensor& x) {
   return x;
 }
 
-// Causal (optionally sliding-window) softmax attention, in blocks of queries so that each block only
-// scores the keys it can see (about half the work of a full T x T map, and O(block x T) scratch).
-// q [T, H, d], k/v [T, H_kv, d] -> [T, H*d]
-at::Tensor attention(const ModelConfig& c, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
-  const int64_t T = q.size(0), H = c.n_heads, Hk = c.n_kv_heads, d = c.d_head, g = H / Hk;
-  constexpr int64_t kBlock = 256;
-  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
-  at::Tensor qh = q.permute({1, 0, 2}).reshape({Hk, g, T, d});  // heads of a group share their kv head
-  at::Tensor kh = k.permute({1, 2, 0});                         // [Hk, d, T]
-  at::Tensor vh = v.permute({1, 0, 2});                         // [Hk, T, d]
-  at::Tensor out = at::empty({Hk, g, T, d}, q.options());
-  for (int64_t q0 = 0; q0 < T; q0 += kBlock) {
-    const int64_t n = std::min(kBlock, T - q0), kend = q0 + n;
-    const int64_t kbeg = c.sliding_window > 0 ? std::max<int64_t>(0, q0 - c.sliding_window + 1) : 0;
-    const int64_t nk = kend - kbeg;
-    at::Tensor qb = qh.narrow(2, q0, n).reshape({Hk, g * n, d});
-    at::Tensor scores = at::bmm(qb, kh.narrow(2, kbeg, nk)).mul_(scale).view({Hk, g, n, nk});
-    // Mask keys after the query (and before its window): -inf.
-    at::Tensor qi = at::arange(q0, kend, at::kLong).unsqueeze(1), kj = at::arange(kbeg, kend, at::kLong).unsqueeze(0);
-    at::Tensor hidden = kj > qi;
-    if (c.sliding_window > 0) hidden = hidden | (qi - kj >= c.sliding_window);
-    scores.masked_fill_(hidden, -INFINITY);
-    at::Tensor probs = at::softmax(scores, -1).view({Hk, g * n, nk});
-    out.narrow(2, q0, n).copy_(at::bmm(probs, vh.narrow(1, kbeg, nk)).view({Hk, g, n, d}));
+// One layer's attention through the instrumented kernel. q [T, H, d], k/v [T, H_kv, d] -> [T, H*d].
+at::Tensor attention(const ModelConfig& c, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                     const AttnRecord* rec, AttnLayerStats* stats_out, at::Tensor* key_count) {
+  const int64_t T = q.size(0), H = c.n_heads;
+  at::Tensor qc = q.contiguous(), kc = k.contiguous(), vc = v.contiguous();
+  at::Tensor out = at::empty({T, H, c.d_head}, q.options());
+  AttnShape sh;
+  sh.T = sh.S = T, sh.H = H, sh.H_kv = c.n_kv_heads, sh.d = c.d_head, sh.window = c.sliding_window;
+  AttnStats st;
+  std::vector<int32_t> sinks;
+  if (rec && rec->stats) {
+    AttnLayerStats& o = *stats_out;
+    auto f = at::TensorOptions().dtype(at::kFloat), i32 = at::TensorOptions().dtype(at::kInt);
+    o.max_prob = at::empty({H, T}, f), o.argmax = at::empty({H, T}, i32), o.entropy = at::empty({H, T}, f);
+    o.mean_dist = at::empty({H, T}, f), o.waad = at::empty({H, T}, f), o.key_recv = at::empty({H, T}, f);
+    st.max_prob = o.max_prob.data_ptr<float>(), st.argmax = o.argmax.data_ptr<int32_t>();
+    st.entropy = o.entropy.data_ptr<float>(), st.mean_dist = o.mean_dist.data_ptr<float>();
+    st.waad = o.waad.data_ptr<float>(), st.waad_window = rec->waad_window;
+    st.key_recv = o.key_recv.data_ptr<float>(), st.recv_lo = rec->recv_lo, st.recv_hi = rec->recv_hi;
+    for (int32_t s : rec->sinks)
+      if (s >= 0 && s < T) sinks.push_back(s);
+    o.sink_mass = at::empty({H, T}, f);
+    st.sink_pos = sinks.data(), st.n_sinks = static_cast<int>(sinks.size()), st.sink_mass = o.sink_mass.data_ptr<float>();
+    if (rec->topk > 0) {
+      st.topk = rec->topk;
+      o.topk_idx = at::empty({H, T, rec->topk}, i32), o.topk_prob = at::empty({H, T, rec->topk}, f);
+      st.topk_idx = o.topk_idx.data_ptr<int32_t>(), st.topk_prob = o.topk_prob.data_ptr<float>();
+    }
+    if (key_count && !key_count->defined()) {
+      *key_count = at::empty({T}, i32);
+      st.key_count = key_count->data_ptr<int32_t>();
+    }
   }
-  return out.view({H, T, d}).permute({1, 0, 2}).reshape({T, H * d});
+  attention_cpu(sh, qc.data_ptr<float>(), kc.data_ptr<float>(), vc.data_ptr<float>(), out.data_ptr<float>(), st);
+  return out.view({T, H * c.d_head});
+}
+
+// hook_pattern for one head: exact softmax probabilities of query rows [q0, q1) over keys [0, q1).
+at::Tensor head_pattern(const ModelConfig& c, const at::Tensor& q, const at::Tensor& k, int head, int64_t q0, int64_t q1) {
+  const int64_t hk = head / (c.n_heads / c.n_kv_heads);
+  at::Tensor qh = q.select(1, head).narrow(0, q0, q1 - q0).to(at::kDouble);  // [rows, d]
+  at::Tensor kh = k.select(1, hk).narrow(0, 0, q1).to(at::kDouble);           // [keys, d]
+  at::Tensor scores = at::matmul(qh, kh.t()) / std::sqrt(static_cast<double>(c.d_head));
+  at::Tensor t = at::arange(q0, q1, at::kLong).unsqueeze(1), s = at::arange(0, q1, at::kLong).unsqueeze(0);
+  at::Tensor hidden = s > t;
+  if (c.sliding_window > 0) hidden = hidden | (t - s >= c.sliding_window);
+  return at::softmax(scores.masked_fill(hidden, -INFINITY), -1).to(at::kFloat);
 }
 
 }  // namespace
@@ -329,7 +351,15 @@ RopeTables rope_tables(const ModelConfig& c, const at::Tensor& freq_factors, int
   return {freqs.cos() * attn_scale, freqs.sin() * attn_scale};
 }
 
-at::Tensor forward(const ModelConfig& c, const Weights& w, const std::vector<int32_t>& ids, bool last_only) {
+ForwardResult forward(const ModelConfig& c, const Weights& w, const std::vector<int32_t>& ids, bool last_only,
+                      const AttnRecord* rec) {
+  ForwardResult res;
+  if (rec && rec->stats) res.attn.resize(c.n_layers);
+  if (rec && (rec->topk < 0 || rec->topk > kMaxTopK)) throw Error("top-k must be between 0 and " + std::to_string(kMaxTopK));
+  for (auto& [l, h] : rec ? rec->pattern_heads : std::vector<std::pair<int, int>>{})
+    if (l < 0 || l >= c.n_layers || h < 0 || h >= c.n_heads)
+      throw Error("head " + std::to_string(l) + "." + std::to_string(h) + " does not exist (layers 0.." +
+                  std::to_string(c.n_layers - 1) + ", heads 0.." + std::to_string(c.n_heads - 1) + ")");
   const int64_t T = static_cast<int64_t>(ids.size());
   if (T == 0) throw Error("the prompt is empty: nothing to run");
   for (int32_t id : ids)
@@ -343,7 +373,8 @@ at::Tensor forward(const ModelConfig& c, const Weights& w, const std::vector<int
   RopeTables rt;
   if (c.rope.rotary_dim > 0) rt = rope_tables(c, w.rope_freq_factors, T);
   const int64_t H = c.n_heads, Hk = c.n_kv_heads, d = c.d_head;
-  for (const LayerWeights& lw : w.layers) {
+  for (int64_t layer = 0; layer < c.n_layers; ++layer) {
+    const LayerWeights& lw = w.layers[layer];
     at::Tensor h = norm(c, x, lw.ln1_w, lw.ln1_b);
     at::Tensor qkv = at::linear(h, lw.w_qkv, lw.b_qkv);
     at::Tensor q = qkv.narrow(1, 0, H * d).view({T, H, d});
@@ -351,7 +382,14 @@ at::Tensor forward(const ModelConfig& c, const Weights& w, const std::vector<int
     at::Tensor v = qkv.narrow(1, (H + Hk) * d, Hk * d).view({T, Hk, d});
     if (c.qk_norm) q = rms_heads(q, lw.q_norm, c.norm_eps), k = rms_heads(k, lw.k_norm, c.norm_eps);
     if (c.rope.rotary_dim > 0) q = apply_rope(q, rt, c.rope.rotary_dim), k = apply_rope(k, rt, c.rope.rotary_dim);
-    at::Tensor attn_out = at::linear(attention(c, q, k, v), lw.w_o, lw.b_o);
+    at::Tensor attn_out = at::linear(
+        attention(c, q, k, v, rec, rec && rec->stats ? &res.attn[layer] : nullptr, &res.key_count), lw.w_o, lw.b_o);
+    if (rec)
+      for (auto& [l, head] : rec->pattern_heads)
+        if (l == layer) {
+          const int64_t q1 = rec->q_hi < 0 ? T : std::min<int64_t>(rec->q_hi, T), q0 = std::clamp<int64_t>(rec->q_lo, 0, q1);
+          res.patterns.push_back({{l, head}, head_pattern(c, q, k, head, q0, q1)});
+        }
     auto mlp = [&](const at::Tensor& m) {
       at::Tensor u = at::linear(m, lw.w_in, lw.b_in);
       if (c.gated_mlp) u = activation(c, u.narrow(1, 0, c.d_ff)) * u.narrow(1, c.d_ff, c.d_ff);
@@ -367,7 +405,8 @@ at::Tensor forward(const ModelConfig& c, const Weights& w, const std::vector<int
   }
   if (last_only) x = x.narrow(0, T - 1, 1);
   x = norm(c, x, w.final_w, w.final_b);
-  return at::linear(x, w.unembed, w.unembed_b);
+  res.logits = at::linear(x, w.unembed, w.unembed_b);
+  return res;
 }
 
 }  // namespace headscope

@@ -39,7 +39,34 @@ struct RopeTables {
 };
 RopeTables rope_tables(const ModelConfig& cfg, const at::Tensor& freq_factors, int64_t T);
 
-// ids: token ids (each < vocab). Returns logits [T, vocab] float32, or [1, vocab] for the last position only.
-at::Tensor forward(const ModelConfig& cfg, const Weights& w, const std::vector<int32_t>& ids, bool last_only = false);
+// What a forward pass records from the instrumented attention kernel (kernels/attention.h).
+struct AttnRecord {
+  bool stats = false;                 // per-head statistics for every layer (AttnLayerStats)
+  int topk = 0;                       // top-k keys per query (<= 16)
+  std::vector<int32_t> sinks{0};      // positions whose received mass is "sink mass"
+  int waad_window = 10;               // W of the windowed attention distance
+  int64_t recv_lo = 1, recv_hi = -1;  // per-key received mass from queries at relative offsets [lo, hi]
+  // blocks.L.attn.hook_pattern, materialised only for these (layer, head) pairs and query rows [q_lo, q_hi).
+  std::vector<std::pair<int, int>> pattern_heads;
+  int64_t q_lo = 0, q_hi = -1;  // q_hi < 0: to the end
+};
+
+// Statistics of one layer; [H, T] unless noted.
+struct AttnLayerStats {
+  at::Tensor max_prob, argmax, entropy, sink_mass, mean_dist, waad;
+  at::Tensor topk_idx, topk_prob;  // [H, T, k]
+  at::Tensor key_recv;             // [H, T] (keys)
+};
+
+struct ForwardResult {
+  at::Tensor logits;                         // [T, vocab] or [1, vocab]
+  std::vector<AttnLayerStats> attn;          // one per layer when record.stats
+  at::Tensor key_count;                      // [T] queries counted per key (same for every layer and head)
+  std::vector<std::pair<std::pair<int, int>, at::Tensor>> patterns;  // ((layer, head), [rows, keys]) probabilities
+};
+
+// ids: token ids (each < vocab). Logits [T, vocab] float32, or [1, vocab] for the last position only.
+ForwardResult forward(const ModelConfig& cfg, const Weights& w, const std::vector<int32_t>& ids, bool last_only = false,
+                      const AttnRecord* record = nullptr);
 
 }  // namespace headscope

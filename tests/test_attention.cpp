@@ -10,6 +10,8 @@
 
 #include "kernels/attention.h"
 #include "kernels/attention_reference.h"
+#include "model/error.h"
+#include "model/model.h"
 #include "test_helpers.h"
 #include "testing.h"
 
@@ -255,4 +257,31 @@ TEST_CASE("T = 16384 with every statistic: no hidden T x T allocation", "[attent
   CHECK(growth < 8 * stats_bytes);
   // The statistics are real: row 16383's top-1 probability equals its max probability.
   CHECK(sb.topk_prob[1][16383][0].item<float>() == sb.max_prob[1][16383].item<float>());
+}
+
+TEST_CASE("the forward pass records kernel statistics that agree with the materialised hook_pattern", "[attention][model]") {
+  auto model = Model::load(testutil::stories260k());
+  std::vector<int32_t> ids = model->tokenizer().encode("Once upon a time, there was a little girl named Lily.");
+  AttnRecord rec;
+  rec.stats = true;
+  rec.topk = 3;
+  rec.pattern_heads = {{1, 2}, {4, 7}};
+  ForwardResult r = model->run(ids, rec);
+  REQUIRE(r.attn.size() == 5);
+  REQUIRE(r.patterns.size() == 2);
+  CHECK(at::allclose(r.logits, model->forward(ids), 0, 0));  // recording changes nothing
+  for (auto& [lh, pat] : r.patterns) {
+    auto [l, h] = lh;
+    const int64_t T = static_cast<int64_t>(ids.size());
+    REQUIRE(pat.sizes() == at::IntArrayRef({T, T}));
+    const AttnLayerStats& a = r.attn[l];
+    at::Tensor p = pat.to(at::kDouble);
+    at::Tensor ent = at::where(p > 0, -p * at::log(p), at::zeros_like(p)).sum(-1);
+    CHECK(rel_err(a.entropy[h], ent) <= 1e-5);
+    CHECK(rel_err(a.max_prob[h], std::get<0>(p.max(-1))) <= 1e-5);
+    CHECK(rel_err(a.sink_mass[h], p.select(1, 0)) <= 1e-5);
+    CHECK(rel_err(a.key_recv[h], p.sum(0) - p.diagonal()) <= 1e-5);  // from strictly later queries
+    CHECK(rel_err(a.topk_prob[h].select(1, 0), std::get<0>(p.max(-1))) <= 1e-5);
+  }
+  CHECK_THROWS_AS(model->run(ids, AttnRecord{true, 0, {0}, 10, 1, -1, {{5, 0}}}), Error);  // no layer 5
 }
