@@ -100,23 +100,28 @@ template <bool kStats>
 HS_HD void row_add_tile(RowState& r, const float* s, float* p, int n, int64_t t, int64_t s0, int waad_w,
                         const uint8_t* is_sink) {
   const float m = r.m;
-  float l = 0.f, ent = 0.f, dist = 0.f, waad = 0.f, sink = 0.f;
-  const float dt0 = static_cast<float>(t - s0);  // distances as float: int64 lanes would not vectorise
+  // The weights and their sum in one loop, the same with or without statistics, so that recording statistics
+  // never changes the attention output by a single bit.
+  float l = 0.f;
   for (int j = 0; j < n; ++j) {
-    float pj = hs_expf(s[j] - m);
+    const float pj = hs_expf(s[j] - m);
     p[j] = pj;
     l += pj;
-    if (kStats) {
-      float dt = dt0 - static_cast<float>(j);
-      ent += pj > 0.f ? pj * (s[j] - m) : 0.f;
-      dist += pj * dt;
-      waad += pj * (dt < static_cast<float>(waad_w) ? dt : static_cast<float>(waad_w));
-    }
   }
-  if (kStats && is_sink)
-    for (int j = 0; j < n; ++j) sink += is_sink[j] ? p[j] : 0.f;
   r.l += l;
-  if (kStats) r.ent += ent, r.dist += dist, r.waad += waad, r.sink += sink;
+  if (!kStats) return;
+  const float dt0 = static_cast<float>(t - s0);  // distances as float: int64 lanes would not vectorise
+  const float w = static_cast<float>(waad_w);
+  float ent = 0.f, dist = 0.f, waad = 0.f, sink = 0.f;
+  for (int j = 0; j < n; ++j) {
+    const float pj = p[j], dt = dt0 - static_cast<float>(j);
+    ent += pj > 0.f ? pj * (s[j] - m) : 0.f;
+    dist += pj * dt;
+    waad += pj * (dt < w ? dt : w);
+  }
+  if (is_sink)
+    for (int j = 0; j < n; ++j) sink += is_sink[j] ? p[j] : 0.f;
+  r.ent += ent, r.dist += dist, r.waad += waad, r.sink += sink;
 }
 
 // Final values of a row. A row that saw no key (all masked) gets zeros and argmax -1.
