@@ -75,6 +75,11 @@ void BM_attention(benchmark::State& st, const char* variant) {
     if (v == "plain") attention_cpu(in.sh, in.q.data_ptr<float>(), in.k.data_ptr<float>(), in.v.data_ptr<float>(), in.out.data_ptr<float>());
     else if (v == "instrumented")
       attention_cpu(in.sh, in.q.data_ptr<float>(), in.k.data_ptr<float>(), in.v.data_ptr<float>(), in.out.data_ptr<float>(), in.all);
+    else if (v == "per-query") {  // every per-query statistic, no per-key received mass (no second pass)
+      AttnStats st = in.all;
+      st.key_recv = nullptr;
+      attention_cpu(in.sh, in.q.data_ptr<float>(), in.k.data_ptr<float>(), in.v.data_ptr<float>(), in.out.data_ptr<float>(), st);
+    }
     else if (v == "cuda") {
       if (!attention_cuda_from_host(in.sh, in.q.data_ptr<float>(), in.k.data_ptr<float>(), in.v.data_ptr<float>(),
                                     in.out.data_ptr<float>(), in.all, {}, err, sizeof err)) {
@@ -104,7 +109,7 @@ class RatioReporter : public benchmark::ConsoleReporter {
 int main(int argc, char** argv) {
   at::set_num_threads(static_cast<int>(std::thread::hardware_concurrency()));
   std::vector<int64_t> lengths{1024, 4096, 16384};
-  const char* variants[] = {"plain", "instrumented", "reference", "cuda"};
+  const char* variants[] = {"plain", "per-query", "instrumented", "reference", "cuda"};
   for (const char* v : variants) {
     if (std::string(v) == "cuda" && !cuda_available()) continue;
     for (int64_t li = 0; li < 2; ++li)
@@ -118,18 +123,19 @@ int main(int argc, char** argv) {
   benchmark::Initialize(&argc, argv);
   RatioReporter reporter;
   benchmark::RunSpecifiedBenchmarks(&reporter);
-  std::printf("\n%-8s %6s %12s %12s %12s %18s %18s\n", "layer", "T", "plain ms", "instr. ms", "ref. ms", "instr./plain",
-              "reference/instr.");
+  std::printf("\n%-8s %6s %10s %12s %10s %10s %14s %14s %16s\n", "layer", "T", "plain ms", "per-query ms", "instr. ms",
+              "ref. ms", "per-query/plain", "instr./plain", "reference/instr.");
   for (const Layer& L : kLayers)
     for (int64_t T : lengths) {
       auto get = [&](const char* v) {
         auto it = g_seconds.find(std::string(L.name) + "/" + v + "/" + std::to_string(T));
         return it == g_seconds.end() ? -1.0 : it->second;
       };
-      double p = get("plain"), i = get("instrumented"), r = get("reference");
-      std::printf("%-8s %6lld %12.1f %12.1f %12s %17.2fx %17s\n", L.name, static_cast<long long>(T), p * 1e3, i * 1e3,
-                  r > 0 ? std::to_string(r * 1e3).substr(0, 8).c_str() : "n/a", i / p,
-                  r > 0 ? (std::to_string(r / i).substr(0, 5) + "x").c_str() : "OOM");
+      double p = get("plain"), pq = get("per-query"), i = get("instrumented"), r = get("reference");
+      char ref[32] = "skipped", ratio[32] = "n/a (OOM)";
+      if (r > 0) std::snprintf(ref, sizeof ref, "%.1f", r * 1e3), std::snprintf(ratio, sizeof ratio, "%.2fx", r / i);
+      std::printf("%-8s %6lld %10.1f %12.1f %10.1f %10s %14.2fx %13.2fx %16s\n", L.name, static_cast<long long>(T), p * 1e3,
+                  pq * 1e3, i * 1e3, ref, pq / p, i / p, ratio);
     }
   benchmark::Shutdown();
   return 0;

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -21,7 +22,16 @@
 namespace headscope {
 namespace {
 
-constexpr int kQB = 32;  // queries per task
+constexpr int kQB = 64;  // queries per task
+
+// Eight floats as one value (GCC/Clang vector extension: AVX when enabled, two SSE registers otherwise).
+typedef float v8 __attribute__((vector_size(32)));
+inline v8 loadu(const float* p) {
+  v8 v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void storeu(float* p, v8 v) { std::memcpy(p, &v, sizeof v); }
 constexpr int kKB = 64;  // keys per tile
 
 void check_shape(const AttnShape& sh, const AttnStats& st) {
@@ -54,20 +64,44 @@ inline void row_scores(const Ctx& c, int64_t h, const float* qrow, const float* 
   if (c.iv.uniform && c.iv.uniform[h]) {
     for (int j = 0; j < n; ++j) sc[j] = 0.f;
   } else {
-    for (int j = 0; j < kKB; ++j) sc[j] = 0.f;
+    // All kKB scores stay in registers (kKB / 8 vectors) while the d products accumulate.
+    v8 r[kKB / 8] = {};
     for (int64_t kk = 0; kk < d; ++kk) {
-      const float qv = qrow[kk] * c.scale;
+      const v8 qv = v8{} + qrow[kk];
       const float* kr = kT + kk * kKB;
-      for (int j = 0; j < kKB; ++j) sc[j] += qv * kr[j];
+      for (int u = 0; u < kKB / 8; ++u) r[u] += qv * loadu(kr + 8 * u);
     }
+    for (int u = 0; u < kKB / 8; ++u) storeu(sc + 8 * u, r[u] * c.scale);
     if (c.iv.logit_bias)
       for (int j = 0; j < n; ++j) sc[j] += c.iv.logit_bias[h * c.sh.S + s0 + j];
   }
-  for (int j = 0; j < n; ++j) {
-    const int64_t s = s0 + j;
-    const bool vis = key_visible(t_abs, s, c.sh.window) && !(c.iv.key_padding && c.iv.key_padding[s]);
-    if (!vis) sc[j] = -INFINITY;
+  // Visible keys of the tile form one range [vis_lo, vis_hi] (causal, window); padding is masked separately.
+  const int64_t vis_hi = std::min<int64_t>(n - 1, t_abs - s0);
+  const int64_t vis_lo = c.sh.window > 0 ? std::max<int64_t>(0, t_abs - c.sh.window + 1 - s0) : 0;
+  for (int64_t j = 0; j < std::min<int64_t>(vis_lo, n); ++j) sc[j] = -INFINITY;
+  for (int64_t j = std::max<int64_t>(vis_hi + 1, 0); j < n; ++j) sc[j] = -INFINITY;
+  if (c.iv.key_padding)
+    for (int j = 0; j < n; ++j)
+      if (c.iv.key_padding[s0 + j]) sc[j] = -INFINITY;
+}
+
+// a[0..d) += sum_j p[j] * V[j] for the n value rows at vs (row stride vstride), in chunks of 32 features so that
+// each chunk of the accumulator stays in registers while the keys stream through.
+inline void accumulate_pv(float* a, const float* p, const float* vs, int64_t vstride, int n, int64_t d) {
+  constexpr int kC = 32;
+  int64_t kk0 = 0;
+  for (; kk0 + kC <= d; kk0 += kC) {
+    v8 r[kC / 8];
+    for (int u = 0; u < kC / 8; ++u) r[u] = loadu(a + kk0 + 8 * u);
+    for (int j = 0; j < n; ++j) {
+      const v8 pj = v8{} + p[j];
+      const float* vr = vs + j * vstride + kk0;
+      for (int u = 0; u < kC / 8; ++u) r[u] += pj * loadu(vr + 8 * u);
+    }
+    for (int u = 0; u < kC / 8; ++u) storeu(a + kk0 + 8 * u, r[u]);
   }
+  for (int j = 0; j < n; ++j)  // the remaining d % 32 features
+    for (int64_t kk = kk0; kk < d; ++kk) a[kk] += p[j] * vs[j * vstride + kk];
 }
 
 // Transposes keys [s0, s0 + n) of kv head hk into kT[kk * kKB + j] (zero-padded to kKB).
@@ -109,28 +143,23 @@ void forward_task(Ctx& c, int64_t h, int64_t t0, int64_t t1, std::vector<float>&
       RowState& r = rs[i];
       row_scores(c, h, c.q + (t * sh.H + h) * d, kT, n, t_abs, s0, sc);
       float tmax = -INFINITY;
-      int32_t targ = -1;
-      for (int j = 0; j < n; ++j)
-        if (sc[j] > tmax) tmax = sc[j], targ = static_cast<int32_t>(s0 + j);
-      if (tmax > r.m) {
-        r.argmax = targ;
+      for (int j = 0; j < n; ++j) tmax = sc[j] > tmax ? sc[j] : tmax;  // a vectorised max; the argmax only
+      if (tmax > r.m) {                                                  // when the running max grows
+        if (kStats) {
+          int j = 0;
+          while (sc[j] != tmax) ++j;
+          r.argmax = static_cast<int32_t>(s0 + j);
+        }
         const float f = row_rescale(r, tmax);
         float* a = acc + i * d;
         for (int64_t kk = 0; kk < d; ++kk) a[kk] *= f;
       }
       if (r.m == -INFINITY) continue;  // nothing visible yet
       row_add_tile<kStats>(r, sc, p, n, t_abs, s0, c.st.waad_window, sink_tile);
-      if (kStats && topk > 0)
+      if (kStats && topk > 0 && (r.n_top < topk || tmax > r.top_s[topk - 1]))  // skip tiles that cannot enter
         for (int j = 0; j < n; ++j)
           if (sc[j] > -INFINITY) row_topk_push(r, topk, sc[j], static_cast<int32_t>(s0 + j));
-      float* a = acc + i * d;
-      const int64_t vstride = sh.H_kv * d;
-      for (int j = 0; j < n; ++j) {
-        const float pj = p[j];
-        if (pj == 0.f) continue;
-        const float* vr = c.v + (s0 + j) * vstride + hk * d;
-        for (int64_t kk = 0; kk < d; ++kk) a[kk] += pj * vr[kk];
-      }
+      accumulate_pv(acc + i * d, p, c.v + s0 * sh.H_kv * d + hk * d, sh.H_kv * d, n, d);
     }
   }
   const float hscale = c.iv.head_scale ? c.iv.head_scale[h] : 1.f;
@@ -180,11 +209,10 @@ void received_task(Ctx& c, int64_t h, int64_t s0, int n, std::vector<float>& scr
     if (lse == INFINITY) continue;
     const int64_t t_abs = sh.q_pos0 + t;
     row_scores(c, h, c.q + (t * sh.H + h) * d, kT, n, t_abs, s0, sc);
-    for (int j = 0; j < n; ++j) {
-      const int64_t rel = t_abs - (s0 + j);
-      const bool in = rel >= st.recv_lo && (st.recv_hi < 0 || rel <= st.recv_hi);
-      recv[j] += in ? hs_expf(sc[j] - lse) : 0.f;
-    }
+    // Keys of the tile this query counts for: relative offset t - s in [lo, hi], one index range.
+    const int64_t j_hi = std::min<int64_t>(n - 1, t_abs - s0 - st.recv_lo);
+    const int64_t j_lo = st.recv_hi >= 0 ? std::max<int64_t>(0, t_abs - s0 - st.recv_hi) : 0;
+    for (int64_t j = j_lo; j <= j_hi; ++j) recv[j] += hs_expf(sc[j] - lse);
   }
   for (int j = 0; j < n; ++j) st.key_recv[h * sh.S + s0 + j] = recv[j];
 }
