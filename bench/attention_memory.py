@@ -50,9 +50,10 @@ Each measurement is a fresh child (subprocess.Popen) reaped with os.wait4(pid), 
 alone (unlike getrusage(RUSAGE_CHILDREN), which is cumulative and a max over all children). Linux caveat: at
 exec() the kernel folds the pre-exec address space's high-water RSS into the child's ru_maxrss, and that
 address space is a copy of (or, with vfork, is) this parent's. The parent therefore imports nothing heavy (no
-torch, numpy or gguf: layer/head counts come from a tiny GGUF header reader) and stays at ~10 MiB; that floor is
-measured (a /bin/true child) and printed. The HF child also reports its own VmHWM from /proc/self/status (no
-floor) as a cross-check, plus its RSS high-water after the model load, so one can see whether the peak came
+torch, numpy or gguf: layer/head counts come from a tiny GGUF header reader; its helpers shared with
+prompt_speed.py, in bench/benchlib.py, are standard library only) and stays at ~10 MiB; that floor is measured
+(a /bin/true child) and printed. The HF child also reports its own VmHWM from /proc/self/status (no floor) as a
+cross-check, plus its RSS high-water after the model load, so one can see whether the peak came
 from loading or from the attention maps.
 
 Never the OOM killer
@@ -104,6 +105,11 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/benchlib.py, from any working directory
+from benchlib import (  # noqa: E402
+    CpuMonitor, cpu_model, loads_json_lenient, module_version, wait_until_idle, write_json_text,
+)
 
 DEFAULT_MODEL = "~/.cache/headscope/SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_TOKENS = [512, 2048, 8192, 16384, 32768]
@@ -218,19 +224,7 @@ def hf_estimate_bytes(dims: dict, t: int) -> int:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# machine, versions, other load
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() in ("model name", "Model name", "cpu model", "Processor"):
-                    return value.strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
+# machine memory (CPU model, versions and other processes' load: benchlib.py)
 
 
 def mem_total_gib() -> float | None:
@@ -242,49 +236,6 @@ def mem_total_gib() -> float | None:
     except OSError:
         pass
     return None
-
-
-def module_version(name: str) -> str | None:
-    try:
-        from importlib.metadata import version
-
-        return version(name)
-    except Exception:
-        return None
-
-
-class CpuMonitor:
-    """Share of all cores used by OTHER processes between start() and stop(): /proc/stat busy time minus this
-    process's and its reaped children's CPU time (os.times())."""
-
-    def __init__(self) -> None:
-        self.hz = os.sysconf("SC_CLK_TCK")
-        self.ncpu = os.cpu_count() or 1
-
-    @staticmethod
-    def _busy_jiffies() -> int | None:
-        try:
-            with open("/proc/stat", encoding="ascii") as f:
-                v = [int(x) for x in f.readline().split()[1:9]]
-        except (OSError, ValueError):
-            return None
-        return v[0] + v[1] + v[2] + v[5] + v[6] + v[7]  # user nice system irq softirq steal
-
-    @staticmethod
-    def _own_seconds() -> float:
-        t = os.times()
-        return t.user + t.system + t.children_user + t.children_system
-
-    def start(self) -> None:
-        self.t0, self.b0, self.o0 = time.perf_counter(), self._busy_jiffies(), self._own_seconds()
-
-    def stop(self) -> float | None:
-        b1 = self._busy_jiffies()
-        wall = time.perf_counter() - self.t0
-        if b1 is None or self.b0 is None or wall <= 0:
-            return None
-        other = (b1 - self.b0) / self.hz - (self._own_seconds() - self.o0)
-        return max(0.0, other / (wall * self.ncpu))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -355,19 +306,8 @@ def run_child(cmd: list[str], cap_bytes: int | None, timeout_s: float, env: dict
 
 def wait_idle(max_wait_s: float) -> float | None:
     """Waits (up to max_wait_s) until other processes use < 10% of the cores over one second."""
-    if max_wait_s <= 0:
-        return None
-    deadline = time.monotonic() + max_wait_s
-    while True:
-        mon = CpuMonitor()
-        mon.start()
-        time.sleep(1.0)
-        busy = mon.stop()
-        if busy is None or busy < NOISY_SHARE:
-            return busy
-        if time.monotonic() >= deadline:
-            log(f"warning: other processes still use {busy:.0%} of the CPU after {max_wait_s:.0f} s; measuring anyway")
-            return busy
+    return wait_until_idle(max_wait_s, NOISY_SHARE, log, gave_up="warning: other processes still use {busy:.0%} of "
+                           "the CPU after {max_wait_s:.0f} s; measuring anyway")
 
 
 def spawn_floor_bytes() -> int:
@@ -620,16 +560,7 @@ def head_means(rows: list[dict]) -> dict:
 
 
 def parse_headscope_json(text: str, t: int, dims: dict) -> dict:
-    doc = None
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError:
-        start, end = text.find("{"), text.rfind("}")
-        if start != -1 and end > start:
-            try:
-                doc = json.loads(text[start : end + 1])
-            except json.JSONDecodeError:
-                pass
+    doc = loads_json_lenient(text)
     if not isinstance(doc, dict):
         raise ValueError(f"did not print a JSON object; stdout: {text.strip()[:300] or '(empty)'}")
     try:
@@ -921,12 +852,7 @@ def main(argv=None) -> int:
             "versions": hf_versions, "headscope": args.headscope,
             "results": [results[t][eng] for t in args.tokens for eng in ENGINES if eng in results[t]],
         }
-        text = json.dumps(doc, indent=1)
-        if args.json == "-":
-            print(text)
-        else:
-            Path(args.json).write_text(text + "\n", encoding="utf-8")
-            log(f"raw results written to {args.json}")
+        write_json_text(json.dumps(doc, indent=1), args.json, log)
 
     failed = False
     for t in args.tokens:

@@ -66,7 +66,8 @@ token ids, default 0), --wait-idle SECONDS (see below), --json PATH (raw
 results with every repeat's time; '-' = stdout, after the table).
 
 Shared machines: the script measures how much CPU OTHER processes use (from
-/proc/stat minus its own CPU time). Before each engine and each T it waits up to
+/proc/stat minus its own CPU time; helpers shared with attention_memory.py, in
+bench/benchlib.py). Before each engine and each T it waits up to
 --wait-idle seconds (default 120) for them to use < 5% of the cores, and it
 flags every timing taken while they used more as NOISY (in the table's notes
 and in the JSON). With 2 cores, one busy neighbour halves the throughput and
@@ -94,6 +95,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/benchlib.py, from any working directory
+from benchlib import (  # noqa: E402
+    CpuMonitor,
+    cpu_model,
+    idle_check,
+    loads_json_lenient,
+    module_version,
+    wait_until_idle,
+    write_json_text,
+)
 
 DEFAULT_MODEL = "~/.cache/headscope/SmolLM2-135M-Instruct.Q4_1.gguf"
 ENGINES = ("headscope", "transformers", "llama.cpp")
@@ -190,18 +202,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 # machine and versions
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() in ("model name", "Model name", "cpu model", "Processor"):
-                    return value.strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
 def cpu_flags() -> list[str]:
     wanted = ("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "amx_tile")
     try:
@@ -213,15 +213,6 @@ def cpu_flags() -> list[str]:
     except OSError:
         pass
     return []
-
-
-def module_version(name: str) -> str | None:
-    try:
-        from importlib.metadata import version
-
-        return version(name)
-    except Exception:
-        return None
 
 
 def versions() -> dict[str, str | None]:
@@ -239,69 +230,19 @@ def versions() -> dict[str, str | None]:
 # other load on the machine (a benchmark on a shared box is only as good as its quiet)
 
 
-class CpuMonitor:
-    """CPU time used by OTHER processes between start() and stop(), as a fraction of all cores.
-
-    From /proc/stat (all processes) minus os.times() (this process and its waited-for children)."""
-
-    def __init__(self) -> None:
-        self.hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-        self.ncpu = os.cpu_count() or 1
-
-    @staticmethod
-    def _busy_jiffies() -> int | None:
-        try:
-            with open("/proc/stat", encoding="ascii") as f:
-                fields = f.readline().split()
-        except OSError:
-            return None
-        # user nice system idle iowait irq softirq steal [guest guest_nice: already in user/nice]
-        v = [int(x) for x in fields[1:9]]
-        return v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
-
-    @staticmethod
-    def _own_seconds() -> float:
-        t = os.times()
-        return t.user + t.system + t.children_user + t.children_system
-
-    def start(self) -> None:
-        self.t0, self.b0, self.o0 = time.perf_counter(), self._busy_jiffies(), self._own_seconds()
-
-    def stop(self) -> float | None:
-        b1 = self._busy_jiffies()
-        if b1 is None or self.b0 is None:
-            return None
-        wall = time.perf_counter() - self.t0
-        other = (b1 - self.b0) / self.hz - (self._own_seconds() - self.o0)
-        return max(0.0, other / (wall * self.ncpu)) if wall > 0 else None
-
-
-def idle_check(seconds: float = 1.0) -> float | None:
-    mon = CpuMonitor()
-    mon.start()
-    time.sleep(seconds)
-    return mon.stop()
-
-
 IDLE_THRESHOLD = 0.05
 
 
 def wait_idle(max_wait_s: float) -> float | None:
     """Waits (up to max_wait_s) until other processes use < 5% of the CPU over one second."""
-    if max_wait_s <= 0:
-        return None
-    deadline = time.monotonic() + max_wait_s
-    announced = False
-    while True:
-        busy = idle_check(1.0)
-        if busy is None or busy < IDLE_THRESHOLD:
-            return busy
-        if time.monotonic() >= deadline:
-            log(f"warning: still {busy:.0%} CPU used by other processes after waiting {max_wait_s:.0f} s; measuring anyway")
-            return busy
-        if not announced:
-            log(f"other processes use {busy:.0%} of the CPU; waiting up to {max_wait_s:.0f} s for a quiet machine")
-            announced = True
+    return wait_until_idle(
+        max_wait_s,
+        IDLE_THRESHOLD,
+        log,
+        gave_up="warning: still {busy:.0%} CPU used by other processes after waiting {max_wait_s:.0f} s; "
+        "measuring anyway",
+        waiting="other processes use {busy:.0%} of the CPU; waiting up to {max_wait_s:.0f} s for a quiet machine",
+    )
 
 
 # --------------------------------------------------------------------------
@@ -359,17 +300,7 @@ def result_entry(t: int, times: list[float], other_load: float | None) -> dict:
 
 def parse_headscope_json(text: str, tokens: list[int], threads: int) -> dict:
     """Parses and checks the document printed by `headscope bench ... --json`."""
-    doc = None
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError:
-        # tolerate stray lines around the document (e.g. a log line on stdout)
-        start, end = text.find("{"), text.rfind("}")
-        if start != -1 and end > start:
-            try:
-                doc = json.loads(text[start : end + 1])
-            except json.JSONDecodeError:
-                doc = None
+    doc = loads_json_lenient(text)  # tolerates stray lines around the document (e.g. a log line on stdout)
     if not isinstance(doc, dict):
         snippet = text.strip()[:400] or "(empty)"
         raise BenchError(f"headscope did not print a JSON object; stdout was: {snippet}")
@@ -731,12 +662,7 @@ def main(argv: list[str] | None = None) -> int:
                 for e, r in runs.items()
             },
         }
-        text = json.dumps(doc, indent=2, default=str)
-        if args.json == "-":
-            print(text)
-        else:
-            Path(args.json).write_text(text + "\n", encoding="utf-8")
-            log(f"raw results written to {args.json}")
+        write_json_text(json.dumps(doc, indent=2, default=str), args.json, log)
 
     return 1 if errors else 0
 
