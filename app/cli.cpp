@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "analysis/head_summary.h"
 #include "kernels/attention.h"
 #include "kernels/device.h"
 #include "model/error.h"
@@ -238,13 +239,13 @@ int cmd_attn(const std::string& path, std::vector<int32_t> ids, const std::strin
   json j = {{"tokens", T}, {"seconds", secs}, {"layers", cfg.n_layers}, {"heads", cfg.n_heads}};
   if (stats) {
     json table = json::array();
-    for (int l = 0; l < cfg.n_layers; ++l) {
-      const AttnLayerStats& a = r.attn[l];
-      at::Tensor ent = a.entropy.mean(1), sink = a.sink_mass.mean(1), dist = a.mean_dist.mean(1), mp = a.max_prob.mean(1);
-      for (int h = 0; h < cfg.n_heads; ++h)
-        table.push_back({{"layer", l}, {"head", h}, {"entropy", ent[h].item<float>()}, {"sink_mass", sink[h].item<float>()},
-                         {"mean_dist", dist[h].item<float>()}, {"max_prob", mp[h].item<float>()}});
-    }
+    const HeadSummary hs = summarize_heads(r);
+    for (int l = 0; l < cfg.n_layers; ++l)
+      for (int h = 0; h < cfg.n_heads; ++h) {
+        json e = {{"layer", l}, {"head", h}};
+        for (int k = 0; k < kHeadStatCount; ++k) e[head_stat_name(static_cast<HeadStat>(k))] = hs.at(static_cast<HeadStat>(k), l, h);
+        table.push_back(e);
+      }
     j["heads_table"] = table;
     if (!c.json) {
       std::printf("%-6s %10s %10s %10s %10s   (means over %lld queries; sink = key 0)\n", "head", "entropy", "sink mass",

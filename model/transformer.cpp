@@ -374,6 +374,7 @@ ForwardResult forward(const ModelConfig& c, const Weights& w, const std::vector<
   if (c.rope.rotary_dim > 0) rt = rope_tables(c, w.rope_freq_factors, T);
   const int64_t H = c.n_heads, Hk = c.n_kv_heads, d = c.d_head;
   for (int64_t layer = 0; layer < c.n_layers; ++layer) {
+    if (rec && rec->on_layer && !rec->on_layer(layer, c.n_layers)) throw Error("cancelled");
     const LayerWeights& lw = w.layers[layer];
     at::Tensor h = norm(c, x, lw.ln1_w, lw.ln1_b);
     at::Tensor qkv = at::linear(h, lw.w_qkv, lw.b_qkv);

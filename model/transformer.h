@@ -4,6 +4,7 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <vector>
 
 #include "model/config.h"
@@ -49,6 +50,8 @@ struct AttnRecord {
   // blocks.L.attn.hook_pattern, materialised only for these (layer, head) pairs and query rows [q_lo, q_hi).
   std::vector<std::pair<int, int>> pattern_heads;
   int64_t q_lo = 0, q_hi = -1;  // q_hi < 0: to the end
+  // Called before each layer with (layer, n_layers); returning false cancels the pass (Error "cancelled").
+  std::function<bool(int64_t, int64_t)> on_layer;
 };
 
 // Statistics of one layer; [H, T] unless noted.

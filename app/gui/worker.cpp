@@ -1,0 +1,129 @@
+// Background worker of headscope-gui (see worker.h).
+#include "app/gui/worker.h"
+
+#include <ATen/ATen.h>
+#include <c10/util/Exception.h>
+
+#include <chrono>
+
+#include "model/error.h"
+
+namespace headscope::gui {
+
+Worker::Worker() : thread_([this] { loop(); }) {}
+
+Worker::~Worker() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    quit_ = true;
+    cancel_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void Worker::load(const std::string& path) {
+  std::lock_guard<std::mutex> lk(mu_);
+  jobs_.push_back({Job::Load, path});
+  busy_ = true;
+  cv_.notify_all();
+}
+
+void Worker::run(const std::string& prompt, int layer, int head) {
+  std::lock_guard<std::mutex> lk(mu_);
+  // A newer run replaces queued ones; the running one is cancelled.
+  for (auto it = jobs_.begin(); it != jobs_.end();) it = it->kind == Job::Run ? jobs_.erase(it) : it + 1;
+  jobs_.push_back({Job::Run, prompt, layer, head});
+  cancel_ = true;
+  busy_ = true;
+  cv_.notify_all();
+}
+
+std::string Worker::status() const { std::lock_guard<std::mutex> lk(mu_); return status_; }
+std::string Worker::error() const { std::lock_guard<std::mutex> lk(mu_); return error_; }
+std::string Worker::model_path() const { std::lock_guard<std::mutex> lk(mu_); return model_path_; }
+std::shared_ptr<const Model> Worker::model() const { std::lock_guard<std::mutex> lk(mu_); return model_; }
+std::shared_ptr<const RunResult> Worker::result() const { std::lock_guard<std::mutex> lk(mu_); return result_; }
+
+void Worker::loop() {
+  for (;;) {
+    Job job;
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      cv_.wait(lk, [&] { return quit_ || !jobs_.empty(); });
+      if (quit_) return;
+      job = jobs_.front();
+      jobs_.pop_front();
+      cancel_ = false;
+      progress_ = 0.f;
+      error_.clear();
+    }
+    try {
+      if (job.kind == Job::Load) do_load(job.text);
+      else do_run(job);
+    } catch (const headscope::Error& e) {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (std::string(e.what()) != "cancelled") error_ = e.what();
+    } catch (const c10::Error& e) {
+      std::lock_guard<std::mutex> lk(mu_);
+      error_ = e.what_without_backtrace();
+    } catch (const std::exception& e) {
+      std::lock_guard<std::mutex> lk(mu_);
+      error_ = e.what();
+    }
+    std::lock_guard<std::mutex> lk(mu_);
+    status_.clear();
+    if (jobs_.empty()) busy_ = false;
+  }
+}
+
+void Worker::do_load(const std::string& path) {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    status_ = "loading " + path;
+  }
+  std::shared_ptr<const Model> m(Model::load(path).release());
+  std::lock_guard<std::mutex> lk(mu_);
+  model_ = m;
+  model_path_ = path;
+  result_.reset();
+}
+
+void Worker::do_run(const Job& job) {
+  std::shared_ptr<const Model> m = model();
+  if (!m) throw Error("open a model first");
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    status_ = "running";
+  }
+  auto res = std::make_shared<RunResult>();
+  res->ids = m->tokenizer().encode(job.text);
+  if (res->ids.empty()) throw Error("the prompt is empty");
+  for (int32_t id : res->ids) res->tokens.push_back(m->tokenizer().token_text(id));
+  AttnRecord rec;
+  rec.stats = true;
+  rec.pattern_heads = {{job.layer, job.head}};
+  rec.on_layer = [this](int64_t l, int64_t n) {
+    progress_ = static_cast<float>(l) / static_cast<float>(n);
+    return !cancel_.load();
+  };
+  auto t0 = std::chrono::steady_clock::now();
+  ForwardResult fr = m->run(res->ids, rec, /*last_only=*/true);
+  res->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  res->summary = summarize_heads(fr);
+  at::Tensor probs = at::softmax(fr.logits[0], -1);
+  auto [p, idx] = probs.topk(10);
+  for (int i = 0; i < 10; ++i) {
+    int32_t id = static_cast<int32_t>(idx[i].item<int64_t>());
+    res->next.push_back({id, p[i].item<float>()});
+    res->next_text.push_back(m->tokenizer().token_text(id));
+  }
+  res->pattern_layer = job.layer, res->pattern_head = job.head;
+  at::Tensor pat = fr.patterns.at(0).second.contiguous();
+  res->pattern.assign(pat.data_ptr<float>(), pat.data_ptr<float>() + pat.numel());
+  progress_ = 1.f;
+  std::lock_guard<std::mutex> lk(mu_);
+  result_ = res;
+}
+
+}  // namespace headscope::gui

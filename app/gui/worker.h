@@ -1,0 +1,71 @@
+// The GUI's background worker: loads models and runs forward passes on its own thread so that the frame never
+// blocks. The UI thread posts jobs and polls for finished results; it keeps drawing the previous result until
+// a new one is complete. Cancel stops a running forward at the next layer.
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "analysis/head_summary.h"
+#include "model/model.h"
+
+namespace headscope::gui {
+
+// Everything the window shows about one run of one prompt.
+struct RunResult {
+  std::vector<int32_t> ids;
+  std::vector<std::string> tokens;     // token texts
+  HeadSummary summary;                 // per-head means (grid)
+  std::vector<std::pair<int32_t, float>> next;  // top next tokens (id, probability)
+  std::vector<std::string> next_text;
+  int pattern_layer = -1, pattern_head = -1;
+  std::vector<float> pattern;          // [T, T] probabilities of the selected head (row = query)
+  double seconds = 0;
+};
+
+class Worker {
+ public:
+  Worker();
+  ~Worker();
+  void load(const std::string& path);
+  // Runs the prompt, recording statistics and the pattern of head (layer, head).
+  void run(const std::string& prompt, int layer, int head);
+
+  bool busy() const { return busy_; }
+  float progress() const { return progress_; }
+  std::string status() const;
+  void cancel() { cancel_ = true; }
+  // The latest finished things; null until there are any.
+  std::shared_ptr<const Model> model() const;
+  std::shared_ptr<const RunResult> result() const;
+  std::string error() const;
+  std::string model_path() const;
+
+ private:
+  struct Job {
+    enum Kind { Load, Run } kind;
+    std::string text;
+    int layer = 0, head = 0;
+  };
+  void loop();
+  void do_load(const std::string& path);
+  void do_run(const Job& job);
+
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Job> jobs_;
+  bool quit_ = false;
+  std::atomic<bool> busy_{false}, cancel_{false};
+  std::atomic<float> progress_{0.f};
+  std::string status_, error_, model_path_;
+  std::shared_ptr<const Model> model_;
+  std::shared_ptr<const RunResult> result_;
+  std::thread thread_;
+};
+
+}  // namespace headscope::gui
