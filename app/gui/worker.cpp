@@ -121,6 +121,16 @@ void Worker::do_run(const Job& job) {
   res->pattern_layer = job.layer, res->pattern_head = job.head;
   at::Tensor pat = fr.patterns.at(0).second.contiguous();
   res->pattern.assign(pat.data_ptr<float>(), pat.data_ptr<float>() + pat.numel());
+  const int64_t T = pat.size(0);
+  if (T > 1024) {  // block maxima for the zoomed-out view, computed here rather than in a frame
+    res->pool = static_cast<int>((T + 1023) / 1024);
+    const int64_t padded = (T + res->pool - 1) / res->pool * res->pool;
+    at::Tensor p = at::zeros({padded, padded}, at::kFloat);
+    p.narrow(0, 0, T).narrow(1, 0, T).copy_(pat);
+    at::Tensor pooled = p.view({padded / res->pool, res->pool, padded / res->pool, res->pool}).amax({1, 3}).contiguous();
+    res->pooled_n = static_cast<int>(pooled.size(0));
+    res->pooled.assign(pooled.data_ptr<float>(), pooled.data_ptr<float>() + pooled.numel());
+  }
   progress_ = 1.f;
   std::lock_guard<std::mutex> lk(mu_);
   result_ = res;

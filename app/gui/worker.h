@@ -25,6 +25,8 @@ struct RunResult {
   std::vector<std::string> next_text;
   int pattern_layer = -1, pattern_head = -1;
   std::vector<float> pattern;          // [T, T] probabilities of the selected head (row = query)
+  int pool = 1, pooled_n = 0;          // for long prompts: max over pool x pool blocks, [pooled_n, pooled_n],
+  std::vector<float> pooled;           // so the zoomed-out view reads ~1M values instead of T^2
   double seconds = 0;
 };
 
