@@ -215,10 +215,11 @@ std::pair<int, int> parse_head(const std::string& s, const ModelConfig& cfg) {
   return {l, h};
 }
 
-int cmd_attn(const std::string& path, std::vector<int32_t> ids, const std::string& prompt, const std::string& ids_arg,
-             int random_tokens, int seed, bool no_bos, const std::string& head, int top, bool stats, const Common& c) {
+int cmd_attn(const std::string& path, const std::string& prompt, const std::string& ids_arg, int random_tokens, int seed,
+             bool no_bos, const std::string& head, int top, bool stats, const Common& c) {
   auto m = Model::load(path);
   const ModelConfig& cfg = m->config();
+  std::vector<int32_t> ids;
   if (random_tokens > 0) {
     std::mt19937 rng(static_cast<uint32_t>(seed));
     std::uniform_int_distribution<int32_t> dist(0, static_cast<int32_t>(cfg.vocab - 1));
@@ -366,7 +367,7 @@ int main(int argc, char** argv) {
     if (*predict) return cmd_predict(model, prompt, ids, no_bos, top_k, all_positions, common);
     if (*generate) return cmd_generate(model, prompt, ids, no_bos, n, common);
     if (*bench) return cmd_bench(model, lengths, repeat, logits_mode, common);
-    if (*attn) return cmd_attn(model, {}, prompt, ids, random_tokens, seed, no_bos, head, top, stats, common);
+    if (*attn) return cmd_attn(model, prompt, ids, random_tokens, seed, no_bos, head, top, stats, common);
   } catch (const headscope::Error& e) {
     std::fprintf(stderr, "headscope: error: %s\n", e.what());
     return 1;

@@ -20,6 +20,7 @@
 #include "model/error.h"
 
 namespace headscope {
+static_assert(kRowTopK == kMaxTopK, "the row state holds kMaxTopK top keys");
 namespace {
 
 constexpr int kQB = 64;  // queries per task

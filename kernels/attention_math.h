@@ -43,6 +43,8 @@ HS_HD float hs_expf(float x) {
   return x < -87.3f ? 0.f : y;
 }
 
+constexpr int kRowTopK = 16;  // = kMaxTopK in attention.h (checked there)
+
 struct RowState {
   float m;       // running max of the scores seen
   float l;       // sum exp(s - m)
@@ -52,8 +54,8 @@ struct RowState {
   float waad;    // sum exp(s - m) * min(t - s, W)
   int32_t argmax;
   int32_t n_top;
-  float top_s[16];    // top-k scores, decreasing; ties keep the earlier (lower) key first
-  int32_t top_i[16];
+  float top_s[kRowTopK];    // top-k scores, decreasing; ties keep the earlier (lower) key first
+  int32_t top_i[kRowTopK];
 };
 
 HS_HD void row_init(RowState& r) {

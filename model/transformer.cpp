@@ -32,7 +32,7 @@ at::Tensor to_float(const TensorInfo& t) {
 
 class Loader {
  public:
-  Loader(const Checkpoint& ck, const ModelConfig& cfg) : ck_(ck), cfg_(cfg) {}
+  explicit Loader(const Checkpoint& ck) : ck_(ck) {}
 
   bool has(const std::string& name) const { return ck_.find(name) != nullptr; }
 
@@ -61,7 +61,6 @@ class Loader {
     return o;
   }
   const Checkpoint& ck_;
-  const ModelConfig& cfg_;
 };
 
 // llama.cpp's converter reorders each head's q/k rows so that rotary pairs are adjacent ("normal" rope);
@@ -82,7 +81,7 @@ at::Tensor neox_regroup(const at::Tensor& t, int64_t H, int64_t d) {
 }
 
 Weights load_hf(const Checkpoint& ck, const ModelConfig& c) {
-  Loader L(ck, c);
+  Loader L(ck);
   Weights w;
   const int64_t D = c.d_model, H = c.n_heads, Hk = c.n_kv_heads, d = c.d_head, F = c.d_ff, V = c.vocab;
   if (c.family == Family::Llama) {
@@ -166,7 +165,7 @@ Weights load_hf(const Checkpoint& ck, const ModelConfig& c) {
 }
 
 Weights load_gguf(const Checkpoint& ck, const ModelConfig& c) {
-  Loader L(ck, c);
+  Loader L(ck);
   Weights w;
   const int64_t D = c.d_model, H = c.n_heads, Hk = c.n_kv_heads, d = c.d_head, F = c.d_ff, V = c.vocab;
   w.embed = L.get("token_embd.weight", {V, D});
