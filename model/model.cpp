@@ -46,9 +46,10 @@ at::Tensor Model::forward(const std::vector<int32_t>& ids, bool last_only) const
   return headscope::forward(cfg_, w_, ids, last_only).logits;
 }
 
-ForwardResult Model::run(const std::vector<int32_t>& ids, const AttnRecord& record, bool last_only) const {
+ForwardResult Model::run(const std::vector<int32_t>& ids, const AttnRecord& record, bool last_only,
+                         const Hooks* hooks) const {
   at::NoGradGuard no_grad;
-  return headscope::forward(cfg_, w_, ids, last_only, &record);
+  return headscope::forward(cfg_, w_, ids, last_only, &record, hooks);
 }
 
 std::vector<int32_t> Model::generate_greedy(std::vector<int32_t> ids, int n) const {

@@ -6,6 +6,7 @@
 
 #include <cmath>
 
+#include "hooks/hooks.h"
 #include "kernels/attention.h"
 #include "model/checkpoint.h"
 #include "model/error.h"
@@ -351,8 +352,15 @@ RopeTables rope_tables(const ModelConfig& c, const at::Tensor& freq_factors, int
 }
 
 ForwardResult forward(const ModelConfig& c, const Weights& w, const std::vector<int32_t>& ids, bool last_only,
-                      const AttnRecord* rec) {
+                      const AttnRecord* rec, const Hooks* hooks) {
   ForwardResult res;
+  // Runs the hooks on a point, only when something hooks it.
+  auto hook = [&](int64_t layer, const char* point, at::Tensor v) {
+    if (!hooks || hooks->empty()) return v;
+    const std::string name = layer >= 0 ? Hooks::name(layer, point) : std::string(point);
+    return hooks->has(name) ? hooks->run(name, layer, v) : v;
+  };
+  auto hooked = [&](int64_t layer, const char* point) { return hooks && hooks->has(Hooks::name(layer, point)); };
   if (rec && rec->stats) res.attn.resize(c.n_layers);
   if (rec && (rec->topk < 0 || rec->topk > kMaxTopK)) throw Error("top-k must be between 0 and " + std::to_string(kMaxTopK));
   for (auto& [l, h] : rec ? rec->pattern_heads : std::vector<std::pair<int, int>>{})
@@ -375,15 +383,28 @@ ForwardResult forward(const ModelConfig& c, const Weights& w, const std::vector<
   for (int64_t layer = 0; layer < c.n_layers; ++layer) {
     if (rec && rec->on_layer && !rec->on_layer(layer, c.n_layers)) throw Error("cancelled");
     const LayerWeights& lw = w.layers[layer];
+    x = hook(layer, "hook_resid_pre", x);
     at::Tensor h = norm(c, x, lw.ln1_w, lw.ln1_b);
     at::Tensor qkv = at::linear(h, lw.w_qkv, lw.b_qkv);
     at::Tensor q = qkv.narrow(1, 0, H * d).view({T, H, d});
     at::Tensor k = qkv.narrow(1, H * d, Hk * d).view({T, Hk, d});
     at::Tensor v = qkv.narrow(1, (H + Hk) * d, Hk * d).view({T, Hk, d});
     if (c.qk_norm) q = rms_heads(q, lw.q_norm, c.norm_eps), k = rms_heads(k, lw.k_norm, c.norm_eps);
+    q = hook(layer, "attn.hook_q", q), k = hook(layer, "attn.hook_k", k), v = hook(layer, "attn.hook_v", v);
     if (c.rope.rotary_dim > 0) q = apply_rope(q, rt, c.rope.rotary_dim), k = apply_rope(k, rt, c.rope.rotary_dim);
-    at::Tensor attn_out = at::linear(
-        attention(c, q, k, v, rec, rec && rec->stats ? &res.attn[layer] : nullptr, &res.key_count), lw.w_o, lw.b_o);
+    at::Tensor z = attention(c, q, k, v, rec, rec && rec->stats ? &res.attn[layer] : nullptr, &res.key_count);
+    z = hook(layer, "attn.hook_z", z.view({T, H, d})).reshape({T, H * d});
+    at::Tensor attn_out;
+    if (hooked(layer, "attn.hook_result")) {
+      // Per-head contributions [T, H, D]: z_h times head h's columns of W_O.
+      at::Tensor result = at::einsum("thd,Dhd->thD", {z.view({T, H, d}), lw.w_o.view({c.d_model, H, d})});
+      result = hook(layer, "attn.hook_result", result);
+      attn_out = result.sum(1);
+      if (lw.b_o.defined()) attn_out = attn_out + lw.b_o;
+    } else {
+      attn_out = at::linear(z, lw.w_o, lw.b_o);
+    }
+    attn_out = hook(layer, "hook_attn_out", attn_out);
     if (rec)
       for (auto& [l, head] : rec->pattern_heads)
         if (l == layer) {
@@ -397,15 +418,16 @@ ForwardResult forward(const ModelConfig& c, const Weights& w, const std::vector<
       return at::linear(u, lw.w_out, lw.b_out);
     };
     if (c.parallel_residual) {
-      x = x + attn_out + mlp(norm(c, x, lw.ln2_w, lw.ln2_b));
+      x = x + attn_out + hook(layer, "hook_mlp_out", mlp(norm(c, x, lw.ln2_w, lw.ln2_b)));
     } else {
-      x = x + attn_out;
-      x = x + mlp(norm(c, x, lw.ln2_w, lw.ln2_b));
+      x = hook(layer, "hook_resid_mid", x + attn_out);
+      x = x + hook(layer, "hook_mlp_out", mlp(norm(c, x, lw.ln2_w, lw.ln2_b)));
     }
+    x = hook(layer, "hook_resid_post", x);
   }
   if (last_only) x = x.narrow(0, T - 1, 1);
-  x = norm(c, x, w.final_w, w.final_b);
-  res.logits = at::linear(x, w.unembed, w.unembed_b);
+  x = hook(-1, "ln_final.hook_normalized", norm(c, x, w.final_w, w.final_b));
+  res.logits = hook(-1, "unembed.hook_logits", at::linear(x, w.unembed, w.unembed_b));
   return res;
 }
 

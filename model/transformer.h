@@ -69,7 +69,8 @@ struct ForwardResult {
 };
 
 // ids: token ids (each < vocab). Logits [T, vocab] float32, or [1, vocab] for the last position only.
+// hooks: user hooks at the named points (hooks/hooks.h); null or empty costs nothing.
 ForwardResult forward(const ModelConfig& cfg, const Weights& w, const std::vector<int32_t>& ids, bool last_only = false,
-                      const AttnRecord* record = nullptr);
+                      const AttnRecord* record = nullptr, const class Hooks* hooks = nullptr);
 
 }  // namespace headscope

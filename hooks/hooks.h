@@ -1,0 +1,55 @@
+// Named hook points of the forward pass (TransformerLens names) and a registry of user hooks. A hook sees the
+// tensor at its point and returns the tensor the forward continues with: the same one to only read it, a new
+// one to replace it. Several hooks on one point run in the order they were added. With no hook on a point,
+// the forward does no extra work there (per-head hook_result is only built when something hooks it).
+//
+// Points, per layer L (shapes for T tokens):
+//   blocks.L.hook_resid_pre [T, D]     blocks.L.attn.hook_q [T, H, d]   .hook_k/.hook_v [T, H_kv, d] (before RoPE)
+//   blocks.L.attn.hook_z [T, H, d]     per-head attention output, before the output projection
+//   blocks.L.attn.hook_result [T, H, D] per-head contribution to the residual stream (without the output bias)
+//   blocks.L.hook_attn_out [T, D]      blocks.L.hook_resid_mid [T, D] (sequential residual only)
+//   blocks.L.hook_mlp_out [T, D]       blocks.L.hook_resid_post [T, D]
+//   ln_final.hook_normalized [T', D]   unembed.hook_logits [T', vocab]   (T' = 1 when only the last position)
+// blocks.L.attn.hook_pattern is produced by AttnRecord::pattern_heads (materialised only on request).
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <functional>
+#include <map>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace headscope {
+
+struct HookContext {
+  int64_t layer;            // -1 for ln_final / unembed
+  const std::string& name;  // the full hook name
+};
+
+using HookFn = std::function<at::Tensor(const at::Tensor& value, const HookContext& ctx)>;
+
+class Hooks {
+ public:
+  void add(const std::string& name, HookFn fn);
+  bool has(const std::string& name) const { return fns_.count(name) > 0; }
+  bool empty() const { return fns_.empty(); }
+  at::Tensor run(const std::string& name, int64_t layer, at::Tensor value) const;
+
+  // "blocks.3.attn.hook_z" from (3, "attn.hook_z").
+  static std::string name(int64_t layer, const char* point);
+  // Every hook name of a model with n_layers layers (for validation and listings).
+  static std::vector<std::string> all_names(int64_t n_layers);
+
+ private:
+  std::unordered_map<std::string, std::vector<HookFn>> fns_;
+};
+
+// Records the value at each named point (a copy) into a map: an activation cache for later patching.
+struct ActivationCache {
+  std::map<std::string, at::Tensor> values;
+  void record(Hooks& hooks, const std::vector<std::string>& names);
+  const at::Tensor& get(const std::string& name) const;  // throws Error if not recorded
+};
+
+}  // namespace headscope

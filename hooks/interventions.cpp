@@ -1,0 +1,117 @@
+// Interventions from a JSON spec (see interventions.h).
+#include "hooks/interventions.h"
+
+#include <ATen/ATen.h>
+
+#include <cstdio>
+
+#include "model/error.h"
+
+namespace headscope {
+
+namespace {
+
+std::pair<int, int> parse_head(const std::string& s, const ModelConfig& cfg) {
+  int l = -1, h = -1;
+  char extra;
+  if (std::sscanf(s.c_str(), "%d.%d%c", &l, &h, &extra) != 2) throw Error("'" + s + "' is not a head; write LAYER.HEAD, e.g. 3.1");
+  if (l < 0 || l >= cfg.n_layers || h < 0 || h >= cfg.n_heads)
+    throw Error("head " + s + " does not exist: this model has layers 0.." + std::to_string(cfg.n_layers - 1) +
+                " and heads 0.." + std::to_string(cfg.n_heads - 1));
+  return {l, h};
+}
+
+// Token positions as a bool mask over T, from a list that may count from the end.
+at::Tensor position_mask(const nlohmann::json& positions, int64_t T) {
+  at::Tensor m = at::zeros({T}, at::kBool);
+  if (positions.is_null()) return m.fill_(true);
+  for (auto& p : positions) {
+    int64_t i = p.get<int64_t>();
+    if (i < 0) i += T;
+    if (i < 0 || i >= T) throw Error("intervention position " + std::to_string(p.get<int64_t>()) + " is outside the " + std::to_string(T) + " tokens");
+    m[i] = true;
+  }
+  return m;
+}
+
+}  // namespace
+
+std::vector<std::pair<int, int>> parse_heads(const std::string& list, const ModelConfig& cfg) {
+  std::vector<std::pair<int, int>> out;
+  size_t i = 0;
+  while (i <= list.size()) {
+    size_t j = list.find(',', i);
+    if (j == std::string::npos) j = list.size();
+    if (j > i) out.push_back(parse_head(list.substr(i, j - i), cfg));
+    i = j + 1;
+  }
+  if (out.empty()) throw Error("no heads given");
+  return out;
+}
+
+void install_interventions(const nlohmann::json& spec_in, const ModelConfig& cfg, Hooks& hooks, const ActivationCache* source) {
+  const nlohmann::json& spec = spec_in.is_object() && spec_in.contains("interventions") ? spec_in["interventions"] : spec_in;
+  if (!spec.is_array()) throw Error("an intervention spec is a list, or an object with an \"interventions\" list");
+  const int64_t H = cfg.n_heads;
+  for (const auto& e : spec) {
+    const std::string type = e.value("type", "");
+    try {
+      if (type == "ablate" || type == "scale") {
+        const float factor = type == "ablate" ? 0.f : e.at("factor").get<float>();
+        for (auto& hs : e.at("heads")) {
+          auto [l, h] = parse_head(hs.get<std::string>(), cfg);
+          hooks.add(Hooks::name(l, "attn.hook_z"), [h = h, factor](const at::Tensor& z, const HookContext&) {
+            at::Tensor out = z.clone();
+            out.select(1, h).mul_(factor);  // z [T, H, d]
+            if (factor == 0.f) out.select(1, h).zero_();  // exact zeros, also where z held inf/nan
+            return out;
+          });
+        }
+      } else if (type == "patch") {
+        if (!source) throw Error("a patch intervention needs a source run");
+        const std::string name = e.at("hook").get<std::string>();
+        std::vector<int> heads;
+        if (e.contains("heads"))
+          for (auto& hs : e["heads"]) heads.push_back(parse_head(hs.get<std::string>(), cfg).second);
+        const nlohmann::json positions = e.value("positions", nlohmann::json());
+        hooks.add(name, [name, heads, positions, source, H](const at::Tensor& v, const HookContext&) {
+          const at::Tensor& src = source->get(name);
+          if (src.sizes() != v.sizes()) throw Error("patch " + name + ": the source run has a different shape (another prompt length?)");
+          at::Tensor mask = position_mask(positions, v.size(0));  // [T]
+          at::Tensor out = v.clone();
+          if (heads.empty()) {
+            out.index_put_({mask}, src.index({mask}));
+          } else {
+            if (v.dim() != 3 || v.size(1) != H) throw Error("patch " + name + ": heads can only be chosen on per-head hooks");
+            for (int h : heads) {
+              at::Tensor o = out.select(1, h), s = src.select(1, h);
+              o.index_put_({mask}, s.index({mask}));
+            }
+          }
+          return out;
+        });
+      } else if (type == "steer") {
+        std::vector<float> vec = e.at("vector").get<std::vector<float>>();
+        if (static_cast<int64_t>(vec.size()) != cfg.d_model)
+          throw Error("steer: the vector has " + std::to_string(vec.size()) + " entries, d_model is " + std::to_string(cfg.d_model));
+        const float scale = e.value("scale", 1.0f);
+        at::Tensor v = at::tensor(vec, at::kFloat) * scale;
+        const nlohmann::json positions = e.value("positions", nlohmann::json());
+        for (auto& l : e.at("layers")) {
+          int layer = l.get<int>();
+          if (layer < 0 || layer >= cfg.n_layers) throw Error("steer: layer " + std::to_string(layer) + " does not exist");
+          hooks.add(Hooks::name(layer, "hook_resid_pre"), [v, positions](const at::Tensor& x, const HookContext&) {
+            at::Tensor mask = position_mask(positions, x.size(0)).to(at::kFloat).unsqueeze(1);
+            return x + mask * v.unsqueeze(0);
+          });
+        }
+      } else {
+        throw Error("unknown intervention type '" + type + "' (known: ablate, scale, patch, steer)");
+      }
+    } catch (const nlohmann::json::exception& ex) {
+      throw Error("intervention " + e.dump() + ": " + ex.what());
+    }
+  }
+}
+
+}  // namespace headscope

@@ -1,0 +1,31 @@
+// Interventions described by a small JSON spec, so that the CLI, the GUI and run files use one description.
+// Each entry installs hooks (hooks.h) on the points it changes; entries apply in order and compose.
+//
+//   {"interventions": [
+//     {"type": "ablate", "heads": ["3.1", "4.2"]},                       hook_z of those heads := 0
+//     {"type": "scale",  "heads": ["3.1"], "factor": 0.5},               hook_z of those heads *= factor
+//     {"type": "patch",  "hook": "blocks.3.attn.hook_z", "heads": ["3.1"], "positions": [4, 5]}
+//                        value at the hook := the cached source run's value (heads/positions optional)
+//     {"type": "steer",  "layers": [2, 3], "positions": [7], "vector": [d_model floats], "scale": 1.0}
+//                        hook_resid_pre += scale * vector (positions optional: all)
+//   ]}
+// Heads are "L.H" strings; positions are token indices (negative counts from the end).
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "hooks/hooks.h"
+#include "model/config.h"
+
+namespace headscope {
+
+// "3.1,4.2" -> {(3,1), (4,2)}; throws Error naming the bad entry or the model's range.
+std::vector<std::pair<int, int>> parse_heads(const std::string& list, const ModelConfig& cfg);
+
+// Validates `spec` against the model and installs its hooks. `source` is needed by "patch" entries.
+void install_interventions(const nlohmann::json& spec, const ModelConfig& cfg, Hooks& hooks,
+                           const ActivationCache* source = nullptr);
+
+}  // namespace headscope

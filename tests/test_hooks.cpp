@@ -1,0 +1,104 @@
+// Hook points and interventions: an ablation changes exactly the named head (every other head's output is
+// bit-identical), patching every head's output from a clean run into a corrupted run restores the clean logits
+// exactly, per-head hook_result sums to the attention output, and steering adds exactly the vector.
+#include <ATen/ATen.h>
+
+#include "hooks/hooks.h"
+#include "hooks/interventions.h"
+#include "model/error.h"
+#include "model/model.h"
+#include "test_helpers.h"
+#include "testing.h"
+
+using namespace headscope;
+
+namespace {
+std::vector<std::string> z_names(int64_t n_layers) {
+  std::vector<std::string> n;
+  for (int64_t l = 0; l < n_layers; ++l) n.push_back(Hooks::name(l, "attn.hook_z"));
+  return n;
+}
+}  // namespace
+
+TEST_CASE("ablating a head changes that head's output and no other", "[hooks]") {
+  auto model = Model::load(testutil::stories260k());
+  const auto& cfg = model->config();
+  auto ids = model->tokenizer().encode("Once upon a time, there was a little girl named Lily.");
+  Hooks clean_hooks, abl_hooks;
+  ActivationCache clean, ablated;
+  clean.record(clean_hooks, z_names(cfg.n_layers));
+  install_interventions({{"interventions", {{{"type", "ablate"}, {"heads", {"2.3"}}}}}}, cfg, abl_hooks);
+  ablated.record(abl_hooks, z_names(cfg.n_layers));  // recorded after the ablation ran on the same point
+  ForwardResult a = model->run(ids, AttnRecord{}, false, &clean_hooks);
+  ForwardResult b = model->run(ids, AttnRecord{}, false, &abl_hooks);
+  for (int64_t l = 0; l < cfg.n_layers; ++l) {
+    const at::Tensor &za = clean.get(Hooks::name(l, "attn.hook_z")), &zb = ablated.get(Hooks::name(l, "attn.hook_z"));
+    for (int64_t h = 0; h < cfg.n_heads; ++h) {
+      INFO("head " << l << "." << h);
+      if (l < 2 || (l == 2 && h != 3)) CHECK(at::equal(za.select(1, h), zb.select(1, h)));  // bit for bit
+      if (l == 2 && h == 3) {
+        CHECK(at::all(zb.select(1, h) == 0).item<bool>());
+        CHECK(!at::all(za.select(1, h) == 0).item<bool>());
+      }
+    }
+  }
+  CHECK(!at::equal(a.logits, b.logits));  // the ablation mattered downstream
+}
+
+TEST_CASE("patching every head's output from the clean run restores the clean logits exactly", "[hooks]") {
+  auto model = Model::load(testutil::stories260k());
+  const auto& cfg = model->config();
+  auto ids = model->tokenizer().encode("Once upon a time, there was a little girl named Lily.");
+  Hooks rec_hooks;
+  ActivationCache clean;
+  clean.record(rec_hooks, z_names(cfg.n_layers));
+  at::Tensor clean_logits = model->run(ids, AttnRecord{}, false, &rec_hooks).logits;
+  // Corrupt every head's output with noise, then patch all heads of all layers back from the clean cache.
+  Hooks corrupt, patched;
+  for (Hooks* hk : {&corrupt, &patched})
+    for (const auto& n : z_names(cfg.n_layers))
+      hk->add(n, [](const at::Tensor& z, const HookContext&) { return z + at::randn(z.sizes()) * 0.5; });
+  nlohmann::json spec = nlohmann::json::array();
+  for (const auto& n : z_names(cfg.n_layers)) spec.push_back({{"type", "patch"}, {"hook", n}});
+  install_interventions(spec, cfg, patched, &clean);
+  at::Tensor corrupt_logits = model->run(ids, AttnRecord{}, false, &corrupt).logits;
+  at::Tensor patched_logits = model->run(ids, AttnRecord{}, false, &patched).logits;
+  CHECK((corrupt_logits - clean_logits).abs().max().item<double>() > 0.1);
+  CHECK(at::equal(patched_logits, clean_logits));
+  // Patching only some positions of one head leaves the run corrupted.
+  Hooks partial;
+  for (const auto& n : z_names(cfg.n_layers))
+    partial.add(n, [](const at::Tensor& z, const HookContext&) { return z + at::randn(z.sizes()) * 0.5; });
+  install_interventions({{{"type", "patch"}, {"hook", "blocks.4.attn.hook_z"}, {"heads", {"4.1"}}, {"positions", {-1}}}},
+                        cfg, partial, &clean);
+  CHECK(!at::equal(model->run(ids, AttnRecord{}, false, &partial).logits, clean_logits));
+}
+
+TEST_CASE("hook_result sums to the attention output; steering adds exactly the vector", "[hooks]") {
+  auto model = Model::load(testutil::data("models/qwen2"));  // q/k/v biases, GQA
+  const auto& cfg = model->config();
+  std::vector<int32_t> ids{5, 9, 17, 3, 44, 9, 17};
+  at::Tensor plain = model->forward(ids);
+  Hooks h;
+  for (int64_t l = 0; l < cfg.n_layers; ++l)
+    h.add(Hooks::name(l, "attn.hook_result"), [&](const at::Tensor& r, const HookContext&) {
+      CHECK(r.sizes() == at::IntArrayRef({7, cfg.n_heads, cfg.d_model}));
+      return r;
+    });
+  CHECK(at::allclose(model->run(ids, AttnRecord{}, false, &h).logits, plain, 1e-5, 1e-5));
+  // Steering: resid_pre at layer 1, position 2, gets exactly the vector added.
+  std::vector<float> vec(cfg.d_model);
+  for (int64_t i = 0; i < cfg.d_model; ++i) vec[i] = 0.01f * static_cast<float>(i);
+  Hooks before, after;
+  ActivationCache cb, ca;
+  cb.record(before, {"blocks.1.hook_resid_pre"});
+  install_interventions({{{"type", "steer"}, {"layers", {1}}, {"positions", {2}}, {"vector", vec}}}, cfg, after);
+  ca.record(after, {"blocks.1.hook_resid_pre"});
+  model->run(ids, AttnRecord{}, false, &before);
+  model->run(ids, AttnRecord{}, false, &after);
+  at::Tensor diff = ca.get("blocks.1.hook_resid_pre") - cb.get("blocks.1.hook_resid_pre");
+  CHECK(at::allclose(diff[2], at::tensor(vec), 0, 1e-6));
+  CHECK(at::all(diff[0] == 0).item<bool>());
+  CHECK_THROWS_AS(install_interventions({{{"type", "ablate"}, {"heads", {"9.0"}}}}, cfg, after), Error);
+  CHECK_THROWS_AS(install_interventions({{{"type", "nonsense"}}}, cfg, after), Error);
+}
