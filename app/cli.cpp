@@ -5,12 +5,14 @@
 
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <fstream>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <random>
 
 #include "analysis/head_summary.h"
+#include "hooks/interventions.h"
 #include "kernels/attention.h"
 #include "kernels/device.h"
 #include "model/error.h"
@@ -204,17 +206,6 @@ int cmd_bench(const std::string& path, const std::vector<int>& lengths, int repe
   return 0;
 }
 
-std::pair<int, int> parse_head(const std::string& s, const ModelConfig& cfg) {
-  int l = -1, h = -1;
-  char extra;
-  if (std::sscanf(s.c_str(), "%d.%d%c", &l, &h, &extra) != 2)
-    throw Error("--head: '" + s + "' is not a head; write LAYER.HEAD, e.g. 3.1");
-  if (l < 0 || l >= cfg.n_layers || h < 0 || h >= cfg.n_heads)
-    throw Error("--head " + s + ": this model has layers 0.." + std::to_string(cfg.n_layers - 1) + " and heads 0.." +
-                std::to_string(cfg.n_heads - 1));
-  return {l, h};
-}
-
 int cmd_attn(const std::string& path, const std::string& prompt, const std::string& ids_arg, int random_tokens, int seed,
              bool no_bos, const std::string& head, int top, bool stats, const Common& c) {
   auto m = Model::load(path);
@@ -258,7 +249,9 @@ int cmd_attn(const std::string& path, const std::string& prompt, const std::stri
     }
   }
   if (!head.empty()) {
-    auto [l, h] = parse_head(head, cfg);
+    auto hl = parse_heads(head, cfg);
+    if (hl.size() != 1) throw Error("--head takes one head, e.g. 3.1");
+    auto [l, h] = hl[0];
     const AttnLayerStats& a = r.attn[l];
     json rows = json::array();
     for (int64_t t = 0; t < T; ++t) {
@@ -287,6 +280,74 @@ int cmd_attn(const std::string& path, const std::string& prompt, const std::stri
   if (c.json) print_json(j);
   else std::fprintf(stderr, "%lld tokens, forward with statistics for %lld heads: %.3f s\n", static_cast<long long>(T),
                     static_cast<long long>(cfg.n_layers * cfg.n_heads), secs);
+  return 0;
+}
+
+int cmd_ablate(const std::string& path, const std::string& prompt, const std::string& ids_arg, bool no_bos,
+               const std::string& spec_path, const std::string& heads, const std::string& mode,
+               const std::vector<std::string>& targets, int top_k, const Common& c) {
+  auto m = Model::load(path);
+  const ModelConfig& cfg = m->config();
+  auto ids = prompt_ids(*m, prompt, ids_arg, no_bos);
+  json spec;
+  if (!spec_path.empty()) {
+    std::ifstream in(spec_path);
+    if (!in) throw Error(spec_path + ": cannot open");
+    spec = json::parse(in, nullptr, false);
+    if (spec.is_discarded()) throw Error(spec_path + ": not valid JSON");
+  } else {
+    if (heads.empty()) throw Error("say what to change: --heads 3.1,4.2 [--mode zero|scale=F] or --spec SPEC.json");
+    json list = json::array();
+    for (auto& [l, h] : parse_heads(heads, cfg)) list.push_back(std::to_string(l) + "." + std::to_string(h));
+    if (mode == "zero") spec = json::array({{{"type", "ablate"}, {"heads", list}}});
+    else if (mode.rfind("scale=", 0) == 0) {
+      float f;
+      try { f = std::stof(mode.substr(6)); } catch (const std::exception&) { throw Error("--mode scale=F needs a number"); }
+      spec = json::array({{{"type", "scale"}, {"heads", list}, {"factor", f}}});
+    } else if (mode == "mean") {
+      throw Error("--mode mean needs reference activations over a dataset; it comes with the run store (use zero or scale=F)");
+    } else throw Error("--mode must be zero, scale=F or mean");
+  }
+  Hooks hooks;
+  install_interventions(spec, cfg, hooks);
+  at::Tensor before = m->run(ids, AttnRecord{}, true).logits[0];
+  at::Tensor after = m->run(ids, AttnRecord{}, true, &hooks).logits[0];
+  at::Tensor lp_b = at::log_softmax(before.to(at::kDouble), -1), lp_a = at::log_softmax(after.to(at::kDouble), -1);
+  const double kl = (lp_b.exp() * (lp_b - lp_a)).sum().item<double>();
+  auto top = [&](const at::Tensor& logits) {
+    at::Tensor p = at::softmax(logits, -1);
+    auto [v, idx] = logits.topk(top_k);
+    json out = json::array();
+    for (int i = 0; i < top_k; ++i) {
+      int32_t id = static_cast<int32_t>(idx[i].item<int64_t>());
+      out.push_back({{"id", id}, {"text", tok_text(*m, id)}, {"logit", v[i].item<float>()}, {"prob", p[id].item<float>()}});
+    }
+    return out;
+  };
+  json tj = json::array();
+  for (const std::string& t : targets) {
+    auto tids = m->tokenizer().encode(t, false);
+    if (tids.empty()) throw Error("--targets: '" + t + "' has no tokens");
+    const int32_t id = tids[0];  // first token of the answer, as in logit-difference metrics
+    tj.push_back({{"text", t}, {"id", id}, {"logit_before", before[id].item<float>()}, {"logit_after", after[id].item<float>()}});
+  }
+  json j = {{"tokens", ids}, {"spec", spec}, {"kl", kl}, {"before", top(before)}, {"after", top(after)}, {"targets", tj}};
+  if (tj.size() >= 2) {
+    j["logit_diff_before"] = tj[0]["logit_before"].get<double>() - tj[1]["logit_before"].get<double>();
+    j["logit_diff_after"] = tj[0]["logit_after"].get<double>() - tj[1]["logit_after"].get<double>();
+  }
+  if (c.json) return print_json(j), 0;
+  std::printf("intervention: %s\n", spec.dump().c_str());
+  std::printf("%-28s %-28s\n", "before", "after");
+  for (int i = 0; i < top_k; ++i)
+    std::printf("%-20s %6.3f  %-20s %6.3f\n", ("'" + printable(j["before"][i]["text"]) + "'").c_str(), j["before"][i]["prob"].get<float>(),
+                ("'" + printable(j["after"][i]["text"]) + "'").c_str(), j["after"][i]["prob"].get<float>());
+  std::printf("KL(before || after) = %.6f nats\n", kl);
+  for (auto& t : tj)
+    std::printf("logit '%s': %.4f -> %.4f\n", printable(t["text"]).c_str(), t["logit_before"].get<float>(), t["logit_after"].get<float>());
+  if (j.contains("logit_diff_before"))
+    std::printf("logit difference '%s' - '%s': %.4f -> %.4f\n", printable(tj[0]["text"]).c_str(), printable(tj[1]["text"]).c_str(),
+                j["logit_diff_before"].get<double>(), j["logit_diff_after"].get<double>());
   return 0;
 }
 
@@ -355,6 +416,21 @@ int main(int argc, char** argv) {
   attn->add_flag("--no-bos", no_bos, "Do not prepend the BOS token");
   add_common(attn, common);
 
+  auto* ablate = app.add_subcommand("ablate", "Change heads (ablate, scale, patch, steer) and compare the next-token predictions");
+  std::string spec_path, heads, mode = "zero";
+  std::vector<std::string> targets;
+  ablate->add_option("MODEL", model, "Checkpoint")->required();
+  ablate->add_option("--prompt", prompt, "Prompt text");
+  ablate->add_option("--ids", ids, "Token ids instead of a prompt: 1,2,3");
+  ablate->add_option("--spec", spec_path, "Intervention spec (JSON; see hooks/interventions.h)");
+  ablate->add_option("--heads", heads, "Heads to change: 3.1,4.2");
+  ablate->add_option("--mode", mode, "zero | scale=F")->capture_default_str();
+  ablate->add_option("--targets", targets, "Answer strings whose first-token logits to compare (two give a logit difference)")
+      ->delimiter(',');
+  ablate->add_option("--top-k", top_k, "How many tokens to show")->capture_default_str();
+  ablate->add_flag("--no-bos", no_bos, "Do not prepend the BOS token");
+  add_common(ablate, common);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -367,6 +443,7 @@ int main(int argc, char** argv) {
     if (*predict) return cmd_predict(model, prompt, ids, no_bos, top_k, all_positions, common);
     if (*generate) return cmd_generate(model, prompt, ids, no_bos, n, common);
     if (*bench) return cmd_bench(model, lengths, repeat, logits_mode, common);
+    if (*ablate) return cmd_ablate(model, prompt, ids, no_bos, spec_path, heads, mode, targets, top_k, common);
     if (*attn) return cmd_attn(model, prompt, ids, random_tokens, seed, no_bos, head, top, stats, common);
   } catch (const headscope::Error& e) {
     std::fprintf(stderr, "headscope: error: %s\n", e.what());

@@ -102,3 +102,21 @@ TEST_CASE("hook_result sums to the attention output; steering adds exactly the v
   CHECK_THROWS_AS(install_interventions({{{"type", "ablate"}, {"heads", {"9.0"}}}}, cfg, after), Error);
   CHECK_THROWS_AS(install_interventions({{{"type", "nonsense"}}}, cfg, after), Error);
 }
+
+TEST_CASE("headscope ablate prints before/after predictions, KL and logit differences", "[hooks][cli]") {
+  const std::string m = testutil::shell_quote(testutil::stories260k());
+  auto r = testutil::run_cli("ablate " + m + " --prompt 'Once upon a time, there was a little' --heads 4.0,4.1 --targets ' girl',' boy' --json");
+  REQUIRE(r.code == 0);
+  auto j = nlohmann::json::parse(r.out);
+  CHECK(j["kl"].get<double>() > 0);
+  CHECK(j["targets"].size() == 2);
+  CHECK(j["logit_diff_before"].get<double>() ==
+        Approx(j["targets"][0]["logit_before"].get<double>() - j["targets"][1]["logit_before"].get<double>()));
+  // Scaling by 1 changes nothing: KL exactly 0 and the same top tokens.
+  auto same = nlohmann::json::parse(testutil::run_cli("ablate " + m + " --prompt 'Once upon a time' --heads 2.2 --mode scale=1 --json").out);
+  CHECK(same["kl"].get<double>() == 0.0);
+  CHECK(same["before"] == same["after"]);
+  auto bad = testutil::run_cli("ablate " + m + " --prompt 'Once' --heads 7.0");
+  CHECK(bad.code == 1);
+  CHECK(bad.err.find("does not exist") != std::string::npos);
+}
