@@ -17,6 +17,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -29,12 +30,24 @@ struct HookContext {
 
 using HookFn = std::function<at::Tensor(const at::Tensor& value, const HookContext& ctx)>;
 
+// Changes made inside the attention kernel for one layer (kernels/attention.h AttnInterventions).
+struct KernelEdits {
+  std::vector<int> uniform_heads;                  // these heads attend uniformly to the keys they can see
+  std::vector<std::tuple<int, int64_t, float>> bias;  // (head, key position, additive logit bias)
+};
+
 class Hooks {
  public:
   void add(const std::string& name, HookFn fn);
   bool has(const std::string& name) const { return fns_.count(name) > 0; }
-  bool empty() const { return fns_.empty(); }
+  bool empty() const { return fns_.empty() && edits_.empty(); }
   at::Tensor run(const std::string& name, int64_t layer, at::Tensor value) const;
+  // In-kernel edits of a layer's attention (uniform heads, logit bias on chosen keys).
+  KernelEdits& kernel_edits(int64_t layer) { return edits_[layer]; }
+  const KernelEdits* kernel_edits_for(int64_t layer) const {
+    auto it = edits_.find(layer);
+    return it == edits_.end() ? nullptr : &it->second;
+  }
 
   // "blocks.3.attn.hook_z" from (3, "attn.hook_z").
   static std::string name(int64_t layer, const char* point);
@@ -43,6 +56,7 @@ class Hooks {
 
  private:
   std::unordered_map<std::string, std::vector<HookFn>> fns_;
+  std::map<int64_t, KernelEdits> edits_;
 };
 
 // Records the value at each named point (a copy) into a map: an activation cache for later patching.

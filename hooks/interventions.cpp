@@ -105,8 +105,19 @@ void install_interventions(const nlohmann::json& spec_in, const ModelConfig& cfg
             return x + mask * v.unsqueeze(0);
           });
         }
+      } else if (type == "uniform") {  // the retrieval-head masking experiment: uniform attention, not zero output
+        for (auto& hs : e.at("heads")) {
+          auto [l, h] = parse_head(hs.get<std::string>(), cfg);
+          hooks.kernel_edits(l).uniform_heads.push_back(h);
+        }
+      } else if (type == "attn_bias") {  // additive logit bias on chosen key positions (attention steering)
+        const float b = e.at("bias").get<float>();
+        for (auto& hs : e.at("heads")) {
+          auto [l, h] = parse_head(hs.get<std::string>(), cfg);
+          for (auto& key : e.at("keys")) hooks.kernel_edits(l).bias.emplace_back(h, key.get<int64_t>(), b);
+        }
       } else {
-        throw Error("unknown intervention type '" + type + "' (known: ablate, scale, patch, steer)");
+        throw Error("unknown intervention type '" + type + "' (known: ablate, scale, patch, steer, uniform, attn_bias)");
       }
     } catch (const nlohmann::json::exception& ex) {
       throw Error("intervention " + e.dump() + ": " + ex.what());

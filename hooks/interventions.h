@@ -8,6 +8,8 @@
 //                        value at the hook := the cached source run's value (heads/positions optional)
 //     {"type": "steer",  "layers": [2, 3], "positions": [7], "vector": [d_model floats], "scale": 1.0}
 //                        hook_resid_pre += scale * vector (positions optional: all)
+//     {"type": "uniform",   "heads": ["3.1"]}                          inside the kernel: uniform attention
+//     {"type": "attn_bias", "heads": ["3.1"], "keys": [0, -1], "bias": -5.0}  inside the kernel: logit bias on keys
 //   ]}
 // Heads are "L.H" strings; positions are token indices (negative counts from the end).
 #pragma once

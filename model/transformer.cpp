@@ -251,8 +251,26 @@ at::Tensor activation(const ModelConfig& c, const at::Tensor& x) {
 
 // One layer's attention through the instrumented kernel. q [T, H, d], k/v [T, H_kv, d] -> [T, H*d].
 at::Tensor attention(const ModelConfig& c, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                     const AttnRecord* rec, AttnLayerStats* stats_out, at::Tensor* key_count) {
+                     const AttnRecord* rec, AttnLayerStats* stats_out, at::Tensor* key_count, const KernelEdits* edits) {
   const int64_t T = q.size(0), H = c.n_heads;
+  AttnInterventions iv;
+  std::vector<uint8_t> uniform;
+  std::vector<float> bias;
+  if (edits) {
+    if (!edits->uniform_heads.empty()) {
+      uniform.assign(H, 0);
+      for (int h : edits->uniform_heads) uniform[h] = 1;
+      iv.uniform = uniform.data();
+    }
+    if (!edits->bias.empty()) {
+      bias.assign(static_cast<size_t>(H * T), 0.f);
+      for (auto& [h, key, b] : edits->bias) {
+        const int64_t s = key < 0 ? key + T : key;
+        if (s >= 0 && s < T) bias[h * T + s] += b;
+      }
+      iv.logit_bias = bias.data();
+    }
+  }
   at::Tensor qc = q.contiguous(), kc = k.contiguous(), vc = v.contiguous();
   at::Tensor out = at::empty({T, H, c.d_head}, q.options());
   AttnShape sh;
@@ -282,7 +300,7 @@ at::Tensor attention(const ModelConfig& c, const at::Tensor& q, const at::Tensor
       st.key_count = key_count->data_ptr<int32_t>();
     }
   }
-  attention_cpu(sh, qc.data_ptr<float>(), kc.data_ptr<float>(), vc.data_ptr<float>(), out.data_ptr<float>(), st);
+  attention_cpu(sh, qc.data_ptr<float>(), kc.data_ptr<float>(), vc.data_ptr<float>(), out.data_ptr<float>(), st, iv);
   return out.view({T, H * c.d_head});
 }
 
@@ -392,7 +410,8 @@ ForwardResult forward(const ModelConfig& c, const Weights& w, const std::vector<
     if (c.qk_norm) q = rms_heads(q, lw.q_norm, c.norm_eps), k = rms_heads(k, lw.k_norm, c.norm_eps);
     q = hook(layer, "attn.hook_q", q), k = hook(layer, "attn.hook_k", k), v = hook(layer, "attn.hook_v", v);
     if (c.rope.rotary_dim > 0) q = apply_rope(q, rt, c.rope.rotary_dim), k = apply_rope(k, rt, c.rope.rotary_dim);
-    at::Tensor z = attention(c, q, k, v, rec, rec && rec->stats ? &res.attn[layer] : nullptr, &res.key_count);
+    at::Tensor z = attention(c, q, k, v, rec, rec && rec->stats ? &res.attn[layer] : nullptr, &res.key_count,
+                             hooks ? hooks->kernel_edits_for(layer) : nullptr);
     z = hook(layer, "attn.hook_z", z.view({T, H, d})).reshape({T, H * d});
     at::Tensor attn_out;
     if (hooked(layer, "attn.hook_result")) {

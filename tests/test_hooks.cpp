@@ -120,3 +120,25 @@ TEST_CASE("headscope ablate prints before/after predictions, KL and logit differ
   CHECK(bad.code == 1);
   CHECK(bad.err.find("does not exist") != std::string::npos);
 }
+
+TEST_CASE("in-kernel interventions: uniform attention and logit bias on chosen keys", "[hooks][attention]") {
+  auto model = Model::load(testutil::stories260k());
+  const auto& cfg = model->config();
+  auto ids = model->tokenizer().encode("Once upon a time, there was a little girl named Lily.");
+  const int64_t T = static_cast<int64_t>(ids.size());
+  Hooks h;
+  install_interventions({{{"type", "uniform"}, {"heads", {"1.2"}}}, {{"type", "attn_bias"}, {"heads", {"3.0"}}, {"keys", {0}}, {"bias", -40.0}}},
+                        cfg, h);
+  AttnRecord rec;
+  rec.stats = true;
+  ForwardResult r = model->run(ids, rec, false, &h);
+  ForwardResult plain = model->run(ids, rec, false);
+  for (int64_t t = 0; t < T; ++t) {
+    // Uniform over the t + 1 visible keys: entropy log(t + 1), max probability 1 / (t + 1).
+    CHECK(r.attn[1].entropy[2][t].item<double>() == Approx(std::log(static_cast<double>(t + 1))).margin(1e-5));
+    CHECK(r.attn[1].max_prob[2][t].item<double>() == Approx(1.0 / (t + 1)).epsilon(1e-5));
+    if (t > 0) CHECK(r.attn[3].sink_mass[0][t].item<double>() < 1e-12);  // key 0 biased away
+  }
+  CHECK(plain.attn[3].sink_mass[0].slice(0, 1).max().item<double>() > 1e-3);  // it was attended before
+  CHECK(at::equal(r.attn[0].entropy, plain.attn[0].entropy));               // layers before are untouched
+}
