@@ -12,6 +12,7 @@
 #include <random>
 
 #include "analysis/head_summary.h"
+#include "datasets/prompts.h"
 #include "hooks/interventions.h"
 #include "kernels/attention.h"
 #include "kernels/device.h"
@@ -285,7 +286,7 @@ int cmd_attn(const std::string& path, const std::string& prompt, const std::stri
 
 int cmd_ablate(const std::string& path, const std::string& prompt, const std::string& ids_arg, bool no_bos,
                const std::string& spec_path, const std::string& heads, const std::string& mode,
-               const std::vector<std::string>& targets, int top_k, const Common& c) {
+               const std::string& mean_data, const std::vector<std::string>& targets, int top_k, const Common& c) {
   auto m = Model::load(path);
   const ModelConfig& cfg = m->config();
   auto ids = prompt_ids(*m, prompt, ids_arg, no_bos);
@@ -305,11 +306,18 @@ int cmd_ablate(const std::string& path, const std::string& prompt, const std::st
       try { f = std::stof(mode.substr(6)); } catch (const std::exception&) { throw Error("--mode scale=F needs a number"); }
       spec = json::array({{{"type", "scale"}, {"heads", list}, {"factor", f}}});
     } else if (mode == "mean") {
-      throw Error("--mode mean needs reference activations over a dataset; it comes with the run store (use zero or scale=F)");
-    } else throw Error("--mode must be zero, scale=F or mean");
+      spec = json::array({{{"type", "ablate"}, {"heads", list}, {"mode", "mean"}}});
+    } else throw Error("--mode must be zero, mean or scale=F");
+  }
+  HeadMeans means;
+  if (spec_needs_means(spec)) {
+    if (mean_data.empty()) throw Error("mean ablation needs --mean-data FILE (prompts, one per line, or JSONL with \"text\")");
+    std::vector<std::string> texts;
+    for (auto& item : load_prompts(mean_data)) texts.push_back(item.text);
+    means = compute_head_means(*m, texts);
   }
   Hooks hooks;
-  install_interventions(spec, cfg, hooks);
+  install_interventions(spec, cfg, hooks, nullptr, &means);
   at::Tensor before = m->run(ids, AttnRecord{}, true).logits[0];
   at::Tensor after = m->run(ids, AttnRecord{}, true, &hooks).logits[0];
   at::Tensor lp_b = at::log_softmax(before.to(at::kDouble), -1), lp_a = at::log_softmax(after.to(at::kDouble), -1);
@@ -424,7 +432,9 @@ int main(int argc, char** argv) {
   ablate->add_option("--ids", ids, "Token ids instead of a prompt: 1,2,3");
   ablate->add_option("--spec", spec_path, "Intervention spec (JSON; see hooks/interventions.h)");
   ablate->add_option("--heads", heads, "Heads to change: 3.1,4.2");
-  ablate->add_option("--mode", mode, "zero | scale=F")->capture_default_str();
+  ablate->add_option("--mode", mode, "zero | mean | scale=F")->capture_default_str();
+  std::string mean_data;
+  ablate->add_option("--mean-data", mean_data, "Reference prompts for --mode mean (text, one per line, or JSONL)");
   ablate->add_option("--targets", targets, "Answer strings whose first-token logits to compare (two give a logit difference)")
       ->delimiter(',');
   ablate->add_option("--top-k", top_k, "How many tokens to show")->capture_default_str();
@@ -443,7 +453,7 @@ int main(int argc, char** argv) {
     if (*predict) return cmd_predict(model, prompt, ids, no_bos, top_k, all_positions, common);
     if (*generate) return cmd_generate(model, prompt, ids, no_bos, n, common);
     if (*bench) return cmd_bench(model, lengths, repeat, logits_mode, common);
-    if (*ablate) return cmd_ablate(model, prompt, ids, no_bos, spec_path, heads, mode, targets, top_k, common);
+    if (*ablate) return cmd_ablate(model, prompt, ids, no_bos, spec_path, heads, mode, mean_data, targets, top_k, common);
     if (*attn) return cmd_attn(model, prompt, ids, random_tokens, seed, no_bos, head, top, stats, common);
   } catch (const headscope::Error& e) {
     std::fprintf(stderr, "headscope: error: %s\n", e.what());

@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "model/error.h"
+#include "model/model.h"
 
 namespace headscope {
 
@@ -49,14 +50,58 @@ std::vector<std::pair<int, int>> parse_heads(const std::string& list, const Mode
   return out;
 }
 
-void install_interventions(const nlohmann::json& spec_in, const ModelConfig& cfg, Hooks& hooks, const ActivationCache* source) {
+HeadMeans compute_head_means(const Model& model, const std::vector<std::string>& texts) {
+  const ModelConfig& cfg = model.config();
+  HeadMeans m;
+  std::map<int64_t, at::Tensor> sums;
+  for (const std::string& text : texts) {
+    Hooks hooks;
+    for (int64_t l = 0; l < cfg.n_layers; ++l)
+      hooks.add(Hooks::name(l, "attn.hook_z"), [&sums, l](const at::Tensor& z, const HookContext&) {
+        at::Tensor s = z.to(at::kDouble).sum(0);  // [H, d]
+        sums[l] = sums.count(l) ? sums[l] + s : s;
+        return z;
+      });
+    auto ids = model.tokenizer().encode(text);
+    model.run(ids, AttnRecord{}, /*last_only=*/true, &hooks);
+    m.n_tokens += static_cast<int64_t>(ids.size());
+    ++m.n_prompts;
+  }
+  if (m.n_tokens == 0) throw Error("mean ablation needs at least one reference prompt");
+  for (auto& [l, s] : sums) m.z[l] = (s / static_cast<double>(m.n_tokens)).to(at::kFloat);
+  return m;
+}
+
+bool spec_needs_means(const nlohmann::json& spec_in) {
+  const nlohmann::json& spec = spec_in.is_object() && spec_in.contains("interventions") ? spec_in["interventions"] : spec_in;
+  if (!spec.is_array()) return false;
+  for (const auto& e : spec)
+    if (e.is_object() && e.value("type", "") == "ablate" && e.value("mode", "zero") == "mean") return true;
+  return false;
+}
+
+void install_interventions(const nlohmann::json& spec_in, const ModelConfig& cfg, Hooks& hooks, const ActivationCache* source,
+                           const HeadMeans* means) {
   const nlohmann::json& spec = spec_in.is_object() && spec_in.contains("interventions") ? spec_in["interventions"] : spec_in;
   if (!spec.is_array()) throw Error("an intervention spec is a list, or an object with an \"interventions\" list");
   const int64_t H = cfg.n_heads;
   for (const auto& e : spec) {
     const std::string type = e.value("type", "");
     try {
-      if (type == "ablate" || type == "scale") {
+      if (type == "ablate" && e.value("mode", "zero") == "mean") {
+        if (!means) throw Error("mean ablation needs head means from a reference dataset (--mean-data FILE)");
+        for (auto& hs : e.at("heads")) {
+          auto [l, h] = parse_head(hs.get<std::string>(), cfg);
+          at::Tensor mean = means->z.at(l).select(0, h);  // [d]
+          hooks.add(Hooks::name(l, "attn.hook_z"), [h = h, mean](const at::Tensor& z, const HookContext&) {
+            at::Tensor out = z.clone();
+            out.select(1, h).copy_(mean.unsqueeze(0).expand({z.size(0), z.size(2)}));
+            return out;
+          });
+        }
+      } else if (type == "ablate" || type == "scale") {
+        if (type == "ablate" && e.value("mode", "zero") != "zero")
+          throw Error("ablate mode must be zero or mean, not '" + e.value("mode", "") + "'");
         const float factor = type == "ablate" ? 0.f : e.at("factor").get<float>();
         for (auto& hs : e.at("heads")) {
           auto [l, h] = parse_head(hs.get<std::string>(), cfg);

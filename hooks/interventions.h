@@ -3,6 +3,7 @@
 //
 //   {"interventions": [
 //     {"type": "ablate", "heads": ["3.1", "4.2"]},                       hook_z of those heads := 0
+//     {"type": "ablate", "heads": ["3.1"], "mode": "mean"}              hook_z := the head's mean (HeadMeans)
 //     {"type": "scale",  "heads": ["3.1"], "factor": 0.5},               hook_z of those heads *= factor
 //     {"type": "patch",  "hook": "blocks.3.attn.hook_z", "heads": ["3.1"], "positions": [4, 5]}
 //                        value at the hook := the cached source run's value (heads/positions optional)
@@ -13,6 +14,9 @@
 //   ]}
 // Heads are "L.H" strings; positions are token indices (negative counts from the end).
 #pragma once
+#include <ATen/core/Tensor.h>
+
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
@@ -23,11 +27,25 @@
 
 namespace headscope {
 
+class Model;
+
+// Mean of each head's output (hook_z) over every position of a reference set of prompts: layer -> [H, d_head].
+// Mean ablation replaces a head's output with this mean.
+struct HeadMeans {
+  std::map<int64_t, at::Tensor> z;
+  int64_t n_prompts = 0, n_tokens = 0;
+};
+HeadMeans compute_head_means(const Model& model, const std::vector<std::string>& texts);
+
 // "3.1,4.2" -> {(3,1), (4,2)}; throws Error naming the bad entry or the model's range.
 std::vector<std::pair<int, int>> parse_heads(const std::string& list, const ModelConfig& cfg);
 
-// Validates `spec` against the model and installs its hooks. `source` is needed by "patch" entries.
+// Whether `spec` has a mean-ablation entry (and so needs HeadMeans).
+bool spec_needs_means(const nlohmann::json& spec);
+
+// Validates `spec` against the model and installs its hooks. `source` is needed by "patch" entries, `means` by
+// {"type": "ablate", "mode": "mean"} entries.
 void install_interventions(const nlohmann::json& spec, const ModelConfig& cfg, Hooks& hooks,
-                           const ActivationCache* source = nullptr);
+                           const ActivationCache* source = nullptr, const HeadMeans* means = nullptr);
 
 }  // namespace headscope

@@ -3,6 +3,9 @@
 // exactly, per-head hook_result sums to the attention output, and steering adds exactly the vector.
 #include <ATen/ATen.h>
 
+#include <fstream>
+
+#include "datasets/prompts.h"
 #include "hooks/hooks.h"
 #include "hooks/interventions.h"
 #include "model/error.h"
@@ -141,4 +144,41 @@ TEST_CASE("in-kernel interventions: uniform attention and logit bias on chosen k
   }
   CHECK(plain.attn[3].sink_mass[0].slice(0, 1).max().item<double>() > 1e-3);  // it was attended before
   CHECK(at::equal(r.attn[0].entropy, plain.attn[0].entropy));               // layers before are untouched
+}
+
+TEST_CASE("mean ablation replaces a head's output with its mean over a reference dataset", "[hooks][datasets]") {
+  auto model = Model::load(testutil::stories260k());
+  const auto& cfg = model->config();
+  testutil::TempDir d;
+  std::ofstream(d / "ref.jsonl") << "{\"text\": \"Once upon a time there was a cat.\", \"meta\": {\"i\": 0}}\n\n"
+                                    "{\"text\": \"The dog ran to the park and played.\"}\n";
+  auto items = load_prompts(d / "ref.jsonl");
+  REQUIRE(items.size() == 2);
+  CHECK(items[0].meta["i"] == 0);
+  // Independent mean: cache hook_z of layer 2 for each reference prompt and average by hand.
+  at::Tensor sum = at::zeros({cfg.n_heads, cfg.d_head}, at::kDouble);
+  int64_t n = 0;
+  for (auto& it : items) {
+    Hooks h;
+    ActivationCache c;
+    c.record(h, {"blocks.2.attn.hook_z"});
+    auto ids = model->tokenizer().encode(it.text);
+    model->run(ids, AttnRecord{}, false, &h);
+    sum += c.get("blocks.2.attn.hook_z").to(at::kDouble).sum(0);
+    n += static_cast<int64_t>(ids.size());
+  }
+  at::Tensor want = (sum / static_cast<double>(n)).select(0, 5);
+  std::vector<std::string> texts{items[0].text, items[1].text};
+  HeadMeans means = compute_head_means(*model, texts);
+  CHECK(means.n_tokens == n);
+  Hooks h;
+  ActivationCache after;
+  install_interventions({{{"type", "ablate"}, {"heads", {"2.5"}}, {"mode", "mean"}}}, cfg, h, nullptr, &means);
+  after.record(h, {"blocks.2.attn.hook_z"});
+  model->run(model->tokenizer().encode("Lily loved to play outside."), AttnRecord{}, false, &h);
+  at::Tensor z = after.get("blocks.2.attn.hook_z");
+  for (int64_t t = 0; t < z.size(0); ++t) CHECK(at::allclose(z[t][5].to(at::kDouble), want, 0, 1e-6));
+  CHECK_THROWS_AS(install_interventions({{{"type", "ablate"}, {"heads", {"2.5"}}, {"mode", "mean"}}}, cfg, h), Error);
+  std::ofstream(d / "bad.jsonl") << "{\"txt\": 1}\n";
+  CHECK_THROWS_WITH(load_prompts(d / "bad.jsonl"), Catch::Contains("bad.jsonl:1"));
 }
