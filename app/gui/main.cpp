@@ -5,6 +5,7 @@
 #include <GLFW/glfw3.h>
 #include <GL/gl.h>
 #include <imgui.h>
+#include <imgui_internal.h>
 #include <backends/imgui_impl_glfw.h>
 #include <backends/imgui_impl_opengl3.h>
 
@@ -16,6 +17,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -34,6 +36,8 @@ using json = nlohmann::json;
 
 namespace {
 
+// Settings kept in the same ini file as ImGui's window layout (~/.config/headscope/imgui.ini), in a
+// [Headscope][Settings] section: the last model and the colour map.
 struct Settings {
   std::string last_model;
   int colormap = 0;  // 0 viridis, 1 cividis
@@ -42,15 +46,25 @@ struct Settings {
     const char* h = std::getenv("HOME");
     return x && *x ? fs::path(x) / "headscope" : fs::path(h ? h : ".") / ".config" / "headscope";
   }
-  void load() {
-    std::ifstream in(dir() / "gui.json");
-    json j = json::parse(in, nullptr, false);
-    if (j.is_object()) last_model = j.value("last_model", ""), colormap = j.value("colormap", 0);
-  }
-  void save() const {
-    std::error_code ec;
-    fs::create_directories(dir(), ec);
-    std::ofstream(dir() / "gui.json") << json{{"last_model", last_model}, {"colormap", colormap}}.dump(2);
+  void save() const { ImGui::MarkIniSettingsDirty(); }
+  // Registers the ini section; call after ImGui::CreateContext and before the ini file is read.
+  void install() {
+    ImGuiSettingsHandler h;
+    h.TypeName = "Headscope";
+    h.TypeHash = ImHashStr("Headscope");
+    h.UserData = this;
+    h.ReadOpenFn = [](ImGuiContext*, ImGuiSettingsHandler*, const char*) -> void* { return reinterpret_cast<void*>(1); };
+    h.ReadLineFn = [](ImGuiContext*, ImGuiSettingsHandler* hh, void*, const char* line) {
+      auto* st = static_cast<Settings*>(hh->UserData);
+      int cm;
+      if (std::sscanf(line, "Colormap=%d", &cm) == 1) st->colormap = cm == 1 ? 1 : 0;
+      else if (std::strncmp(line, "LastModel=", 10) == 0) st->last_model = line + 10;
+    };
+    h.WriteAllFn = [](ImGuiContext*, ImGuiSettingsHandler* hh, ImGuiTextBuffer* buf) {
+      auto* st = static_cast<Settings*>(hh->UserData);
+      buf->appendf("[Headscope][Settings]\nLastModel=%s\nColormap=%d\n\n", st->last_model.c_str(), st->colormap);
+    };
+    ImGui::GetCurrentContext()->SettingsHandlers.push_back(h);
   }
 };
 
@@ -469,7 +483,8 @@ int main(int argc, char** argv) {
   ImGui_ImplOpenGL3_Init("#version 130");
 
   auto app = std::make_unique<App>();
-  app->settings.load();
+  app->settings.install();
+  if (script_path.empty() && fs::exists(ini)) ImGui::LoadIniSettingsFromDisk(ini.c_str());
   std::snprintf(app->path_buf, sizeof app->path_buf, "%s", app->settings.last_model.c_str());
   if (!model_arg.empty()) app->open(model_arg);
   Script script;
