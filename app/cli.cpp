@@ -374,6 +374,14 @@ int main(int argc, char** argv) {
   std::string logits_mode = "last";
   std::vector<int> lengths{128, 512, 2048};
 
+  // Every command that runs the model on a prompt takes the same three inputs.
+  auto add_prompt_options = [&](CLI::App* cmd) {
+    cmd->add_option("MODEL", model, "Checkpoint")->required();
+    cmd->add_option("--prompt", prompt, "Prompt text");
+    cmd->add_option("--ids", ids, "Token ids instead of a prompt: 1,2,3");
+    cmd->add_flag("--no-bos", no_bos, "Do not prepend the BOS token");
+  };
+
   auto* info = app.add_subcommand("info", "Describe a model: family, layers, heads, sizes, dtype, vocabulary");
   info->add_option("MODEL", model, "Checkpoint: .gguf, .safetensors, or a folder with config.json")->required();
   add_common(info, common);
@@ -385,20 +393,14 @@ int main(int argc, char** argv) {
   add_common(tokenize, common);
 
   auto* predict = app.add_subcommand("predict", "Top next tokens after a prompt");
-  predict->add_option("MODEL", model, "Checkpoint")->required();
-  predict->add_option("--prompt", prompt, "Prompt text");
-  predict->add_option("--ids", ids, "Token ids instead of a prompt: 1,2,3");
+  add_prompt_options(predict);
   predict->add_option("--top-k", top_k, "How many tokens to show")->capture_default_str();
   predict->add_flag("--all-positions", all_positions, "Predictions at every position, not only the last");
-  predict->add_flag("--no-bos", no_bos, "Do not prepend the BOS token");
   add_common(predict, common);
 
   auto* generate = app.add_subcommand("generate", "Greedy continuation of a prompt");
-  generate->add_option("MODEL", model, "Checkpoint")->required();
-  generate->add_option("--prompt", prompt, "Prompt text");
-  generate->add_option("--ids", ids, "Token ids instead of a prompt: 1,2,3");
+  add_prompt_options(generate);
   generate->add_option("-n", n, "Tokens to generate")->capture_default_str();
-  generate->add_flag("--no-bos", no_bos, "Do not prepend the BOS token");
   add_common(generate, common);
 
   auto* bench = app.add_subcommand("bench", "Prompt-processing speed: one full forward over T tokens");
@@ -413,23 +415,18 @@ int main(int argc, char** argv) {
   std::string head;
   int top = 5, random_tokens = 0, seed = 0;
   bool stats = false;
-  attn->add_option("MODEL", model, "Checkpoint")->required();
-  attn->add_option("--prompt", prompt, "Prompt text");
-  attn->add_option("--ids", ids, "Token ids instead of a prompt: 1,2,3");
+  add_prompt_options(attn);
   attn->add_option("--random-tokens", random_tokens, "Run on T random token ids instead of a prompt (for scale tests)");
   attn->add_option("--seed", seed, "Seed for --random-tokens")->capture_default_str();
   attn->add_option("--head", head, "Show this head (LAYER.HEAD): its top keys for every query");
   attn->add_option("--top", top, "Keys per query for --head (1..16)")->capture_default_str();
   attn->add_flag("--stats", stats, "Per-head summary for all heads: mean entropy, sink mass, distance, max probability");
-  attn->add_flag("--no-bos", no_bos, "Do not prepend the BOS token");
   add_common(attn, common);
 
   auto* ablate = app.add_subcommand("ablate", "Change heads (ablate, scale, patch, steer) and compare the next-token predictions");
   std::string spec_path, heads, mode = "zero";
   std::vector<std::string> targets;
-  ablate->add_option("MODEL", model, "Checkpoint")->required();
-  ablate->add_option("--prompt", prompt, "Prompt text");
-  ablate->add_option("--ids", ids, "Token ids instead of a prompt: 1,2,3");
+  add_prompt_options(ablate);
   ablate->add_option("--spec", spec_path, "Intervention spec (JSON; see hooks/interventions.h)");
   ablate->add_option("--heads", heads, "Heads to change: 3.1,4.2");
   ablate->add_option("--mode", mode, "zero | mean | scale=F")->capture_default_str();
@@ -438,7 +435,6 @@ int main(int argc, char** argv) {
   ablate->add_option("--targets", targets, "Answer strings whose first-token logits to compare (two give a logit difference)")
       ->delimiter(',');
   ablate->add_option("--top-k", top_k, "How many tokens to show")->capture_default_str();
-  ablate->add_flag("--no-bos", no_bos, "Do not prepend the BOS token");
   add_common(ablate, common);
 
   try {
