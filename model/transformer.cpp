@@ -428,7 +428,8 @@ ForwardResult forward(const ModelConfig& c, const Weights& w, const std::vector<
       for (auto& [l, head] : rec->pattern_heads)
         if (l == layer) {
           const int64_t q1 = rec->q_hi < 0 ? T : std::min<int64_t>(rec->q_hi, T), q0 = std::clamp<int64_t>(rec->q_lo, 0, q1);
-          res.patterns.push_back({{l, head}, head_pattern(c, q, k, head, q0, q1)});
+          const int64_t k1 = rec->k_hi < 0 ? q1 : std::min<int64_t>(rec->k_hi, q1), k0 = std::clamp<int64_t>(rec->k_lo, 0, k1);
+          res.patterns.push_back({{l, head}, head_pattern(c, q, k, head, q0, q1).narrow(1, k0, k1 - k0).contiguous()});
         }
     auto mlp = [&](const at::Tensor& m) {
       at::Tensor u = at::linear(m, lw.w_in, lw.b_in);

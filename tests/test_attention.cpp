@@ -285,3 +285,15 @@ TEST_CASE("the forward pass records kernel statistics that agree with the materi
   }
   CHECK_THROWS_AS(model->run(ids, AttnRecord{true, 0, {0}, 10, 1, -1, {{5, 0}}}), Error);  // no layer 5
 }
+
+TEST_CASE("hook_pattern over a query and key window is the matching block of the full pattern", "[attention][model]") {
+  auto model = Model::load(testutil::stories260k());
+  std::vector<int32_t> ids = model->tokenizer().encode("Once upon a time, there was a little girl named Lily.");
+  AttnRecord full, window;
+  full.pattern_heads = window.pattern_heads = {{2, 6}};
+  window.q_lo = 5, window.q_hi = 11, window.k_lo = 2, window.k_hi = 8;
+  at::Tensor a = model->run(ids, full).patterns.at(0).second, b = model->run(ids, window).patterns.at(0).second;
+  REQUIRE(b.sizes() == at::IntArrayRef({6, 6}));
+  CHECK(at::equal(b, a.slice(0, 5, 11).slice(1, 2, 8)));
+  CHECK(at::allclose(a.sum(1), at::ones({a.size(0)}), 0, 1e-6));  // full rows are distributions
+}
