@@ -4,7 +4,10 @@
 #include <c10/util/Exception.h>
 
 #include <CLI/CLI.hpp>
+#include <unistd.h>
+
 #include <chrono>
+#include <map>
 #include <fstream>
 #include <cstdio>
 #include <iostream>
@@ -14,6 +17,7 @@
 #include "analysis/head_summary.h"
 #include "datasets/prompts.h"
 #include "hooks/interventions.h"
+#include "store/run_file.h"
 #include "kernels/attention.h"
 #include "kernels/device.h"
 #include "model/error.h"
@@ -359,6 +363,75 @@ int cmd_ablate(const std::string& path, const std::string& prompt, const std::st
   return 0;
 }
 
+// The per-head statistics of one item as [T, L, H] tensors (the run file's layout).
+std::map<std::string, at::Tensor> item_stats(const ForwardResult& r) {
+  std::map<std::string, std::vector<at::Tensor>> per;
+  for (const AttnLayerStats& a : r.attn) {
+    per["entropy"].push_back(a.entropy), per["max_prob"].push_back(a.max_prob), per["argmax"].push_back(a.argmax);
+    per["sink_mass"].push_back(a.sink_mass), per["mean_dist"].push_back(a.mean_dist), per["waad"].push_back(a.waad);
+    per["key_recv"].push_back(a.key_recv);
+  }
+  std::map<std::string, at::Tensor> out;
+  for (auto& [name, layers] : per) out[name] = at::stack(layers, 0).permute({2, 0, 1}).contiguous();  // [H,T]xL -> [T,L,H]
+  return out;
+}
+
+int cmd_record(const std::string& path, const std::string& data, const std::string& out, bool force,
+               const std::string& command_line, const Common& c) {
+  auto m = Model::load(path);
+  auto items = load_prompts(data);
+  RunHeader header;
+  header.command_line = command_line;
+  header.model = {{"path", path}, {"family", m->config().family_name()}, {"architecture", m->config().architecture},
+                  {"config", m->config().to_json().dump()}, {"checkpoint_sha256", sha256_file(m->checkpoint().files().at(0))}};
+  RunWriter writer(out, header, force);
+  AttnRecord rec;
+  rec.stats = true;
+  const bool tty = isatty(2);
+  auto t0 = std::chrono::steady_clock::now();
+  int64_t tokens = 0;
+  for (size_t i = 0; i < items.size(); ++i) {
+    RunItem it;
+    it.text = items[i].text, it.meta = items[i].meta;
+    it.tokens = m->tokenizer().encode(it.text);
+    ForwardResult r = m->run(it.tokens, rec, /*last_only=*/true);
+    it.stats = item_stats(r);
+    tokens += static_cast<int64_t>(it.tokens.size());
+    writer.append(std::move(it));
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double eta = secs / (i + 1) * (items.size() - i - 1);
+    std::fprintf(stderr, tty ? "\r[%zu/%zu] %.0f tok/s, ETA %.0f s   " : "[%zu/%zu] %.0f tok/s, ETA %.0f s\n", i + 1, items.size(),
+                 tokens / secs, eta);
+  }
+  writer.close();
+  if (tty) std::fprintf(stderr, "\n");
+  if (c.json) print_json({{"output", out}, {"items", items.size()}, {"tokens", tokens}});
+  else std::printf("wrote %s: %zu items, %lld tokens\n", out.c_str(), items.size(), static_cast<long long>(tokens));
+  return 0;
+}
+
+int cmd_inspect(const std::string& path, const Common& c) {
+  RunReader r(path);
+  json j = r.header();
+  j["items"] = r.n_items();
+  j["stats"] = r.stat_names();
+  int64_t tokens = 0;
+  for (int64_t i = 0; i < r.n_items(); ++i) tokens += static_cast<int64_t>(r.tokens(i).size());
+  j["tokens"] = tokens;
+  if (c.json) return print_json(j), 0;
+  std::printf("run file     %s (schema %lld, headscope %s, created %s)\n", path.c_str(),
+              static_cast<long long>(j["schema_version"].get<int64_t>()), j["headscope_version"].get<std::string>().c_str(),
+              j["created"].get<std::string>().c_str());
+  std::printf("command      %s\n", j["command_line"].get<std::string>().c_str());
+  std::printf("model        %s (%s), sha256 %s\n", j["model"]["path"].get<std::string>().c_str(),
+              j["model"]["architecture"].get<std::string>().c_str(), j["model"]["checkpoint_sha256"].get<std::string>().c_str());
+  std::printf("items        %lld (%lld tokens)\n", static_cast<long long>(r.n_items()), static_cast<long long>(tokens));
+  std::string names;
+  for (auto& n : r.stat_names()) names += n + " ";
+  std::printf("statistics   %s[token, layer, head]\n", names.c_str());
+  return 0;
+}
+
 std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
 }  // namespace
@@ -437,6 +510,19 @@ int main(int argc, char** argv) {
   ablate->add_option("--top-k", top_k, "How many tokens to show")->capture_default_str();
   add_common(ablate, common);
 
+  auto* record = app.add_subcommand("record", "Record every head's statistics over a prompt set into an HDF5 run file");
+  std::string data, output;
+  bool force = false;
+  record->add_option("MODEL", model, "Checkpoint")->required();
+  record->add_option("--data", data, "Prompts: JSONL ({\"text\", \"meta\"}) or text, one per line")->required();
+  record->add_option("-o,--output", output, "Run file to write (.h5)")->required();
+  record->add_flag("--force", force, "Overwrite an existing run file");
+  add_common(record, common);
+
+  auto* inspect = app.add_subcommand("inspect", "Summarise a run file");
+  inspect->add_option("RUN", model, "Run file (.h5)")->required();
+  add_common(inspect, common);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -450,6 +536,12 @@ int main(int argc, char** argv) {
     if (*generate) return cmd_generate(model, prompt, ids, no_bos, n, common);
     if (*bench) return cmd_bench(model, lengths, repeat, logits_mode, common);
     if (*ablate) return cmd_ablate(model, prompt, ids, no_bos, spec_path, heads, mode, mean_data, targets, top_k, common);
+    if (*record) {
+      std::string cl;
+      for (int i = 0; i < argc; ++i) cl += (i ? " " : "") + std::string(argv[i]);
+      return cmd_record(model, data, output, force, cl, common);
+    }
+    if (*inspect) return cmd_inspect(model, common);
     if (*attn) return cmd_attn(model, prompt, ids, random_tokens, seed, no_bos, head, top, stats, common);
   } catch (const headscope::Error& e) {
     std::fprintf(stderr, "headscope: error: %s\n", e.what());
