@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <fstream>
 #include <cstdio>
@@ -376,7 +377,7 @@ std::map<std::string, at::Tensor> item_stats(const ForwardResult& r) {
   return out;
 }
 
-int cmd_record(const std::string& path, const std::string& data, const std::string& out, bool force,
+int cmd_record(const std::string& path, const std::string& data, const std::string& out, bool force, bool compare_plain,
                const std::string& command_line, const Common& c) {
   auto m = Model::load(path);
   auto items = load_prompts(data);
@@ -404,9 +405,28 @@ int cmd_record(const std::string& path, const std::string& data, const std::stri
                  tokens / secs, eta);
   }
   writer.close();
+  const double rec_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (tty) std::fprintf(stderr, "\n");
-  if (c.json) print_json({{"output", out}, {"items", items.size()}, {"tokens", tokens}});
-  else std::printf("wrote %s: %zu items, %lld tokens\n", out.c_str(), items.size(), static_cast<long long>(tokens));
+  json j = {{"output", out}, {"items", items.size()}, {"tokens", tokens}, {"seconds", rec_secs},
+            {"tokens_per_s", tokens / rec_secs}};
+  if (compare_plain) {
+    // The same prompts through the plain forward (no statistics, nothing written), in this process.
+    auto t1 = std::chrono::steady_clock::now();
+    for (auto& item : items) m->forward(m->tokenizer().encode(item.text), /*last_only=*/true);
+    const double plain_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+    const double bytes = static_cast<double>(std::filesystem::file_size(out));
+    j["plain_seconds"] = plain_secs;
+    j["plain_tokens_per_s"] = tokens / plain_secs;
+    j["throughput_ratio"] = plain_secs / rec_secs;
+    j["file_bytes"] = bytes;
+    j["bytes_per_token"] = bytes / tokens;
+  }
+  if (c.json) return print_json(j), 0;
+  std::printf("wrote %s: %zu items, %lld tokens, %.1f tok/s\n", out.c_str(), items.size(), static_cast<long long>(tokens),
+              tokens / rec_secs);
+  if (compare_plain)
+    std::printf("plain forward: %.1f tok/s; recording / plain throughput %.2fx; %.0f bytes per token\n",
+                j["plain_tokens_per_s"].get<double>(), j["throughput_ratio"].get<double>(), j["bytes_per_token"].get<double>());
   return 0;
 }
 
@@ -517,6 +537,10 @@ int main(int argc, char** argv) {
   record->add_option("--data", data, "Prompts: JSONL ({\"text\", \"meta\"}) or text, one per line")->required();
   record->add_option("-o,--output", output, "Run file to write (.h5)")->required();
   record->add_flag("--force", force, "Overwrite an existing run file");
+  bool compare_plain = false;
+  record->add_flag("--compare-plain", compare_plain,
+                   "Benchmark: afterwards run the same prompts through the plain forward and report the throughput ratio "
+                   "and the file size per token");
   add_common(record, common);
 
   auto* inspect = app.add_subcommand("inspect", "Summarise a run file");
@@ -539,7 +563,7 @@ int main(int argc, char** argv) {
     if (*record) {
       std::string cl;
       for (int i = 0; i < argc; ++i) cl += (i ? " " : "") + std::string(argv[i]);
-      return cmd_record(model, data, output, force, cl, common);
+      return cmd_record(model, data, output, force, compare_plain, cl, common);
     }
     if (*inspect) return cmd_inspect(model, common);
     if (*attn) return cmd_attn(model, prompt, ids, random_tokens, seed, no_bos, head, top, stats, common);
