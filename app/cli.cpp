@@ -364,19 +364,6 @@ int cmd_ablate(const std::string& path, const std::string& prompt, const std::st
   return 0;
 }
 
-// The per-head statistics of one item as [T, L, H] tensors (the run file's layout).
-std::map<std::string, at::Tensor> item_stats(const ForwardResult& r) {
-  std::map<std::string, std::vector<at::Tensor>> per;
-  for (const AttnLayerStats& a : r.attn) {
-    per["entropy"].push_back(a.entropy), per["max_prob"].push_back(a.max_prob), per["argmax"].push_back(a.argmax);
-    per["sink_mass"].push_back(a.sink_mass), per["mean_dist"].push_back(a.mean_dist), per["waad"].push_back(a.waad);
-    per["key_recv"].push_back(a.key_recv);
-  }
-  std::map<std::string, at::Tensor> out;
-  for (auto& [name, layers] : per) out[name] = at::stack(layers, 0).permute({2, 0, 1}).contiguous();  // [H,T]xL -> [T,L,H]
-  return out;
-}
-
 int cmd_record(const std::string& path, const std::string& data, const std::string& out, bool force, bool compare_plain,
                const std::string& command_line, const Common& c) {
   auto m = Model::load(path);
@@ -396,7 +383,7 @@ int cmd_record(const std::string& path, const std::string& data, const std::stri
     it.text = items[i].text, it.meta = items[i].meta;
     it.tokens = m->tokenizer().encode(it.text);
     ForwardResult r = m->run(it.tokens, rec, /*last_only=*/true);
-    it.stats = item_stats(r);
+    it.stats = run_item_stats(r);
     tokens += static_cast<int64_t>(it.tokens.size());
     writer.append(std::move(it));
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

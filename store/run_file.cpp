@@ -132,6 +132,19 @@ std::string now_iso() {
 
 }  // namespace
 
+std::map<std::string, at::Tensor> run_item_stats(const ForwardResult& r) {
+  if (r.attn.empty()) throw Error("run_item_stats: the forward pass recorded no attention statistics");
+  std::map<std::string, std::vector<at::Tensor>> per;
+  for (const AttnLayerStats& a : r.attn) {
+    per["entropy"].push_back(a.entropy), per["max_prob"].push_back(a.max_prob), per["argmax"].push_back(a.argmax);
+    per["sink_mass"].push_back(a.sink_mass), per["mean_dist"].push_back(a.mean_dist), per["waad"].push_back(a.waad);
+    per["key_recv"].push_back(a.key_recv);
+  }
+  std::map<std::string, at::Tensor> out;
+  for (auto& [name, layers] : per) out[name] = at::stack(layers, 0).permute({2, 0, 1}).contiguous();  // [L,H,T] -> [T,L,H]
+  return out;
+}
+
 std::string sha256_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(path + ": cannot open for hashing");

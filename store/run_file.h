@@ -25,6 +25,8 @@
 #include <thread>
 #include <vector>
 
+#include "model/transformer.h"
+
 namespace headscope {
 
 struct RunHeader {
@@ -69,6 +71,9 @@ class RunReader {
  private:
   std::unique_ptr<Impl> impl_;
 };
+
+// A forward pass's per-head statistics in the run file's layout: name -> [T, L, H] (needs AttnRecord::stats).
+std::map<std::string, at::Tensor> run_item_stats(const ForwardResult& r);
 
 // sha256 of a file's bytes, hex (for /model checkpoint_sha256).
 std::string sha256_file(const std::string& path);
