@@ -19,6 +19,7 @@
 #include "datasets/prompts.h"
 #include "hooks/interventions.h"
 #include "store/run_file.h"
+#include "store/run_writer.h"
 #include "kernels/attention.h"
 #include "kernels/device.h"
 #include "model/error.h"
@@ -289,38 +290,50 @@ int cmd_attn(const std::string& path, const std::string& prompt, const std::stri
   return 0;
 }
 
+// The intervention spec of --spec FILE, or of --heads/--mode; an empty list when neither is given and
+// `optional`.
+json intervention_spec(const std::string& spec_path, const std::string& heads, const std::string& mode, const ModelConfig& cfg,
+                       bool optional) {
+  if (!spec_path.empty()) {
+    std::ifstream in(spec_path);
+    if (!in) throw Error(spec_path + ": cannot open");
+    json spec = json::parse(in, nullptr, false);
+    if (spec.is_discarded()) throw Error(spec_path + ": not valid JSON");
+    return spec;
+  }
+  if (heads.empty()) {
+    if (optional) return json::array();
+    throw Error("say what to change: --heads 3.1,4.2 [--mode zero|mean|scale=F] or --spec SPEC.json");
+  }
+  json list = json::array();
+  for (auto& [l, h] : parse_heads(heads, cfg)) list.push_back(std::to_string(l) + "." + std::to_string(h));
+  if (mode == "zero") return json::array({{{"type", "ablate"}, {"heads", list}}});
+  if (mode == "mean") return json::array({{{"type", "ablate"}, {"heads", list}, {"mode", "mean"}}});
+  if (mode.rfind("scale=", 0) == 0) {
+    float f;
+    try { f = std::stof(mode.substr(6)); } catch (const std::exception&) { throw Error("--mode scale=F needs a number"); }
+    return json::array({{{"type", "scale"}, {"heads", list}, {"factor", f}}});
+  }
+  throw Error("--mode must be zero, mean or scale=F");
+}
+
+// Per-head means for mean ablation, from --mean-data, when the spec needs them.
+HeadMeans spec_means(const json& spec, const Model& m, const std::string& mean_data) {
+  if (!spec_needs_means(spec)) return {};
+  if (mean_data.empty()) throw Error("mean ablation needs --mean-data FILE (prompts, one per line, or JSONL with \"text\")");
+  std::vector<std::string> texts;
+  for (auto& item : load_prompts(mean_data)) texts.push_back(item.text);
+  return compute_head_means(m, texts);
+}
+
 int cmd_ablate(const std::string& path, const std::string& prompt, const std::string& ids_arg, bool no_bos,
                const std::string& spec_path, const std::string& heads, const std::string& mode,
                const std::string& mean_data, const std::vector<std::string>& targets, int top_k, const Common& c) {
   auto m = Model::load(path);
   const ModelConfig& cfg = m->config();
   auto ids = prompt_ids(*m, prompt, ids_arg, no_bos);
-  json spec;
-  if (!spec_path.empty()) {
-    std::ifstream in(spec_path);
-    if (!in) throw Error(spec_path + ": cannot open");
-    spec = json::parse(in, nullptr, false);
-    if (spec.is_discarded()) throw Error(spec_path + ": not valid JSON");
-  } else {
-    if (heads.empty()) throw Error("say what to change: --heads 3.1,4.2 [--mode zero|scale=F] or --spec SPEC.json");
-    json list = json::array();
-    for (auto& [l, h] : parse_heads(heads, cfg)) list.push_back(std::to_string(l) + "." + std::to_string(h));
-    if (mode == "zero") spec = json::array({{{"type", "ablate"}, {"heads", list}}});
-    else if (mode.rfind("scale=", 0) == 0) {
-      float f;
-      try { f = std::stof(mode.substr(6)); } catch (const std::exception&) { throw Error("--mode scale=F needs a number"); }
-      spec = json::array({{{"type", "scale"}, {"heads", list}, {"factor", f}}});
-    } else if (mode == "mean") {
-      spec = json::array({{{"type", "ablate"}, {"heads", list}, {"mode", "mean"}}});
-    } else throw Error("--mode must be zero, mean or scale=F");
-  }
-  HeadMeans means;
-  if (spec_needs_means(spec)) {
-    if (mean_data.empty()) throw Error("mean ablation needs --mean-data FILE (prompts, one per line, or JSONL with \"text\")");
-    std::vector<std::string> texts;
-    for (auto& item : load_prompts(mean_data)) texts.push_back(item.text);
-    means = compute_head_means(*m, texts);
-  }
+  const json spec = intervention_spec(spec_path, heads, mode, cfg, false);
+  const HeadMeans means = spec_means(spec, *m, mean_data);
   Hooks hooks;
   install_interventions(spec, cfg, hooks, nullptr, &means);
   at::Tensor before = m->run(ids, AttnRecord{}, true).logits[0];
@@ -364,44 +377,114 @@ int cmd_ablate(const std::string& path, const std::string& prompt, const std::st
   return 0;
 }
 
-int cmd_record(const std::string& path, const std::string& data, const std::string& out, bool force, bool compare_plain,
-               const std::string& command_line, const Common& c) {
-  auto m = Model::load(path);
-  auto items = load_prompts(data);
-  RunHeader header;
-  header.command_line = command_line;
-  header.model = {{"path", path}, {"family", m->config().family_name()}, {"architecture", m->config().architecture},
-                  {"config", m->config().to_json().dump()}, {"checkpoint_sha256", sha256_file(m->checkpoint().files().at(0))}};
-  RunWriter writer(out, header, force);
-  AttnRecord rec;
-  rec.stats = true;
-  const bool tty = isatty(2);
-  auto t0 = std::chrono::steady_clock::now();
-  int64_t tokens = 0;
-  for (size_t i = 0; i < items.size(); ++i) {
-    RunItem it;
-    it.text = items[i].text, it.meta = items[i].meta;
-    it.tokens = m->tokenizer().encode(it.text);
-    ForwardResult r = m->run(it.tokens, rec, /*last_only=*/true);
-    it.stats = run_item_stats(r);
-    tokens += static_cast<int64_t>(it.tokens.size());
-    writer.append(std::move(it));
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const double eta = secs / (i + 1) * (items.size() - i - 1);
-    std::fprintf(stderr, tty ? "\r[%zu/%zu] %.0f tok/s, ETA %.0f s   " : "[%zu/%zu] %.0f tok/s, ETA %.0f s\n", i + 1, items.size(),
-                 tokens / secs, eta);
+struct RecordOptions {
+  std::string data, output, spec_path, heads, mode = "zero", mean_data;
+  std::vector<std::string> stats{"all"}, hooks;
+  bool force = false, resume = false, compare_plain = false;
+  int64_t part_items = 0;
+};
+
+// One line of progress on stderr: rewritten in place on a terminal, one line per item otherwise.
+struct Progress {
+  bool tty = isatty(2);
+  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
+  double seconds() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); }
+  void item(int64_t committed, int64_t total, int64_t done_now, int64_t left_now, int64_t tokens) const {
+    const double secs = seconds();
+    const double eta = done_now ? secs / done_now * left_now : 0;
+    std::fprintf(stderr, tty ? "\r[%lld/%lld items recorded] %.0f tok/s, ETA %.0f s   " : "[%lld/%lld items recorded] %.0f tok/s, ETA %.0f s\n",
+                 static_cast<long long>(committed), static_cast<long long>(total), tokens / std::max(secs, 1e-9), eta);
   }
-  writer.close();
-  const double rec_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (tty) std::fprintf(stderr, "\n");
-  json j = {{"output", out}, {"items", items.size()}, {"tokens", tokens}, {"seconds", rec_secs},
-            {"tokens_per_s", tokens / rec_secs}};
-  if (compare_plain) {
+};
+
+int cmd_record(const std::string& path, const RecordOptions& o, const std::string& command_line, const Common& c) {
+  if (o.force && o.resume) throw Error("--force and --resume exclude each other");
+  auto m = Model::load(path);
+  const ModelConfig& cfg = m->config();
+  auto prompts = load_prompts(o.data);
+  RunPlan plan;
+  plan.command_line = command_line;
+  plan.model = {{"path", path}, {"family", cfg.family_name()}, {"architecture", cfg.architecture},
+                {"config", cfg.to_json().dump()}, {"checkpoint_sha256", sha256_file(m->checkpoint().files().at(0))}};
+  plan.items_per_part = o.part_items;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    auto ids = m->tokenizer().encode(prompts[i].text);
+    if (ids.empty()) throw Error(o.data + ": item " + std::to_string(i + 1) + " has no tokens");
+    plan.items.push_back({prompts[i].text, prompts[i].meta, std::move(ids)});
+  }
+  // What to record: statistics (--stats) and activations (--hooks).
+  std::vector<std::string> stats;
+  for (const std::string& s : o.stats) {
+    if (s == "all") stats = run_stat_names();
+    else if (s == "none") stats.clear();
+    else if (std::find(run_stat_names().begin(), run_stat_names().end(), s) == run_stat_names().end()) {
+      std::string known;
+      for (auto& n : run_stat_names()) known += " " + n;
+      throw Error("--stats: unknown statistic '" + s + "' (known:" + known + ", all, none)");
+    } else if (std::find(stats.begin(), stats.end(), s) == stats.end()) stats.push_back(s);
+  }
+  if (stats.empty() && o.hooks.empty()) throw Error("nothing to record: --stats none and no --hooks");
+  for (const std::string& s : stats)
+    plan.arrays.push_back({"stats/" + s, s == "argmax", {cfg.n_layers, cfg.n_heads}, run_stat_units(s), "[token, layer, head]"});
+  bool all_positions = false;
+  for (const std::string& h : o.hooks) {
+    std::vector<int64_t> shape = hook_shape(cfg, h);
+    std::string dims = "[token";
+    for (int64_t x : shape) dims += ", " + std::to_string(x);
+    plan.arrays.push_back({"acts/" + h, false, shape, h == "unembed.hook_logits" ? "logit" : "activation", dims + "]"});
+    all_positions |= h.rfind("ln_final", 0) == 0 || h.rfind("unembed", 0) == 0;
+  }
+  plan.spec = intervention_spec(o.spec_path, o.heads, o.mode, cfg, true);
+  const HeadMeans means = spec_means(plan.spec, *m, o.mean_data);
+  AttnRecord rec;
+  rec.stats = !stats.empty();
+  rec.key_recv = std::find(stats.begin(), stats.end(), "key_recv") != stats.end();
+  plan.settings = {{"sinks", rec.sinks}, {"waad_window", rec.waad_window}, {"recv_window", {rec.recv_lo, rec.recv_hi}},
+                   {"mean_data_sha256", o.mean_data.empty() ? "" : sha256_file(o.mean_data)}};
+  Hooks hooks;
+  install_interventions(plan.spec, cfg, hooks, nullptr, &means);
+  ActivationCache acts;  // installed after the interventions: it records the values the forward goes on with
+  acts.record(hooks, o.hooks);
+
+  std::vector<std::vector<int32_t>> item_ids;
+  for (const PlannedItem& it : plan.items) item_ids.push_back(it.tokens);
+  RunWriter w(o.output, std::move(plan), o.force ? RunOpen::overwrite : o.resume ? RunOpen::resume : RunOpen::create);
+  const std::vector<int64_t>& todo = w.pending();
+  if (w.resumed())
+    std::fprintf(stderr, "resuming %s: %lld of %lld items already recorded\n", o.output.c_str(), static_cast<long long>(w.committed()),
+                 static_cast<long long>(w.n_items()));
+  Progress prog;
+  int64_t tokens = 0;
+  for (size_t n = 0; n < todo.size(); ++n) {
+    const int64_t i = todo[n];
+    const std::vector<int32_t>& ids = item_ids[i];
+    acts.values.clear();
+    ForwardResult r = m->run(ids, rec, !all_positions, hooks.empty() ? nullptr : &hooks);
+    std::map<std::string, at::Tensor> arrays;
+    if (rec.stats)
+      for (auto& [name, t] : run_item_stats(r))
+        if (std::find(stats.begin(), stats.end(), name) != stats.end()) arrays["stats/" + name] = t;
+    for (const std::string& h : o.hooks) {
+      auto it = acts.values.find(h);
+      if (it == acts.values.end())
+        throw Error("hook " + h + " did not run in this model (hook_resid_mid exists only with a sequential residual stream)");
+      arrays["acts/" + h] = it->second;
+    }
+    tokens += static_cast<int64_t>(ids.size());
+    w.append(i, std::move(arrays));
+    prog.item(w.committed(), w.n_items(), static_cast<int64_t>(n + 1), static_cast<int64_t>(todo.size() - n - 1), tokens);
+  }
+  w.finish();
+  const double rec_secs = prog.seconds();
+  if (prog.tty && !todo.empty()) std::fprintf(stderr, "\n");
+  json j = {{"output", o.output}, {"items", w.n_items()}, {"recorded_now", todo.size()}, {"resumed", w.resumed()},
+            {"tokens", tokens}, {"seconds", rec_secs}, {"tokens_per_s", tokens / std::max(rec_secs, 1e-9)}};
+  if (o.compare_plain) {
     // The same prompts through the plain forward (no statistics, nothing written), in this process.
     auto t1 = std::chrono::steady_clock::now();
-    for (auto& item : items) m->forward(m->tokenizer().encode(item.text), /*last_only=*/true);
+    for (int64_t i : todo) m->forward(item_ids[i], /*last_only=*/true);
     const double plain_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
-    const double bytes = static_cast<double>(std::filesystem::file_size(out));
+    const double bytes = static_cast<double>(std::filesystem::file_size(o.output));
     j["plain_seconds"] = plain_secs;
     j["plain_tokens_per_s"] = tokens / plain_secs;
     j["throughput_ratio"] = plain_secs / rec_secs;
@@ -409,9 +492,11 @@ int cmd_record(const std::string& path, const std::string& data, const std::stri
     j["bytes_per_token"] = bytes / tokens;
   }
   if (c.json) return print_json(j), 0;
-  std::printf("wrote %s: %zu items, %lld tokens, %.1f tok/s\n", out.c_str(), items.size(), static_cast<long long>(tokens),
-              tokens / rec_secs);
-  if (compare_plain)
+  if (todo.empty()) std::printf("%s is complete: nothing to record\n", o.output.c_str());
+  else
+    std::printf("wrote %s: %lld items (%zu this run), %lld tokens, %.1f tok/s\n", o.output.c_str(), static_cast<long long>(w.n_items()),
+                todo.size(), static_cast<long long>(tokens), tokens / rec_secs);
+  if (o.compare_plain)
     std::printf("plain forward: %.1f tok/s; recording / plain throughput %.2fx; %.0f bytes per token\n",
                 j["plain_tokens_per_s"].get<double>(), j["throughput_ratio"].get<double>(), j["bytes_per_token"].get<double>());
   return 0;
@@ -421,7 +506,9 @@ int cmd_inspect(const std::string& path, const Common& c) {
   RunReader r(path);
   json j = r.header();
   j["items"] = r.n_items();
+  j["recorded"] = r.n_recorded();
   j["stats"] = r.stat_names();
+  j["acts"] = r.act_names();
   int64_t tokens = 0;
   for (int64_t i = 0; i < r.n_items(); ++i) tokens += static_cast<int64_t>(r.tokens(i).size());
   j["tokens"] = tokens;
@@ -432,10 +519,17 @@ int cmd_inspect(const std::string& path, const Common& c) {
   std::printf("command      %s\n", j["command_line"].get<std::string>().c_str());
   std::printf("model        %s (%s), sha256 %s\n", j["model"]["path"].get<std::string>().c_str(),
               j["model"]["architecture"].get<std::string>().c_str(), j["model"]["checkpoint_sha256"].get<std::string>().c_str());
-  std::printf("items        %lld (%lld tokens)\n", static_cast<long long>(r.n_items()), static_cast<long long>(tokens));
+  if (r.status() == "complete")
+    std::printf("items        %lld (%lld tokens), complete\n", static_cast<long long>(r.n_items()), static_cast<long long>(tokens));
+  else
+    std::printf("items        %lld of %lld recorded (%lld tokens planned): interrupted or still running; "
+                "`headscope record ... --resume` completes it\n",
+                static_cast<long long>(r.n_recorded()), static_cast<long long>(r.n_items()), static_cast<long long>(tokens));
+  if (!j["spec"].empty()) std::printf("intervention %s\n", j["spec"].dump().c_str());
   std::string names;
   for (auto& n : r.stat_names()) names += n + " ";
-  std::printf("statistics   %s[token, layer, head]\n", names.c_str());
+  if (!names.empty()) std::printf("statistics   %s[token, layer, head]\n", names.c_str());
+  for (auto& h : r.act_names()) std::printf("activations  %s\n", h.c_str());
   return 0;
 }
 
@@ -517,15 +611,24 @@ int main(int argc, char** argv) {
   ablate->add_option("--top-k", top_k, "How many tokens to show")->capture_default_str();
   add_common(ablate, common);
 
-  auto* record = app.add_subcommand("record", "Record every head's statistics over a prompt set into an HDF5 run file");
-  std::string data, output;
-  bool force = false;
+  auto* record = app.add_subcommand("record", "Record every head's statistics (and chosen activations) over a prompt set into an "
+                                              "HDF5 run file; a killed job continues with --resume");
+  RecordOptions ro;
   record->add_option("MODEL", model, "Checkpoint")->required();
-  record->add_option("--data", data, "Prompts: JSONL ({\"text\", \"meta\"}) or text, one per line")->required();
-  record->add_option("-o,--output", output, "Run file to write (.h5)")->required();
-  record->add_flag("--force", force, "Overwrite an existing run file");
-  bool compare_plain = false;
-  record->add_flag("--compare-plain", compare_plain,
+  record->add_option("--data", ro.data, "Prompts: JSONL ({\"text\", \"meta\"}) or text, one per line")->required();
+  record->add_option("-o,--output", ro.output, "Run file to write (.h5)")->required();
+  record->add_option("--stats", ro.stats, "Statistics per token, layer and head: all, none, or a list of entropy, max_prob, argmax, "
+                                          "sink_mass, mean_dist, waad, key_recv")->delimiter(',')->capture_default_str();
+  record->add_option("--hooks", ro.hooks, "Activations to store per token: hook names, e.g. blocks.3.attn.hook_z,blocks.5.hook_resid_post "
+                                          "(values after any intervention)")->delimiter(',');
+  record->add_option("--spec", ro.spec_path, "Intervention spec applied while recording (JSON; see hooks/interventions.h)");
+  record->add_option("--heads", ro.heads, "Heads to change while recording: 3.1,4.2 (with --mode)");
+  record->add_option("--mode", ro.mode, "zero | mean | scale=F, for --heads")->capture_default_str();
+  record->add_option("--mean-data", ro.mean_data, "Reference prompts for mean ablation");
+  record->add_flag("--force", ro.force, "Overwrite an existing run file");
+  record->add_flag("--resume", ro.resume, "Continue an interrupted job: record only the items the run file lacks");
+  record->add_option("--part-items", ro.part_items, "Items per committed part (default: items / 4096, at least 1)");
+  record->add_flag("--compare-plain", ro.compare_plain,
                    "Benchmark: afterwards run the same prompts through the plain forward and report the throughput ratio "
                    "and the file size per token");
   add_common(record, common);
@@ -550,7 +653,7 @@ int main(int argc, char** argv) {
     if (*record) {
       std::string cl;
       for (int i = 0; i < argc; ++i) cl += (i ? " " : "") + std::string(argv[i]);
-      return cmd_record(model, data, output, force, compare_plain, cl, common);
+      return cmd_record(model, ro, cl, common);
     }
     if (*inspect) return cmd_inspect(model, common);
     if (*attn) return cmd_attn(model, prompt, ids, random_tokens, seed, no_bos, head, top, stats, common);

@@ -3,6 +3,7 @@
 
 #include <ATen/ATen.h>
 
+#include "model/config.h"
 #include "model/error.h"
 
 namespace headscope {
@@ -33,6 +34,32 @@ std::vector<std::string> Hooks::all_names(int64_t n_layers) {
   out.push_back("ln_final.hook_normalized");
   out.push_back("unembed.hook_logits");
   return out;
+}
+
+std::vector<int64_t> hook_shape(const ModelConfig& c, const std::string& name) {
+  if (name == "ln_final.hook_normalized") return {c.d_model};
+  if (name == "unembed.hook_logits") return {c.vocab};
+  int64_t layer = -1;
+  size_t used = 0;
+  if (name.rfind("blocks.", 0) == 0) {
+    try {
+      layer = std::stoll(name.substr(7), &used);
+    } catch (const std::exception&) {
+      layer = -1;
+    }
+  }
+  const std::string point = layer >= 0 && name.size() > 7 + used ? name.substr(7 + used + 1) : "";
+  if (layer >= 0 && point.size() && layer >= c.n_layers)
+    throw Error("hook " + name + ": the model has layers 0.." + std::to_string(c.n_layers - 1));
+  if (point == "hook_resid_pre" || point == "hook_attn_out" || point == "hook_resid_mid" || point == "hook_mlp_out" ||
+      point == "hook_resid_post")
+    return {c.d_model};
+  if (point == "attn.hook_q" || point == "attn.hook_z") return {c.n_heads, c.d_head};
+  if (point == "attn.hook_k" || point == "attn.hook_v") return {c.n_kv_heads, c.d_head};
+  if (point == "attn.hook_result") return {c.n_heads, c.d_model};
+  throw Error("unknown hook point '" + name + "' (known: blocks.L.{hook_resid_pre, attn.hook_q, attn.hook_k, attn.hook_v, "
+              "attn.hook_z, attn.hook_result, hook_attn_out, hook_resid_mid, hook_mlp_out, hook_resid_post}, "
+              "ln_final.hook_normalized, unembed.hook_logits)");
 }
 
 void ActivationCache::record(Hooks& hooks, const std::vector<std::string>& names) {

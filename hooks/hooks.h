@@ -23,6 +23,8 @@
 
 namespace headscope {
 
+struct ModelConfig;
+
 struct HookContext {
   int64_t layer;            // -1 for ln_final / unembed
   const std::string& name;  // the full hook name
@@ -58,6 +60,10 @@ class Hooks {
   std::unordered_map<std::string, std::vector<HookFn>> fns_;
   std::map<int64_t, KernelEdits> edits_;
 };
+
+// Shape of one token's value at a hook point of this model ([d_model], [n_heads, d_head], …); Error naming the
+// known points for an unknown name or a layer out of range.
+std::vector<int64_t> hook_shape(const ModelConfig& cfg, const std::string& name);
 
 // Records the value at each named point (a copy) into a map: an activation cache for later patching.
 struct ActivationCache {

@@ -281,11 +281,14 @@ at::Tensor attention(const ModelConfig& c, const at::Tensor& q, const at::Tensor
     AttnLayerStats& o = *stats_out;
     auto f = at::TensorOptions().dtype(at::kFloat), i32 = at::TensorOptions().dtype(at::kInt);
     o.max_prob = at::empty({H, T}, f), o.argmax = at::empty({H, T}, i32), o.entropy = at::empty({H, T}, f);
-    o.mean_dist = at::empty({H, T}, f), o.waad = at::empty({H, T}, f), o.key_recv = at::empty({H, T}, f);
+    o.mean_dist = at::empty({H, T}, f), o.waad = at::empty({H, T}, f);
     st.max_prob = o.max_prob.data_ptr<float>(), st.argmax = o.argmax.data_ptr<int32_t>();
     st.entropy = o.entropy.data_ptr<float>(), st.mean_dist = o.mean_dist.data_ptr<float>();
     st.waad = o.waad.data_ptr<float>(), st.waad_window = rec->waad_window;
-    st.key_recv = o.key_recv.data_ptr<float>(), st.recv_lo = rec->recv_lo, st.recv_hi = rec->recv_hi;
+    if (rec->key_recv) {
+      o.key_recv = at::empty({H, T}, f);
+      st.key_recv = o.key_recv.data_ptr<float>(), st.recv_lo = rec->recv_lo, st.recv_hi = rec->recv_hi;
+    }
     for (int32_t s : rec->sinks)
       if (s >= 0 && s < T) sinks.push_back(s);
     o.sink_mass = at::empty({H, T}, f);

@@ -54,6 +54,7 @@ struct AttnRecord {
   int64_t k_lo = 0, k_hi = -1;  // k_hi < 0: up to the last query row
   // Called before each layer with (layer, n_layers); returning false cancels the pass (Error "cancelled").
   std::function<bool(int64_t, int64_t)> on_layer;
+  bool key_recv = true;  // compute AttnLayerStats::key_recv (a second pass over the keys) with the statistics
 };
 
 // Statistics of one layer; [H, T] unless noted.

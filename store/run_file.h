@@ -1,70 +1,59 @@
 // The HDF5 run file: what a batch job records about every head over many prompts, readable from C++ (RunReader)
-// and from Python with plain h5py. Items are appended by a background writer thread; per-token arrays of all
-// items are stored end to end ("ragged" layout) with /items/offset and /items/length giving each item's rows.
+// and from Python with plain h5py. Per-token arrays of all items are stored end to end ("ragged" layout);
+// /items/offset and /items/length give each item's rows. run_writer.h writes it so that it survives SIGKILL.
 //
-// Schema (schema_version 1):
-//   /                 attrs schema_version, headscope_version, created, command_line
-//   /model            attrs path, family, architecture, config (JSON), checkpoint_sha256
-//   /items/text       vlen UTF-8 string [N]        /items/meta  vlen string [N] (JSON)
-//   /items/offset     int64 [N]   first row of the item in /tokens and /stats/*
-//   /items/length     int32 [N]   its number of tokens
-//   /tokens           int32 [rows]                  attrs units="token id"
-//   /stats/<name>     float32 or int32 [rows, L, H] attrs units, shape="[token, layer, head]"
-// Every dataset is chunked and extendable, compressed with shuffle + gzip (filters h5py reads as is).
+// Schema (schema_version 2):
+//   /                   attrs schema_version, headscope_version, created, command_line, run_id,
+//                       status ("recording": interrupted or in progress | "complete"),
+//                       settings (JSON: checkpoint, items digest, arrays, intervention spec, …; --resume checks it),
+//                       spec (the intervention spec, JSON; "[]" for none), items_per_part
+//   /model              attrs path, family, architecture, config (JSON), checkpoint_sha256
+//   /items/text         vlen UTF-8 string [N]      /items/meta  vlen string [N] (JSON)
+//   /items/offset       int64 [N]  first row of the item in /tokens, /stats/*, /acts/*
+//   /items/length       int32 [N]  its number of tokens
+//   /items/recorded     uint8 [N]  1 once the item's arrays are in the file (0: not recorded yet)
+//   /tokens             int32 [rows]                              attrs units="token id"
+//   /stats/<name>       float32 or int32 [rows, L, H]             attrs units, shape="[token, layer, head]"
+//   /acts/<hook name>   float32 [rows, ...] (e.g. blocks.3.attn.hook_z: [rows, H, d_head])   attrs units, shape
+//   /parts/NNNNNN/...   the stored arrays of part N (consecutive items), chunked, shuffle + gzip
+// /items/recorded, /stats/* and /acts/* are HDF5 virtual datasets over /parts (h5py and every HDF5 ≥ 1.10 reader
+// see plain arrays); rows of items not recorded read as NaN (int32: -1). While a job runs, the parts are
+// separate files in "<run>.parts/", each renamed into place when complete, and the virtual datasets point there;
+// the finished job copies them into the run file (compressed chunks, copied raw) and removes the folder.
 #pragma once
 #include <ATen/core/Tensor.h>
 
-#include <condition_variable>
-#include <deque>
-#include <exception>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "model/transformer.h"
 
 namespace headscope {
 
-struct RunHeader {
-  std::string command_line;
-  nlohmann::json model;  // path, family, architecture, config, checkpoint_sha256
-};
-
-struct RunItem {
-  std::string text;
-  nlohmann::json meta;
-  std::vector<int32_t> tokens;
-  std::map<std::string, at::Tensor> stats;  // each [T, L, H], float32 or int32
-};
-
-class RunWriter {
- public:
-  // Creates `path`; an existing file is an Error unless `overwrite`.
-  RunWriter(const std::string& path, const RunHeader& header, bool overwrite);
-  ~RunWriter();  // waits for queued items, closes the file
-  void append(RunItem item);  // queued; the writer thread writes it (errors surface on the next call or close)
-  void close();
-
-  struct Impl;
-
- private:
-  std::unique_ptr<Impl> impl_;
-};
+constexpr int kRunSchemaVersion = 2;
 
 class RunReader {
  public:
   explicit RunReader(const std::string& path);  // throws Error when it is not a headscope run file
   ~RunReader();
   nlohmann::json header() const;                 // root and /model attributes
-  int64_t n_items() const;
-  std::vector<std::string> stat_names() const;
+  std::string status() const;                    // "complete" or "recording"
+  int64_t n_items() const;                       // items planned
+  int64_t n_recorded() const;
+  bool recorded(int64_t item) const;
+  std::vector<std::string> stat_names() const;   // under /stats
+  std::vector<std::string> act_names() const;    // hook names under /acts
   std::string text(int64_t item) const;
+  nlohmann::json meta(int64_t item) const;
   std::vector<int32_t> tokens(int64_t item) const;
   at::Tensor stat(const std::string& name, int64_t item) const;  // [T, L, H]
+  at::Tensor act(const std::string& hook, int64_t item) const;   // [T, ...]
+  // Any per-token array by its path ("stats/entropy", "acts/blocks.0.hook_resid_post"); Error for an item that
+  // is not recorded.
+  at::Tensor array(const std::string& path, int64_t item) const;
 
   struct Impl;
 
@@ -74,8 +63,12 @@ class RunReader {
 
 // A forward pass's per-head statistics in the run file's layout: name -> [T, L, H] (needs AttnRecord::stats).
 std::map<std::string, at::Tensor> run_item_stats(const ForwardResult& r);
+// The statistic names run_item_stats produces, and their units.
+const std::vector<std::string>& run_stat_names();
+std::string run_stat_units(const std::string& name);
 
-// sha256 of a file's bytes, hex (for /model checkpoint_sha256).
+// sha256, hex: of a file's bytes (for /model checkpoint_sha256) and of a byte string.
 std::string sha256_file(const std::string& path);
+std::string sha256_hex(const std::string& bytes);
 
 }  // namespace headscope

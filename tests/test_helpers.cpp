@@ -20,9 +20,9 @@ static std::string slurp(const std::string& path) {
   return ss.str();
 }
 
-RunResult run_cli(const std::string& args) {
+RunResult run_cli(const std::string& args, const std::string& shell_prefix) {
   TempDir tmp;
-  std::string cmd = std::string(HEADSCOPE_CLI) + " " + args + " >" + (tmp / "out") + " 2>" + (tmp / "err") + " </dev/null";
+  std::string cmd = shell_prefix + std::string(HEADSCOPE_CLI) + " " + args + " >" + (tmp / "out") + " 2>" + (tmp / "err") + " </dev/null";
   int status = std::system(cmd.c_str());
   int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return {code, slurp(tmp / "out"), slurp(tmp / "err")};

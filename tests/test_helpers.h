@@ -43,8 +43,9 @@ struct RunResult {
   std::string out, err;
 };
 
-// Runs the headscope CLI with `args` (already shell-quoted), capturing stdout and stderr.
-RunResult run_cli(const std::string& args);
+// Runs the headscope CLI with `args` (already shell-quoted), capturing stdout and stderr. `shell_prefix` goes
+// before the command in the shell line (e.g. "ulimit -f 100; exec ").
+RunResult run_cli(const std::string& args, const std::string& shell_prefix = "");
 std::string shell_quote(const std::string& s);
 
 }  // namespace testutil
