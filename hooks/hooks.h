@@ -36,6 +36,7 @@ using HookFn = std::function<at::Tensor(const at::Tensor& value, const HookConte
 struct KernelEdits {
   std::vector<int> uniform_heads;                  // these heads attend uniformly to the keys they can see
   std::vector<std::tuple<int, int64_t, float>> bias;  // (head, key position, additive logit bias)
+  std::vector<std::tuple<int, float, float>> act;     // (head, tau, beta): ACT calibration (kernels/attention_act.h)
 };
 
 class Hooks {

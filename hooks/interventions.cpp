@@ -161,8 +161,15 @@ void install_interventions(const nlohmann::json& spec_in, const ModelConfig& cfg
           auto [l, h] = parse_head(hs.get<std::string>(), cfg);
           for (auto& key : e.at("keys")) hooks.kernel_edits(l).bias.emplace_back(h, key.get<int64_t>(), b);
         }
+      } else if (type == "act") {  // ACT attention calibration: sink-like keys past the first scaled by beta, per row
+        const float tau = e.value("tau", 0.1f), beta = e.value("beta", 0.4f);
+        if (!(tau > 0.f) || !(beta >= 0.f && beta <= 1.f)) throw Error("act: needs tau > 0 and 0 <= beta <= 1");
+        for (auto& hs : e.at("heads")) {
+          auto [l, h] = parse_head(hs.get<std::string>(), cfg);
+          hooks.kernel_edits(l).act.emplace_back(h, tau, beta);
+        }
       } else {
-        throw Error("unknown intervention type '" + type + "' (known: ablate, scale, patch, steer, uniform, attn_bias)");
+        throw Error("unknown intervention type '" + type + "' (known: ablate, scale, patch, steer, uniform, attn_bias, act)");
       }
     } catch (const nlohmann::json::exception& ex) {
       throw Error("intervention " + e.dump() + ": " + ex.what());

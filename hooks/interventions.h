@@ -11,6 +11,8 @@
 //                        hook_resid_pre += scale * vector (positions optional: all)
 //     {"type": "uniform",   "heads": ["3.1"]}                          inside the kernel: uniform attention
 //     {"type": "attn_bias", "heads": ["3.1"], "keys": [0, -1], "bias": -5.0}  inside the kernel: logit bias on keys
+//     {"type": "act", "heads": ["3.1"], "tau": 0.1, "beta": 0.4}    inside the kernel: ACT attention calibration
+//                        (kernels/attention_act.h; tau and beta default to the paper's 0.1 and 0.4)
 //   ]}
 // Heads are "L.H" strings; positions are token indices (negative counts from the end).
 #pragma once

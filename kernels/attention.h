@@ -54,6 +54,10 @@ struct AttnInterventions {
   const float* logit_bias = nullptr;  // [H, S] added to the scaled scores before the softmax
   const uint8_t* uniform = nullptr;   // [H] nonzero: the head attends uniformly to the keys it can see
   const uint8_t* key_padding = nullptr;  // [S] nonzero: key is padding, never attended
+  // A bias that depends on the query row, on a set of keys per head (ACT calibration, kernels/attention_act.h):
+  // row_bias[h, t] is added to the scores of keys s with row_bias_keys[h, s] != 0. Both or neither.
+  const float* row_bias = nullptr;         // [H, T]
+  const uint8_t* row_bias_keys = nullptr;  // [H, S]
 };
 
 // CPU implementation: multi-threaded over heads and query blocks (LibTorch's thread pool).

@@ -75,6 +75,12 @@ inline void row_scores(const Ctx& c, int64_t h, const float* qrow, const float* 
     for (int u = 0; u < kKB / 8; ++u) storeu(sc + 8 * u, r[u] * c.scale);
     if (c.iv.logit_bias)
       for (int j = 0; j < n; ++j) sc[j] += c.iv.logit_bias[h * c.sh.S + s0 + j];
+    if (c.iv.row_bias) {
+      const float b = c.iv.row_bias[h * c.sh.T + (t_abs - c.sh.q_pos0)];
+      const uint8_t* keys = c.iv.row_bias_keys + h * c.sh.S + s0;
+      for (int j = 0; j < n; ++j)
+        if (keys[j]) sc[j] += b;
+    }
   }
   // Visible keys of the tile form one range [vis_lo, vis_hi] (causal, window); padding is masked separately.
   const int64_t vis_hi = std::min<int64_t>(n - 1, t_abs - s0);

@@ -33,6 +33,11 @@ ReferenceAttention attention_reference(const AttnShape& sh, const at::Tensor& q,
   at::Tensor scores = at::matmul(qd, kd.transpose(1, 2)) * scale;                             // [H, T, S]
   if (iv.logit_bias)
     scores = scores + at::from_blob(const_cast<float*>(iv.logit_bias), {sh.H, 1, sh.S}, at::kFloat).to(dt);
+  if (iv.row_bias) {
+    at::Tensor rb = at::from_blob(const_cast<float*>(iv.row_bias), {sh.H, sh.T, 1}, at::kFloat).to(dt);
+    at::Tensor keys = at::from_blob(const_cast<uint8_t*>(iv.row_bias_keys), {sh.H, 1, sh.S}, at::kByte).to(dt);
+    scores = scores + rb * keys;
+  }
   if (iv.uniform)
     for (int64_t h = 0; h < sh.H; ++h)
       if (iv.uniform[h]) scores[h].zero_();

@@ -8,6 +8,7 @@
 
 #include "hooks/hooks.h"
 #include "kernels/attention.h"
+#include "kernels/attention_act.h"
 #include "model/checkpoint.h"
 #include "model/error.h"
 
@@ -272,9 +273,20 @@ at::Tensor attention(const ModelConfig& c, const at::Tensor& q, const at::Tensor
     }
   }
   at::Tensor qc = q.contiguous(), kc = k.contiguous(), vc = v.contiguous();
-  at::Tensor out = at::empty({T, H, c.d_head}, q.options());
   AttnShape sh;
   sh.T = sh.S = T, sh.H = H, sh.H_kv = c.n_kv_heads, sh.d = c.d_head, sh.window = c.sliding_window;
+  std::vector<float> row_bias;
+  std::vector<uint8_t> row_keys;
+  if (edits && !edits->act.empty()) {
+    row_bias.assign(static_cast<size_t>(H * T), 0.f), row_keys.assign(static_cast<size_t>(H * T), 0);
+    for (auto& [h, tau, beta] : edits->act) {
+      ActCalibration a = act_calibration(sh, qc.data_ptr<float>(), kc.data_ptr<float>(), vc.data_ptr<float>(), h, tau, beta, iv);
+      std::copy(a.row_bias.begin(), a.row_bias.end(), row_bias.begin() + h * T);
+      std::copy(a.key_mask.begin(), a.key_mask.end(), row_keys.begin() + h * T);
+    }
+    iv.row_bias = row_bias.data(), iv.row_bias_keys = row_keys.data();
+  }
+  at::Tensor out = at::empty({T, H, c.d_head}, q.options());
   AttnStats st;
   std::vector<int32_t> sinks;
   if (rec && rec->stats) {

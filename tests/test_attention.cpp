@@ -9,6 +9,7 @@
 #include <functional>
 
 #include "kernels/attention.h"
+#include "kernels/attention_act.h"
 #include "kernels/attention_reference.h"
 #include "model/error.h"
 #include "model/model.h"
@@ -86,7 +87,8 @@ void check_case(const Case& cs, const Impl& impl, uint64_t seed, bool interventi
   std::vector<uint8_t> qmask(cs.T);
   for (int64_t t = 0; t < cs.T; ++t) qmask[t] = (t % 3) != 1;
   std::vector<float> head_scale(cs.H), bias(cs.H * cs.S);
-  std::vector<uint8_t> uniform(cs.H, 0), padding(cs.S, 0);
+  std::vector<uint8_t> uniform(cs.H, 0), padding(cs.S, 0), row_keys(cs.H * cs.S, 0);
+  std::vector<float> row_bias(cs.H * cs.T);
   AttnInterventions iv;
   if (interventions) {
     for (int64_t h = 0; h < cs.H; ++h) head_scale[h] = h == 0 ? 0.f : 0.5f + 0.1f * h;
@@ -95,6 +97,10 @@ void check_case(const Case& cs, const Impl& impl, uint64_t seed, bool interventi
     uniform[cs.H - 1] = 1;
     for (int64_t s = 0; s < cs.S; ++s) padding[s] = s % 7 == 3;
     iv.head_scale = head_scale.data(), iv.logit_bias = bias.data(), iv.uniform = uniform.data(), iv.key_padding = padding.data();
+    at::Tensor rb = at::randn({cs.H, cs.T}, gen) * 2;
+    std::copy(rb.data_ptr<float>(), rb.data_ptr<float>() + rb.numel(), row_bias.begin());
+    for (int64_t i = 0; i < cs.H * cs.S; ++i) row_keys[i] = (i * 5) % 11 < 3;
+    iv.row_bias = row_bias.data(), iv.row_bias_keys = row_keys.data();
   }
   std::vector<int32_t> sinks{0};
   if (cs.S > 5) sinks.push_back(static_cast<int32_t>(cs.S / 2));
@@ -296,4 +302,24 @@ TEST_CASE("hook_pattern over a query and key window is the matching block of the
   REQUIRE(b.sizes() == at::IntArrayRef({6, 6}));
   CHECK(at::equal(b, a.slice(0, 5, 11).slice(1, 2, 8)));
   CHECK(at::allclose(a.sum(1), at::ones({a.size(0)}), 0, 1e-6));  // full rows are distributions
+}
+
+TEST_CASE("ACT calibration reproduces the published fixture exactly (METRICS.md section 7)", "[attention][act]") {
+  // A = [[1], [.6,.4], [.5,.3,.2], [.5,.1,.3,.1]] as a softmax: keys e_s, queries q_t[s] = log A[t,s], scale 1,
+  // values e_s, so that the output rows are the attention rows themselves.
+  const double A[4][4] = {{1, 0, 0, 0}, {.6, .4, 0, 0}, {.5, .3, .2, 0}, {.5, .1, .3, .1}};
+  const double Ap[4][4] = {{1, 0, 0, 0}, {.84, .16, 0, 0}, {.80, .12, .08, 0}, {.70, .04, .12, .14}};
+  AttnShape sh;
+  sh.T = sh.S = 4, sh.H = sh.H_kv = 1, sh.d = 4, sh.scale = 1.f;
+  std::vector<float> q(16, 0.f), kv(16, 0.f), out(16);
+  for (int t = 0; t < 4; ++t)
+    for (int s = 0; s <= t; ++s) q[t * 4 + s] = static_cast<float>(std::log(A[t][s]));
+  for (int s = 0; s < 4; ++s) kv[s * 4 + s] = 1.f;
+  ActCalibration c = act_calibration(sh, q.data(), kv.data(), kv.data(), 0, 0.1f, 0.4f);
+  CHECK(c.keys == std::vector<int32_t>{1, 2});  // alpha = (.65, .2667, .25, .10): key 3 is not > 0.1; key 0 kept
+  AttnInterventions iv;
+  iv.row_bias = c.row_bias.data(), iv.row_bias_keys = c.key_mask.data();
+  attention_cpu(sh, q.data(), kv.data(), kv.data(), out.data(), {}, iv);
+  for (int t = 0; t < 4; ++t)
+    for (int s = 0; s < 4; ++s) CHECK(out[t * 4 + s] == Approx(Ap[t][s]).margin(1e-6));
 }

@@ -182,3 +182,63 @@ TEST_CASE("mean ablation replaces a head's output with its mean over a reference
   std::ofstream(d / "bad.jsonl") << "{\"txt\": 1}\n";
   CHECK_THROWS_WITH(load_prompts(d / "bad.jsonl"), Catch::Contains("bad.jsonl:1"));
 }
+
+TEST_CASE("ACT calibration of a head: the paper's formula on the materialised pattern, every other head untouched", "[hooks][act]") {
+  auto model = Model::load(testutil::stories260k());
+  const auto& cfg = model->config();
+  auto ids = model->tokenizer().encode(
+      "Once upon a time, there was a little girl named Lily. She liked to play in the park with her dog. One day the dog ran "
+      "after a big red ball and Lily ran after the dog.");
+  const int64_t T = static_cast<int64_t>(ids.size()), L = 2, H = 3, d = cfg.d_head;
+  const double tau = 0.1, beta = 0.4;
+  // Reference from the uncalibrated run: the head's full pattern A and its values V, then METRICS.md §7 in doubles.
+  Hooks plain_hooks;
+  ActivationCache plain;
+  plain.record(plain_hooks, z_names(cfg.n_layers));
+  plain.record(plain_hooks, {Hooks::name(L, "attn.hook_v")});
+  AttnRecord rec;
+  rec.pattern_heads = {{static_cast<int>(L), static_cast<int>(H)}};
+  ForwardResult pr = model->run(ids, rec, false, &plain_hooks);
+  at::Tensor A = pr.patterns.at(0).second.to(at::kDouble);  // [T, T]
+  REQUIRE(A.sizes() == at::IntArrayRef({T, T}));
+  const int64_t hk = H / (cfg.n_heads / cfg.n_kv_heads);
+  at::Tensor V = plain.get(Hooks::name(L, "attn.hook_v")).select(1, hk).to(at::kDouble);  // [T, d]
+  std::vector<int64_t> S;
+  for (int64_t k = 0; k < T; ++k)
+    if (A.select(1, k).sum().item<double>() / static_cast<double>(T - k) > tau) S.push_back(k);
+  REQUIRE(S.size() >= 2);  // the test needs a non-empty calibrated set
+  S.erase(S.begin());
+  at::Tensor inS = at::zeros({T}, at::kDouble);
+  for (int64_t k : S) inS[k] = 1.0;
+  at::Tensor P = (A * inS).sum(1, true);  // [T, 1]
+  at::Tensor scale_rest = at::where(P < 1, (1 - beta * P) / (1 - P), at::ones_like(P));
+  at::Tensor Ap = at::where(inS.unsqueeze(0) > 0, beta * A, A * scale_rest);
+  Ap = at::where(P >= 1, A, Ap);
+  at::Tensor z_ref = at::matmul(Ap, V);  // [T, d]
+  // The calibrated run.
+  Hooks act_hooks;
+  install_interventions({{{"type", "act"}, {"heads", {"2.3"}}, {"tau", tau}, {"beta", beta}}}, cfg, act_hooks);
+  ActivationCache calibrated;
+  calibrated.record(act_hooks, z_names(cfg.n_layers));
+  AttnRecord rec2;
+  rec2.stats = true;
+  ForwardResult cr = model->run(ids, rec2, false, &act_hooks);
+  at::Tensor z = calibrated.get(Hooks::name(L, "attn.hook_z")).select(1, H).to(at::kDouble);
+  INFO("calibrated set of 2.3: " << S.size() << " keys; max |z - z_ref| = " << (z - z_ref).abs().max().item<double>());
+  CHECK((z - z_ref).abs().max().item<double>() < 1e-5);
+  CHECK((plain.get(Hooks::name(L, "attn.hook_z")).select(1, H).to(at::kDouble) - z_ref).abs().max().item<double>() > 1e-3);
+  for (int64_t l = 0; l <= L; ++l)
+    for (int64_t h = 0; h < cfg.n_heads; ++h)
+      if (!(l == L && h == H))
+        CHECK(at::equal(plain.get(Hooks::name(l, "attn.hook_z")).select(1, h), calibrated.get(Hooks::name(l, "attn.hook_z")).select(1, h)));
+  // The kernel's statistics describe the calibrated attention: mass on S is beta times what it was.
+  std::vector<int32_t> s32(S.begin(), S.end());
+  AttnRecord rec3;
+  rec3.stats = true, rec3.sinks = s32;
+  ForwardResult cs = model->run(ids, rec3, false, &act_hooks);
+  at::Tensor ps_after = cs.attn[L].sink_mass[H].to(at::kDouble);
+  at::Tensor ps_expect = at::where(P.squeeze(1) >= 1, P.squeeze(1), beta * P.squeeze(1));
+  CHECK((ps_after - ps_expect).abs().max().item<double>() < 1e-5);
+  (void)cr;
+  (void)d;
+}

@@ -41,6 +41,7 @@ __device__ void tile_scores(const DevArgs& a, int64_t h, const float* qrow, cons
       for (int64_t kk = 0; kk < d; ++kk) s += qrow[kk] * ks[j * d + kk];
       s *= a.scale;
       if (a.iv.logit_bias) s += a.iv.logit_bias[h * a.sh.S + s0 + j];
+      if (a.iv.row_bias && a.iv.row_bias_keys[h * a.sh.S + s0 + j]) s += a.iv.row_bias[h * a.sh.T + (t_abs - a.sh.q_pos0)];
     }
     const bool vis = key_visible(t_abs, s0 + j, a.sh.window) && !(a.iv.key_padding && a.iv.key_padding[s0 + j]);
     sc[j] = vis ? s : -INFINITY;
@@ -232,6 +233,8 @@ bool attention_cuda_from_host(const AttnShape& sh, const float* q, const float* 
   div.logit_bias = buf.upload(iv.logit_bias, hs);
   div.uniform = buf.upload(iv.uniform, sh.H);
   div.key_padding = buf.upload(iv.key_padding, sh.S);
+  div.row_bias = buf.upload(iv.row_bias, ht);
+  div.row_bias_keys = buf.upload(iv.row_bias_keys, hs);
   if (!dq || !dk || !dv || !dout) return fail(err, err_len, "allocation", cudaErrorMemoryAllocation);
   if (!attention_cuda(sh, dq, dk, dv, dout, ds, div, err, err_len)) return false;
   auto back = [&](void* host, const void* dev, size_t bytes) {
