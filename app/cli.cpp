@@ -392,8 +392,13 @@ struct Progress {
   void item(int64_t committed, int64_t total, int64_t done_now, int64_t left_now, int64_t tokens) const {
     const double secs = seconds();
     const double eta = done_now ? secs / done_now * left_now : 0;
-    std::fprintf(stderr, tty ? "\r[%lld/%lld items recorded] %.0f tok/s, ETA %.0f s   " : "[%lld/%lld items recorded] %.0f tok/s, ETA %.0f s\n",
-                 static_cast<long long>(committed), static_cast<long long>(total), tokens / std::max(secs, 1e-9), eta);
+    std::string bar;
+    if (tty) {
+      const int64_t w = 24, fill = total ? committed * w / total : w;
+      bar = "|" + std::string(static_cast<size_t>(fill), '#') + std::string(static_cast<size_t>(w - fill), '.') + "| ";
+    }
+    std::fprintf(stderr, tty ? "\r%s[%lld/%lld items recorded] %.0f tok/s, ETA %.0f s   " : "%s[%lld/%lld items recorded] %.0f tok/s, ETA %.0f s\n",
+                 bar.c_str(), static_cast<long long>(committed), static_cast<long long>(total), tokens / std::max(secs, 1e-9), eta);
   }
 };
 
@@ -509,8 +514,7 @@ int cmd_inspect(const std::string& path, const Common& c) {
   j["recorded"] = r.n_recorded();
   j["stats"] = r.stat_names();
   j["acts"] = r.act_names();
-  int64_t tokens = 0;
-  for (int64_t i = 0; i < r.n_items(); ++i) tokens += static_cast<int64_t>(r.tokens(i).size());
+  const int64_t tokens = r.n_tokens();
   j["tokens"] = tokens;
   if (c.json) return print_json(j), 0;
   std::printf("run file     %s (schema %lld, headscope %s, created %s)\n", path.c_str(),

@@ -102,6 +102,15 @@ struct RunReader::Impl {
     }
     return out;
   }
+  std::string string_at(const std::string& ds, int64_t item, int64_t n) const {
+    check_item(item, n);
+    Handle st = h5::str_type();
+    char* p = nullptr;
+    h5::read_rows(open_ds(ds), st, &p, item, 1);
+    std::string s = p ? p : "";
+    H5free_memory(p);
+    return s;
+  }
   void check_item(int64_t item, int64_t n) const {
     if (item < 0 || item >= n) throw Error(path + ": no item " + std::to_string(item) + " (the file has " + std::to_string(n) + ")");
   }
@@ -132,6 +141,8 @@ nlohmann::json RunReader::header() const {
   return j;
 }
 
+int64_t RunReader::n_tokens() const { return static_cast<int64_t>(h5::dims(impl_->open_ds("tokens"))[0]); }
+
 std::string RunReader::status() const { return h5::read_str_attr(impl_->file, "status"); }
 
 int64_t RunReader::n_items() const { return static_cast<int64_t>(h5::dims(impl_->open_ds("items/length"))[0]); }
@@ -155,24 +166,11 @@ bool RunReader::recorded(int64_t item) const {
 std::vector<std::string> RunReader::stat_names() const { return impl_->names("stats"); }
 std::vector<std::string> RunReader::act_names() const { return impl_->names("acts"); }
 
-std::string RunReader::text(int64_t item) const {
-  impl_->check_item(item, n_items());
-  Handle st = h5::str_type();
-  char* p = nullptr;
-  h5::read_rows(impl_->open_ds("items/text"), st, &p, item, 1);
-  std::string s = p ? p : "";
-  H5free_memory(p);
-  return s;
-}
+std::string RunReader::text(int64_t item) const { return impl_->string_at("items/text", item, n_items()); }
 
 nlohmann::json RunReader::meta(int64_t item) const {
-  impl_->check_item(item, n_items());
-  Handle st = h5::str_type();
-  char* p = nullptr;
-  h5::read_rows(impl_->open_ds("items/meta"), st, &p, item, 1);
-  std::string s = p ? p : "null";
-  H5free_memory(p);
-  return nlohmann::json::parse(s, nullptr, false);
+  const std::string s = impl_->string_at("items/meta", item, n_items());
+  return nlohmann::json::parse(s.empty() ? "null" : s, nullptr, false);
 }
 
 std::vector<int32_t> RunReader::tokens(int64_t item) const {

@@ -43,6 +43,7 @@ class RunReader {
   std::string status() const;                    // "complete" or "recording"
   int64_t n_items() const;                       // items planned
   int64_t n_recorded() const;
+  int64_t n_tokens() const;                      // rows of /tokens: all items' tokens
   bool recorded(int64_t item) const;
   std::vector<std::string> stat_names() const;   // under /stats
   std::vector<std::string> act_names() const;    // hook names under /acts
