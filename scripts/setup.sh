@@ -38,6 +38,8 @@ if [ ! -s "$MODEL" ]; then
   rm -rf "$tmp"
 fi
 
-echo "== main job: headscope info + next-token prediction on $MODEL"
+echo "== main job: headscope info, next-token prediction, and every head recorded over examples/prompts.jsonl"
 ./build/headscope info "$MODEL"
 ./build/headscope predict "$MODEL" --prompt "The capital of France is" --top-k 5
+./build/headscope record "$MODEL" --data examples/prompts.jsonl -o "$MODEL_DIR/example-run.h5" --force
+./build/headscope inspect "$MODEL_DIR/example-run.h5"
