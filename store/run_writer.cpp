@@ -261,11 +261,6 @@ struct RunWriter::Impl {
                     "(schema " + std::to_string(kRunSchemaVersion) + "); pass --force to record it again");
       run_id = h5::read_str_attr(f, "run_id"), created = h5::read_str_attr(f, "created");
       command_line = h5::read_str_attr(f, "command_line");
-      if (h5::read_str_attr(f, "status") == "complete") {
-        complete = true;
-        remove_quietly(parts_dir), remove_quietly(new_path);  // leftovers of a job killed after its last rename
-        return;
-      }
       nlohmann::json saved = nlohmann::json::parse(h5::read_str_attr(f, "settings"), nullptr, false);
       if (saved != settings) {
         std::string diff;
@@ -273,6 +268,11 @@ struct RunWriter::Impl {
           if (!saved.contains(k) || saved[k] != v) diff += (diff.empty() ? "" : ", ") + k;
         throw Error(path + ": was started with other settings (" + (diff.empty() ? std::string("settings") : diff) +
                     " differ); resume with the same model, data and options, or pass --force to start over");
+      }
+      if (h5::read_str_attr(f, "status") == "complete") {
+        complete = true;
+        remove_quietly(parts_dir), remove_quietly(new_path);  // leftovers of a job killed after its last rename
+        return;
       }
     }
     was_resumed = true;

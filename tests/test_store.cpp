@@ -232,6 +232,9 @@ TEST_CASE("record --resume checks the settings, and a complete run has nothing t
   auto r = testutil::run_cli(base + (d / "p.jsonl") + " --resume");
   CHECK(r.code == 0);
   CHECK(r.out.find("is complete: nothing to record") != std::string::npos);
+  r = testutil::run_cli(base + (d / "q.jsonl") + " --resume");  // other prompts: not silently "complete"
+  CHECK(r.code == 1);
+  CHECK(r.err.find("other settings") != std::string::npos);
   // An interrupted run: a file size limit of half the finished file stops the job before it completes.
   const std::string q = base + (d / "q.jsonl") + " --hooks blocks.0.hook_resid_post";
   REQUIRE(testutil::run_cli(q + " --force").code == 0);
