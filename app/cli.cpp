@@ -303,18 +303,19 @@ json intervention_spec(const std::string& spec_path, const std::string& heads, c
   }
   if (heads.empty()) {
     if (optional) return json::array();
-    throw Error("say what to change: --heads 3.1,4.2 [--mode zero|mean|scale=F] or --spec SPEC.json");
+    throw Error("say what to change: --heads 3.1,4.2 [--mode zero|mean|scale=F|act] or --spec SPEC.json");
   }
   json list = json::array();
   for (auto& [l, h] : parse_heads(heads, cfg)) list.push_back(std::to_string(l) + "." + std::to_string(h));
   if (mode == "zero") return json::array({{{"type", "ablate"}, {"heads", list}}});
   if (mode == "mean") return json::array({{{"type", "ablate"}, {"heads", list}, {"mode", "mean"}}});
+  if (mode == "act") return json::array({{{"type", "act"}, {"heads", list}}});  // ACT calibration, tau 0.1, beta 0.4
   if (mode.rfind("scale=", 0) == 0) {
     float f;
     try { f = std::stof(mode.substr(6)); } catch (const std::exception&) { throw Error("--mode scale=F needs a number"); }
     return json::array({{{"type", "scale"}, {"heads", list}, {"factor", f}}});
   }
-  throw Error("--mode must be zero, mean or scale=F");
+  throw Error("--mode must be zero, mean, scale=F or act");
 }
 
 // Per-head means for mean ablation, from --mean-data, when the spec needs them.
@@ -607,7 +608,7 @@ int main(int argc, char** argv) {
   add_prompt_options(ablate);
   ablate->add_option("--spec", spec_path, "Intervention spec (JSON; see hooks/interventions.h)");
   ablate->add_option("--heads", heads, "Heads to change: 3.1,4.2");
-  ablate->add_option("--mode", mode, "zero | mean | scale=F")->capture_default_str();
+  ablate->add_option("--mode", mode, "zero | mean | scale=F | act (ACT attention calibration)")->capture_default_str();
   std::string mean_data;
   ablate->add_option("--mean-data", mean_data, "Reference prompts for --mode mean (text, one per line, or JSONL)");
   ablate->add_option("--targets", targets, "Answer strings whose first-token logits to compare (two give a logit difference)")
@@ -627,7 +628,7 @@ int main(int argc, char** argv) {
                                           "(values after any intervention)")->delimiter(',');
   record->add_option("--spec", ro.spec_path, "Intervention spec applied while recording (JSON; see hooks/interventions.h)");
   record->add_option("--heads", ro.heads, "Heads to change while recording: 3.1,4.2 (with --mode)");
-  record->add_option("--mode", ro.mode, "zero | mean | scale=F, for --heads")->capture_default_str();
+  record->add_option("--mode", ro.mode, "zero | mean | scale=F | act, for --heads")->capture_default_str();
   record->add_option("--mean-data", ro.mean_data, "Reference prompts for mean ablation");
   record->add_flag("--force", ro.force, "Overwrite an existing run file");
   record->add_flag("--resume", ro.resume, "Continue an interrupted job: record only the items the run file lacks");

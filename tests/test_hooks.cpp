@@ -119,6 +119,11 @@ TEST_CASE("headscope ablate prints before/after predictions, KL and logit differ
   auto same = nlohmann::json::parse(testutil::run_cli("ablate " + m + " --prompt 'Once upon a time' --heads 2.2 --mode scale=1 --json").out);
   CHECK(same["kl"].get<double>() == 0.0);
   CHECK(same["before"] == same["after"]);
+  // ACT from the command line: the spec it stands for, and a change of the prediction.
+  auto act = nlohmann::json::parse(testutil::run_cli("ablate " + m + " --prompt 'Once upon a time, there was a little girl named Lily. "
+                                                     "She liked' --heads 2.3,3.1 --mode act --json").out);
+  CHECK(act["spec"] == nlohmann::json::parse(R"([{"type": "act", "heads": ["2.3", "3.1"]}])"));
+  CHECK(act["kl"].get<double>() > 0);
   auto bad = testutil::run_cli("ablate " + m + " --prompt 'Once' --heads 7.0");
   CHECK(bad.code == 1);
   CHECK(bad.err.find("does not exist") != std::string::npos);
