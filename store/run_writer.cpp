@@ -5,7 +5,9 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <deque>
 #include <exception>
@@ -15,7 +17,10 @@
 #include <random>
 #include <thread>
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/resource.h>
+#include <unistd.h>
 #include <sys/statvfs.h>
 
 #include "model/error.h"
@@ -108,6 +113,10 @@ void remove_quietly(const fs::path& p) {
 
 struct RunWriter::Impl {
   std::string path, new_path;
+  int lock_fd = -1;  // flock on "<run>.lock" while this job writes (a killed job's lock goes with its process)
+  ~Impl() {
+    if (lock_fd >= 0) ::unlink((path + ".lock").c_str()), ::close(lock_fd);
+  }
   fs::path parts_dir;
   std::string parts_rel;  // parts_dir relative to the run file's folder (virtual dataset sources)
   RunPlan plan;
@@ -454,6 +463,14 @@ RunWriter::RunWriter(const std::string& path, RunPlan plan, RunOpen mode) : impl
   m.settings["arrays"] = arrays;
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
 
+  // One job per run file: a second one (a resubmitted batch job, say) would write the same parts.
+  m.lock_fd = ::open((path + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (m.lock_fd < 0) throw Error(path + ": cannot create the run file (cannot create " + path + ".lock: " + std::strerror(errno) + ")");
+  if (flock(m.lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(m.lock_fd);
+    m.lock_fd = -1;
+    throw Error(path + ": another headscope job is writing this run file (it holds " + path + ".lock)");
+  }
   const bool exists = fs::exists(path);
   if (mode == RunOpen::create && exists)
     throw Error(path + ": exists; pass --force to overwrite it, or --resume to continue an interrupted job");

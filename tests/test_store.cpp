@@ -214,6 +214,7 @@ TEST_CASE("record refuses to overwrite and reports unwritable paths in one line"
   CHECK(r.code == 1);
   CHECK(r.err.find("not an HDF5 file") != std::string::npos);
   CHECK(slurp(d / "run.h5") == "precious");  // nothing lost
+  CHECK_FALSE(std::filesystem::exists(d / "run.h5.lock"));
   r = testutil::run_cli("record " + model_arg() + " --data " + (d / "p.txt") + " -o " + (d / "no/such/dir/run.h5"));
   CHECK(r.code == 1);
   CHECK(r.err.find("cannot create the run file") != std::string::npos);
@@ -378,6 +379,36 @@ TEST_CASE("SIGKILL at random moments: the file opens with every committed item; 
   CHECK(got.status() == "complete");
   CHECK_FALSE(std::filesystem::exists(d / "run.h5.parts"));
   require_same(got, ref, true);
+  CHECK_FALSE(std::filesystem::exists(d / "run.h5.lock"));
   WARN("SIGKILL rounds that interrupted a job with some but not all items committed: " << interrupted_mid_run << " of 6");
   CHECK(interrupted_mid_run >= 1);
+}
+
+TEST_CASE("a second job on the same run file is refused while the first runs", "[store][cli]") {
+  testutil::TempDir d;
+  write_prompts(d / "p.jsonl", 400);
+  const std::string args = "record " + model_arg() + " --data " + (d / "p.jsonl") + " --threads 1 -o " + (d / "run.h5");
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const std::string cmd = "exec " + std::string(HEADSCOPE_CLI) + " " + args + " >/dev/null 2>/dev/null </dev/null";
+    execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  // Wait until the first job has its run file, then start a second one.
+  for (int i = 0; i < 3000 && !std::filesystem::exists(d / "run.h5"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  int status = 0;
+  const bool still_running = waitpid(pid, &status, WNOHANG) == 0;
+  auto r = testutil::run_cli(args + " --resume");
+  kill(pid, SIGKILL);
+  waitpid(pid, &status, 0);
+  if (!still_running) {
+    WARN("SKIPPED: the first job finished before the second started");
+    return;
+  }
+  CHECK(r.code == 1);
+  CHECK(r.err.find("another headscope job is writing this run file") != std::string::npos);
+  // After the kill the lock is free again: the job resumes and completes.
+  r = testutil::run_cli(args + " --resume");
+  CHECK(r.code == 0);
+  CHECK(RunReader(d / "run.h5").status() == "complete");
 }
