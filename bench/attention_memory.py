@@ -108,7 +108,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/benchlib.py, from any working directory
 from benchlib import (  # noqa: E402
-    CpuMonitor, cpu_model, loads_json_lenient, module_version, wait_until_idle, write_json_text,
+    CpuMonitor, cpu_model, loads_json_lenient, module_version, parse_tokens, wait_until_idle, write_json_text,
 )
 
 DEFAULT_MODEL = "~/.cache/headscope/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -744,16 +744,6 @@ def print_report(args, dims: dict, results: dict, floor: int, hf_versions: dict 
 
 
 # --------------------------------------------------------------------------------------------------------------
-
-
-def parse_tokens(text: str) -> list[int]:
-    try:
-        values = [int(x) for x in text.replace(" ", "").split(",") if x]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a comma-separated list of integers: {text!r}")
-    if not values or any(v <= 0 for v in values):
-        raise argparse.ArgumentTypeError(f"need positive integers: {text!r}")
-    return values
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -2,8 +2,8 @@
 
 What is here: the machine description (CPU model from /proc/cpuinfo) and installed module versions; the share
 of the CPU that OTHER processes use (from /proc/stat minus this process's own CPU time), a one-second idle
-check and the wait-until-idle loop run before timing on a shared machine; and the lenient reading and the
-writing of a JSON document. Standard library only and cheap to import: attention_memory.py's parent process
+check and the wait-until-idle loop run before timing on a shared machine; the lenient reading and the
+writing of a JSON document; and the --tokens argument type. Standard library only and cheap to import: attention_memory.py's parent process
 must stay small (see "Peak memory" in its docstring).
 
 The scripts import it as `benchlib`, with their own folder on sys.path, so they run from any working
@@ -12,6 +12,7 @@ directory (`python bench/<script>.py`).
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -148,3 +149,14 @@ def write_json_text(text: str, dest: str, log: Callable[[str], None]) -> None:
     else:
         Path(dest).write_text(text + "\n", encoding="utf-8")
         log(f"raw results written to {dest}")
+
+
+def parse_tokens(text: str) -> list[int]:
+    """argparse type for --tokens: a comma-separated list of positive sequence lengths."""
+    try:
+        values = [int(t) for t in text.replace(" ", "").split(",") if t]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of integers: {text!r}")
+    if not values or any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"need positive integers, got {text!r}")
+    return values

@@ -103,6 +103,7 @@ from benchlib import (  # noqa: E402
     idle_check,
     loads_json_lenient,
     module_version,
+    parse_tokens,
     wait_until_idle,
     write_json_text,
 )
@@ -132,16 +133,6 @@ def log(msg: str) -> None:
 
 # --------------------------------------------------------------------------
 # arguments
-
-
-def parse_tokens(text: str) -> list[int]:
-    try:
-        values = [int(t) for t in text.replace(" ", "").split(",") if t]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--tokens: not a comma-separated list of integers: {text!r}")
-    if not values or any(v <= 0 for v in values):
-        raise argparse.ArgumentTypeError(f"--tokens: need positive integers, got {text!r}")
-    return values
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
