@@ -2,7 +2,6 @@
 #include "kernels/attention_act.h"
 
 #include <cmath>
-#include <stdexcept>
 
 #include "model/error.h"
 

@@ -2,6 +2,7 @@
 #include "store/run_writer.h"
 
 #include <ATen/ATen.h>
+#include <c10/util/StringUtil.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -104,6 +105,10 @@ hid_t create_virtual(hid_t loc, const std::string& name, hid_t file_type, hid_t 
   return check(H5Dcreate2(loc, name.c_str(), file_type, space, lcpl, dcpl, H5P_DEFAULT), "create " + name);
 }
 
+// HDF5 types of an array's values, on disk and in memory.
+hid_t file_type(const ArraySpec& a) { return a.is_int ? H5T_STD_I32LE : H5T_IEEE_F32LE; }
+hid_t mem_type(const ArraySpec& a) { return a.is_int ? H5T_NATIVE_INT32 : H5T_NATIVE_FLOAT; }
+
 void remove_quietly(const fs::path& p) {
   std::error_code ec;
   fs::remove_all(p, ec);
@@ -126,7 +131,7 @@ struct RunWriter::Impl {
   std::vector<int64_t> row_off;  // [N + 1]
   std::vector<char> part_done;
   std::vector<int64_t> pending;
-  bool complete = false, was_resumed = false, finished = false;
+  bool complete = false, was_resumed = false;
   std::atomic<int64_t> committed{0};
 
   std::mutex mu;
@@ -140,8 +145,9 @@ struct RunWriter::Impl {
   int64_t n() const { return static_cast<int64_t>(plan.items.size()); }
   int64_t first(int64_t k) const { return k * per; }
   int64_t end(int64_t k) const { return std::min(n(), (k + 1) * per); }
-  std::vector<hsize_t> array_dims(const ArraySpec& a, hsize_t rows) const {
-    std::vector<hsize_t> d{rows};
+  hsize_t rows(int64_t k) const { return static_cast<hsize_t>(row_off[end(k)] - row_off[first(k)]); }  // part k's token rows
+  std::vector<hsize_t> array_dims(const ArraySpec& a, hsize_t n_rows) const {
+    std::vector<hsize_t> d{n_rows};
     for (int64_t x : a.inner) d.push_back(static_cast<hsize_t>(x));
     return d;
   }
@@ -164,7 +170,7 @@ struct RunWriter::Impl {
       Handle model(check(H5Gcreate2(f, "model", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "group /model"), H5Gclose);
       for (auto& [k, v] : plan.model.items()) h5::write_attr(model, k, v.is_string() ? v.get<std::string>() : v.dump());
     }
-    const hsize_t N = static_cast<hsize_t>(n()), rows = static_cast<hsize_t>(row_off.back());
+    const hsize_t N = static_cast<hsize_t>(n()), total_rows = static_cast<hsize_t>(row_off.back());
     std::vector<const char*> texts, metas;
     std::vector<std::string> meta_s;
     std::vector<int32_t> lengths, tokens;
@@ -179,7 +185,7 @@ struct RunWriter::Impl {
     write_array(f, "items/meta", st, st, {N}, metas.data(), lcpl);
     write_array(f, "items/offset", H5T_STD_I64LE, H5T_NATIVE_INT64, {N}, row_off.data(), lcpl);
     write_array(f, "items/length", H5T_STD_I32LE, H5T_NATIVE_INT32, {N}, lengths.data(), lcpl);
-    write_array(f, "tokens", H5T_STD_I32LE, H5T_NATIVE_INT32, {rows}, tokens.data(), lcpl);
+    write_array(f, "tokens", H5T_STD_I32LE, H5T_NATIVE_INT32, {total_rows}, tokens.data(), lcpl);
     {
       Handle ds(check(H5Dopen2(f, "tokens", H5P_DEFAULT), "open tokens"), H5Dclose);
       h5::write_attr(ds, "units", std::string("token id"));
@@ -193,12 +199,12 @@ struct RunWriter::Impl {
     for (const ArraySpec& a : plan.arrays) {
       std::vector<Mapping> maps;
       for (int64_t k = 0; k < n_parts; ++k)
-        maps.push_back({static_cast<hsize_t>(row_off[first(k)]), static_cast<hsize_t>(row_off[end(k)] - row_off[first(k)]), src_file(k),
+        maps.push_back({static_cast<hsize_t>(row_off[first(k)]), rows(k), src_file(k),
                         src_prefix(k) + a.path});
       const float nan = NAN;
       const int32_t minus1 = -1;
-      Handle ds(create_virtual(f, a.path, a.is_int ? H5T_STD_I32LE : H5T_IEEE_F32LE, a.is_int ? H5T_NATIVE_INT32 : H5T_NATIVE_FLOAT,
-                               a.is_int ? static_cast<const void*>(&minus1) : &nan, array_dims(a, rows), maps, lcpl),
+      Handle ds(create_virtual(f, a.path, file_type(a), mem_type(a),
+                               a.is_int ? static_cast<const void*>(&minus1) : &nan, array_dims(a, total_rows), maps, lcpl),
                 H5Dclose);
       h5::write_attr(ds, "units", a.units);
       h5::write_attr(ds, "shape", a.shape);
@@ -251,7 +257,7 @@ struct RunWriter::Impl {
       for (const ArraySpec& a : plan.arrays) {
         if (!h5::exists(f, a.path)) return false;
         Handle ds(H5Dopen2(f, a.path.c_str(), H5P_DEFAULT), H5Dclose);
-        if (ds.id < 0 || h5::dims(ds) != array_dims(a, static_cast<hsize_t>(row_off[end(k)] - row_off[first(k)]))) return false;
+        if (ds.id < 0 || h5::dims(ds) != array_dims(a, rows(k))) return false;
       }
     } catch (const std::exception&) {
       return false;
@@ -302,7 +308,6 @@ struct RunWriter::Impl {
 
   void write_part(int64_t k) {
     const int64_t n_k = end(k) - first(k);
-    const hsize_t rows = static_cast<hsize_t>(row_off[end(k)] - row_off[first(k)]);
     std::vector<at::Tensor> cat(plan.arrays.size());
     for (size_t a = 0; a < plan.arrays.size(); ++a) {
       std::vector<at::Tensor> parts;
@@ -320,8 +325,8 @@ struct RunWriter::Impl {
         write_array(f, "recorded", H5T_STD_U8LE, H5T_NATIVE_UINT8, {static_cast<hsize_t>(n_k)}, ones.data(), lcpl);
         for (size_t a = 0; a < plan.arrays.size(); ++a) {
           const ArraySpec& s = plan.arrays[a];
-          write_array(f, s.path, s.is_int ? H5T_STD_I32LE : H5T_IEEE_F32LE, s.is_int ? H5T_NATIVE_INT32 : H5T_NATIVE_FLOAT,
-                      array_dims(s, rows), cat[a].data_ptr(), lcpl);
+          write_array(f, s.path, file_type(s), mem_type(s),
+                      array_dims(s, rows(k)), cat[a].data_ptr(), lcpl);
         }
       });
       fs::rename(tmp, fin);
@@ -343,20 +348,14 @@ struct RunWriter::Impl {
       std::vector<int64_t> want{T};
       want.insert(want.end(), a.inner.begin(), a.inner.end());
       if (it->second.sizes() != at::IntArrayRef(want) || it->second.scalar_type() != (a.is_int ? at::kInt : at::kFloat))
-        throw Error("run writer: " + a.path + " of item " + std::to_string(item) + " has shape " + toString(it->second.sizes()) +
-                    ", the plan says " + toString(at::IntArrayRef(want)));
+        throw Error("run writer: " + a.path + " of item " + std::to_string(item) + " has shape " + c10::str(it->second.sizes()) +
+                    ", the plan says " + c10::str(at::IntArrayRef(want)));
     }
     buffer[item] = std::move(arrays);
     const int64_t k = item / per;
     for (int64_t i = first(k); i < end(k); ++i)
       if (!buffer.count(i)) return;
     write_part(k);
-  }
-
-  static std::string toString(at::IntArrayRef s) {
-    std::string o = "[";
-    for (size_t i = 0; i < s.size(); ++i) o += (i ? ", " : "") + std::to_string(s[i]);
-    return o + "]";
   }
 
   void loop() {
