@@ -13,7 +13,7 @@ std::string shell_quote(const std::string& s) {
   return q + "'";
 }
 
-static std::string slurp(const std::string& path) {
+std::string slurp(const std::string& path) {
   std::ifstream in(path);
   std::stringstream ss;
   ss << in.rdbuf();

@@ -47,5 +47,6 @@ struct RunResult {
 // before the command in the shell line (e.g. "ulimit -f 100; exec ").
 RunResult run_cli(const std::string& args, const std::string& shell_prefix = "");
 std::string shell_quote(const std::string& s);
+std::string slurp(const std::string& path);  // a file's whole text ("" when it cannot be read)
 
 }  // namespace testutil

@@ -194,7 +194,7 @@ TEST_CASE("ACT calibration of a head: the paper's formula on the materialised pa
   auto ids = model->tokenizer().encode(
       "Once upon a time, there was a little girl named Lily. She liked to play in the park with her dog. One day the dog ran "
       "after a big red ball and Lily ran after the dog.");
-  const int64_t T = static_cast<int64_t>(ids.size()), L = 2, H = 3, d = cfg.d_head;
+  const int64_t T = static_cast<int64_t>(ids.size()), L = 2, H = 3;
   const double tau = 0.1, beta = 0.4;
   // Reference from the uncalibrated run: the head's full pattern A and its values V, then METRICS.md §7 in doubles.
   Hooks plain_hooks;
@@ -220,14 +220,14 @@ TEST_CASE("ACT calibration of a head: the paper's formula on the materialised pa
   at::Tensor Ap = at::where(inS.unsqueeze(0) > 0, beta * A, A * scale_rest);
   Ap = at::where(P >= 1, A, Ap);
   at::Tensor z_ref = at::matmul(Ap, V);  // [T, d]
-  // The calibrated run.
+  // The calibrated run, with the mass on S among its statistics.
   Hooks act_hooks;
   install_interventions({{{"type", "act"}, {"heads", {"2.3"}}, {"tau", tau}, {"beta", beta}}}, cfg, act_hooks);
   ActivationCache calibrated;
   calibrated.record(act_hooks, z_names(cfg.n_layers));
   AttnRecord rec2;
-  rec2.stats = true;
-  ForwardResult cr = model->run(ids, rec2, false, &act_hooks);
+  rec2.stats = true, rec2.sinks.assign(S.begin(), S.end());
+  ForwardResult cs = model->run(ids, rec2, false, &act_hooks);
   at::Tensor z = calibrated.get(Hooks::name(L, "attn.hook_z")).select(1, H).to(at::kDouble);
   INFO("calibrated set of 2.3: " << S.size() << " keys; max |z - z_ref| = " << (z - z_ref).abs().max().item<double>());
   CHECK((z - z_ref).abs().max().item<double>() < 1e-5);
@@ -237,13 +237,7 @@ TEST_CASE("ACT calibration of a head: the paper's formula on the materialised pa
       if (!(l == L && h == H))
         CHECK(at::equal(plain.get(Hooks::name(l, "attn.hook_z")).select(1, h), calibrated.get(Hooks::name(l, "attn.hook_z")).select(1, h)));
   // The kernel's statistics describe the calibrated attention: mass on S is beta times what it was.
-  std::vector<int32_t> s32(S.begin(), S.end());
-  AttnRecord rec3;
-  rec3.stats = true, rec3.sinks = s32;
-  ForwardResult cs = model->run(ids, rec3, false, &act_hooks);
   at::Tensor ps_after = cs.attn[L].sink_mass[H].to(at::kDouble);
   at::Tensor ps_expect = at::where(P.squeeze(1) >= 1, P.squeeze(1), beta * P.squeeze(1));
   CHECK((ps_after - ps_expect).abs().max().item<double>() < 1e-5);
-  (void)cr;
-  (void)d;
 }

@@ -69,24 +69,25 @@ int64_t reported_committed(const std::string& err) {
   return best;
 }
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  return std::string((std::istreambuf_iterator<char>(in)), {});
-}
+using testutil::slurp;
 
-// Starts the CLI, sends SIGKILL after `delay`, returns its stderr (or lets it finish if it is faster).
-std::string run_and_kill(const std::string& args, std::chrono::microseconds delay, const std::string& err_path, bool* finished) {
+// Starts the CLI in the background (stdout discarded, stderr to `err_path`); the pid is the CLI's own.
+pid_t spawn_cli(const std::string& args, const std::string& err_path) {
   const std::string cmd = "exec " + std::string(HEADSCOPE_CLI) + " " + args + " >/dev/null 2>" + err_path + " </dev/null";
   const pid_t pid = fork();
   if (pid == 0) {
     execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
+  return pid;
+}
+
+// Starts the CLI, sends SIGKILL after `delay`, returns its stderr (or lets it finish if it is faster).
+std::string run_and_kill(const std::string& args, std::chrono::microseconds delay, const std::string& err_path) {
+  const pid_t pid = spawn_cli(args, err_path);
   std::this_thread::sleep_for(delay);
   kill(pid, SIGKILL);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  *finished = WIFEXITED(status);
+  waitpid(pid, nullptr, 0);
   return slurp(err_path);
 }
 
@@ -266,7 +267,6 @@ TEST_CASE("a full disk stops the job with a clear error, keeps every committed i
   }
   const std::string args = "record " + model_arg() + " --data " + (d / "p.txt") + " --hooks blocks.0.hook_resid_post -o ";
   REQUIRE(testutil::run_cli(args + (d / "ref.h5")).code == 0);
-  const auto ref_size = std::filesystem::file_size(d / "ref.h5");
   auto r = testutil::run_cli(args + (d / "run.h5"), "trap '' XFSZ; ulimit -f 400; exec ");  // 400 blocks of 512 bytes
   INFO(r.err);
   REQUIRE(r.code == 1);
@@ -316,7 +316,6 @@ TEST_CASE("a full disk stops the job with a clear error, keeps every committed i
   CHECK(RunReader(d / "srun.h5").status() == "complete");
   CHECK_FALSE(std::filesystem::exists(d / "srun.h5.parts"));
   require_same(RunReader(d / "srun.h5"), RunReader(d / "sref.h5"), true);
-  (void)ref_size;
 }
 
 TEST_CASE("SIGKILL at random moments: the file opens with every committed item; --resume completes it bit for bit", "[store][cli]") {
@@ -347,8 +346,7 @@ TEST_CASE("SIGKILL at random moments: the file opens with every committed item; 
     const double us = round == 0 ? 1.2 * startup.count() * frac(rng)
                                  : startup.count() + work * frac(rng) * static_cast<double>(n_items - before) / n_items;
     const auto delay = std::chrono::microseconds(static_cast<int64_t>(us));
-    bool finished = false;
-    const std::string err = run_and_kill(args + (d / "run.h5") + (round ? " --resume" : ""), delay, d / "err.txt", &finished);
+    const std::string err = run_and_kill(args + (d / "run.h5") + (round ? " --resume" : ""), delay, d / "err.txt");
     const int64_t reported = reported_committed(err);
     INFO("round " << round << ", killed after " << delay.count() << " us; stderr:\n" << err);
     if (!std::filesystem::exists(d / "run.h5")) {  // killed before the run file was in place: nothing committed
@@ -388,12 +386,7 @@ TEST_CASE("a second job on the same run file is refused while the first runs", "
   testutil::TempDir d;
   write_prompts(d / "p.jsonl", 400);
   const std::string args = "record " + model_arg() + " --data " + (d / "p.jsonl") + " --threads 1 -o " + (d / "run.h5");
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const std::string cmd = "exec " + std::string(HEADSCOPE_CLI) + " " + args + " >/dev/null 2>/dev/null </dev/null";
-    execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
+  const pid_t pid = spawn_cli(args, "/dev/null");
   // Wait until the first job has its run file, then start a second one.
   for (int i = 0; i < 3000 && !std::filesystem::exists(d / "run.h5"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   int status = 0;
