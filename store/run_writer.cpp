@@ -460,7 +460,6 @@ RunWriter::RunWriter(const std::string& path, RunPlan plan, RunOpen mode) : impl
   nlohmann::json arrays = nlohmann::json::array();
   for (const ArraySpec& a : m.plan.arrays) arrays.push_back({{"path", a.path}, {"dtype", a.is_int ? "int32" : "float32"}, {"inner", a.inner}});
   m.settings["arrays"] = arrays;
-  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
 
   // One job per run file: a second one (a resubmitted batch job, say) would write the same parts.
   m.lock_fd = ::open((path + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
