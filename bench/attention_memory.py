@@ -108,7 +108,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/benchlib.py, from any working directory
 from benchlib import (  # noqa: E402
-    CpuMonitor, cpu_model, loads_json_lenient, module_version, parse_tokens, wait_until_idle, write_json_text,
+    CpuMonitor, cpu_model, engine_set, loads_json_lenient, module_version, parse_tokens, wait_until_idle, write_json_text,
 )
 
 DEFAULT_MODEL = "~/.cache/headscope/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -774,15 +774,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.hf_child:
         return args
-    skip = set()
-    for item in args.skip:
-        for name in item.split(","):
-            name = name.strip().lower()
-            if name:
-                if name not in ENGINE_ALIASES:
-                    p.error(f"--skip: unknown engine {name!r} (hf, headscope)")
-                skip.add(ENGINE_ALIASES[name])
-    args.skip = skip
+    try:
+        args.skip = engine_set(args.skip, ENGINE_ALIASES)
+    except KeyError as e:
+        p.error(f"--skip: unknown engine {e.args[0]!r} (hf, headscope)")
     if args.threads < 1:
         p.error("--threads must be >= 1")
     if args.mem_cap_gb <= 0:

@@ -3,7 +3,7 @@
 What is here: the machine description (CPU model from /proc/cpuinfo) and installed module versions; the share
 of the CPU that OTHER processes use (from /proc/stat minus this process's own CPU time), a one-second idle
 check and the wait-until-idle loop run before timing on a shared machine; the lenient reading and the
-writing of a JSON document; and the --tokens argument type. Standard library only and cheap to import: attention_memory.py's parent process
+writing of a JSON document; and the --tokens and --skip argument parsing. Standard library only and cheap to import: attention_memory.py's parent process
 must stay small (see "Peak memory" in its docstring).
 
 The scripts import it as `benchlib`, with their own folder on sys.path, so they run from any working
@@ -160,3 +160,14 @@ def parse_tokens(text: str) -> list[int]:
     if not values or any(v <= 0 for v in values):
         raise argparse.ArgumentTypeError(f"need positive integers, got {text!r}")
     return values
+
+
+def engine_set(items: list[str], aliases: dict[str, str]) -> set[str]:
+    """--skip values ("a,b" per occurrence, any case) to canonical engine names; KeyError names an unknown one."""
+    names = set()
+    for item in items:
+        for name in item.split(","):
+            name = name.strip().lower()
+            if name:
+                names.add(aliases[name])
+    return names

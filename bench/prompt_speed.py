@@ -100,6 +100,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/benchlib
 from benchlib import (  # noqa: E402
     CpuMonitor,
     cpu_model,
+    engine_set,
     idle_check,
     loads_json_lenient,
     module_version,
@@ -170,16 +171,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--json", metavar="PATH", help="also write raw results as JSON to PATH ('-' = stdout)")
     args = p.parse_args(argv)
 
-    skip: set[str] = set()
-    for item in args.skip:
-        for name in item.split(","):
-            name = name.strip().lower()
-            if not name:
-                continue
-            if name not in ENGINE_ALIASES:
-                p.error(f"--skip: unknown engine {name!r} (choose from {', '.join(ENGINES)})")
-            skip.add(ENGINE_ALIASES[name])
-    args.skip = skip
+    try:
+        args.skip = engine_set(args.skip, ENGINE_ALIASES)
+    except KeyError as e:
+        p.error(f"--skip: unknown engine {e.args[0]!r} (choose from {', '.join(ENGINES)})")
     if args.repeat < 1:
         p.error("--repeat must be >= 1")
     if args.threads < 1:
