@@ -9,6 +9,7 @@
 // only keys s > q_pos0 + t - W; keys marked in `key_padding` are never attended.
 #pragma once
 #include <cstdint>
+#include <string>
 
 namespace headscope {
 
@@ -42,10 +43,18 @@ struct AttnStats {
   int32_t* key_count = nullptr;     // [S] (the same for every head)
   int64_t recv_lo = 1, recv_hi = -1;
   const uint8_t* query_mask = nullptr;  // [T]
+  // blocks.L.attn.hook_pattern: the probabilities the kernel used (scale, bias, uniform, row bias and padding
+  // included) for the n_pattern query heads listed in pattern_heads, query rows [pattern_q0, pattern_q1) and keys
+  // [pattern_k0, pattern_k1); keys a row cannot see are 0. Only this window is ever held.
+  const int32_t* pattern_heads = nullptr;
+  int n_pattern = 0;
+  int64_t pattern_q0 = 0, pattern_q1 = 0, pattern_k0 = 0, pattern_k1 = 0;
+  float* pattern = nullptr;  // [n_pattern, pattern_q1 - pattern_q0, pattern_k1 - pattern_k0]
   bool any() const {
     return max_prob || argmax || entropy || (topk > 0 && (topk_idx || topk_prob)) || sink_mass || mean_dist || waad ||
-           key_recv || key_count;
+           key_recv || key_count || wants_pattern();
   }
+  bool wants_pattern() const { return n_pattern > 0 && pattern; }
 };
 
 // Interventions applied inside the kernel.
@@ -63,6 +72,10 @@ struct AttnInterventions {
 // CPU implementation: multi-threaded over heads and query blocks (LibTorch's thread pool).
 void attention_cpu(const AttnShape& shape, const float* q, const float* k, const float* v, float* out,
                    const AttnStats& stats = {}, const AttnInterventions& iv = {});
+
+// Why a pattern request (AttnStats::pattern_*) does not fit the shape, or "" when it does (head numbers are checked
+// only when pattern_heads is host memory). Both implementations check it.
+std::string pattern_request_error(const AttnShape& shape, const AttnStats& stats, bool heads_on_host);
 
 // Fills stats.key_count only (host arrays; O(S)). attention_cpu calls it; the CUDA path too.
 void attention_key_count(const AttnShape& shape, const AttnStats& stats, const AttnInterventions& iv);

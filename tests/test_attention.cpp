@@ -27,24 +27,17 @@ struct Impl {
       run;
 };
 
-std::vector<Impl> implementations() {
-  std::vector<Impl> v{{"cpu", [](auto& sh, auto q, auto k, auto v, auto o, auto& st, auto& iv) {
-                         attention_cpu(sh, q, k, v, o, st, iv);
-                       }}};
-  if (cuda_available())
-    v.push_back({"cuda", [](auto& sh, auto q, auto k, auto v, auto o, auto& st, auto& iv) {
+const Impl kCpu{"cpu", [](auto& sh, auto q, auto k, auto v, auto o, auto& st, auto& iv) { attention_cpu(sh, q, k, v, o, st, iv); }};
+const Impl kCuda{"cuda", [](auto& sh, auto q, auto k, auto v, auto o, auto& st, auto& iv) {
                    char err[256];
                    if (!attention_cuda_from_host(sh, q, k, v, o, st, iv, err, sizeof err)) FAIL(err);
-                 }});
-  else
-    WARN("CUDA parity: SKIPPED (" << (cuda_built() ? "no CUDA device" : "built without CUDA") << ")");
-  return v;
-}
+                 }};
 
 // All statistics requested, with buffers owned here.
 struct StatBufs {
   at::Tensor max_prob, argmax, entropy, topk_idx, topk_prob, sink_mass, mean_dist, waad, key_recv, key_count;
-  std::vector<int32_t> sinks;
+  std::vector<int32_t> sinks, pattern_heads;
+  at::Tensor pattern;
   AttnStats st;
   StatBufs(const AttnShape& sh, int topk, std::vector<int32_t> sink_pos, const uint8_t* qmask, int64_t lo, int64_t hi)
       : sinks(std::move(sink_pos)) {
@@ -61,6 +54,13 @@ struct StatBufs {
     st.mean_dist = mean_dist.data_ptr<float>(), st.waad = waad.data_ptr<float>();
     st.key_recv = key_recv.data_ptr<float>(), st.key_count = key_count.data_ptr<int32_t>();
     st.recv_lo = lo, st.recv_hi = hi, st.query_mask = qmask;
+  }
+  // hook_pattern of `heads` over query rows [q0, q1) and keys [k0, k1).
+  void want_pattern(std::vector<int32_t> heads, int64_t q0, int64_t q1, int64_t k0, int64_t k1) {
+    pattern_heads = std::move(heads);
+    pattern = at::full({static_cast<int64_t>(pattern_heads.size()), q1 - q0, k1 - k0}, -7.f);
+    st.pattern_heads = pattern_heads.data(), st.n_pattern = static_cast<int>(pattern_heads.size());
+    st.pattern_q0 = q0, st.pattern_q1 = q1, st.pattern_k0 = k0, st.pattern_k1 = k1, st.pattern = pattern.data_ptr<float>();
   }
 };
 
@@ -106,6 +106,9 @@ void check_case(const Case& cs, const Impl& impl, uint64_t seed, bool interventi
   if (cs.S > 5) sinks.push_back(static_cast<int32_t>(cs.S / 2));
   const int topk = static_cast<int>(std::min<int64_t>(8, cs.S));
   StatBufs sb(sh, topk, sinks, qmask.data(), 2, cs.T > 40 ? 30 : -1);
+  // The pattern of the first and last heads (the last is the uniform one under interventions), over a window.
+  const int64_t pq0 = cs.T / 3, pq1 = cs.T, pk0 = cs.S / 4, pk1 = cs.S - cs.S / 5;
+  sb.want_pattern({0, static_cast<int32_t>(cs.H - 1)}, pq0, pq1, pk0, pk1);
   at::Tensor out = at::full({cs.T, cs.H, cs.d}, -7.f);
   impl.run(sh, q.data_ptr<float>(), k.data_ptr<float>(), v.data_ptr<float>(), out.data_ptr<float>(), sb.st, iv);
   ReferenceAttention ref = attention_reference(sh, q, k, v, iv);
@@ -132,11 +135,14 @@ void check_case(const Case& cs, const Impl& impl, uint64_t seed, bool interventi
   CHECK(rel_err(sb.waad, rs.waad) <= 1e-5);
   CHECK(rel_err(sb.key_recv, rs.key_recv) <= 1e-5);
   CHECK(at::equal(sb.key_count.to(at::kDouble), rs.key_count));
+  for (int i = 0; i < 2; ++i) {
+    const int64_t h = i ? cs.H - 1 : 0;
+    CHECK(rel_err(sb.pattern[i], ref.probs[h].slice(0, pq0, pq1).slice(1, pk0, pk1)) <= 1e-5);
+  }
 }
 
-}  // namespace
-
-TEST_CASE("every attention implementation matches the materialising reference over the shape grid", "[attention][parity]") {
+// T from 1 to 4096, d_head 8/64/128, GQA ratios 1/2/4/8, windows, decode offsets, bf16-valued inputs.
+std::vector<Case> shape_grid() {
   std::vector<Case> grid;
   const int64_t Ts[] = {1, 2, 7, 31, 32, 33, 64, 65, 100, 257, 1000};
   const int64_t ds[] = {8, 64, 128};
@@ -155,11 +161,25 @@ TEST_CASE("every attention implementation matches the materialising reference ov
   grid.push_back({3000, 3000, 2, 2, 8, 0, 0, true});
   grid.push_back({5, 40, 4, 2, 64, 0, 35, false});   // decoding 5 queries after a 35-token prefix
   grid.push_back({1, 300, 8, 1, 64, 100, 299, false});  // one decode step with a window
-  for (const Impl& impl : implementations()) {
-    uint64_t seed = 1;
-    for (const Case& cs : grid) check_case(cs, impl, seed++, false);
-    for (size_t j = 0; j < grid.size(); j += 5) check_case(grid[j], impl, 1000 + j, true);
-  }
+  return grid;
+}
+
+void check_grid(const Impl& impl) {
+  uint64_t seed = 1;
+  const std::vector<Case> grid = shape_grid();
+  for (const Case& cs : grid) check_case(cs, impl, seed++, false);
+  for (size_t j = 0; j < grid.size(); j += 5) check_case(grid[j], impl, 1000 + j, true);
+}
+
+}  // namespace
+
+TEST_CASE("the CPU attention kernel matches the materialising reference over the shape grid", "[attention][parity]") {
+  check_grid(kCpu);
+}
+
+TEST_CASE("the CUDA attention kernel matches the materialising reference over the shape grid", "[attention][parity][cuda]") {
+  if (!cuda_available()) HS_SKIP("CUDA parity: " << (cuda_built() ? "no usable CUDA device" : "headscope was built without CUDA"));
+  check_grid(kCuda);
 }
 
 TEST_CASE("hand-computed attention statistics", "[attention]") {

@@ -357,30 +357,39 @@ std::string sha256_hex(const void* data, size_t n) {
 }
 }  // namespace
 
-TEST_CASE("real GGUF tensors dequantise exactly as the gguf package does", "[dequant][gguf][real]") {
+namespace {
+// Every tensor of the file `name` in real_tensors.json (type, shape, offset, sha256 of the fp32 values).
+void check_real_tensors(const std::string& name, const std::string& path) {
   auto ref = nlohmann::json::parse(std::ifstream(std::string(HEADSCOPE_TEST_DATA) + "/quant/real_tensors.json"));
-  for (auto& f : ref["files"]) {
-    std::string name = f["file"];
-    std::string path = name == "stories260K.gguf" ? testutil::stories260k() : testutil::smollm2();
-    if (path.empty()) {
-      WARN("SKIPPED: " << name << " not found in ~/.cache/headscope (the README's setup command downloads it)");
-      continue;
-    }
-    auto ck = headscope::Checkpoint::open(path);
-    const uint8_t* base = nullptr;
-    REQUIRE(ck->tensors().size() == f["tensors"].size());
-    std::vector<float> buf;
-    for (auto& t : f["tensors"]) {
-      const auto& info = ck->get(t["name"]);
-      INFO(name << ": " << t["name"].get<std::string>());
-      CHECK(static_cast<uint32_t>(info.type) == t["type_code"].get<uint32_t>());
-      auto shape = t["shape"].get<std::vector<int64_t>>();
-      CHECK(std::vector<int64_t>(shape.rbegin(), shape.rend()) == info.shape);
-      if (!base) base = info.data - t["offset"].get<uint64_t>();
-      CHECK(static_cast<uint64_t>(info.data - base) == t["offset"].get<uint64_t>());
-      buf.resize(info.numel());
-      headscope::dequantize(info.type, info.data, buf.data(), info.numel());
-      CHECK(sha256_hex(buf.data(), buf.size() * 4) == t["sha256"].get<std::string>());
-    }
+  const nlohmann::json* file = nullptr;
+  for (auto& f : ref["files"])
+    if (f["file"] == name) file = &f;
+  REQUIRE(file);
+  auto ck = headscope::Checkpoint::open(path);
+  const uint8_t* base = nullptr;
+  REQUIRE(ck->tensors().size() == (*file)["tensors"].size());
+  std::vector<float> buf;
+  for (auto& t : (*file)["tensors"]) {
+    const auto& info = ck->get(t["name"]);
+    INFO(name << ": " << t["name"].get<std::string>());
+    CHECK(static_cast<uint32_t>(info.type) == t["type_code"].get<uint32_t>());
+    auto shape = t["shape"].get<std::vector<int64_t>>();
+    CHECK(std::vector<int64_t>(shape.rbegin(), shape.rend()) == info.shape);
+    if (!base) base = info.data - t["offset"].get<uint64_t>();
+    CHECK(static_cast<uint64_t>(info.data - base) == t["offset"].get<uint64_t>());
+    buf.resize(info.numel());
+    headscope::dequantize(info.type, info.data, buf.data(), info.numel());
+    CHECK(sha256_hex(buf.data(), buf.size() * 4) == t["sha256"].get<std::string>());
   }
+}
+}  // namespace
+
+TEST_CASE("stories260K's F32 tensors read exactly as the gguf package reads them", "[dequant][gguf][real]") {
+  check_real_tensors("stories260K.gguf", testutil::stories260k());
+}
+
+TEST_CASE("SmolLM2's Q4_1/Q8_0/F32 tensors dequantise exactly as the gguf package does", "[dequant][gguf][real]") {
+  const std::string path = testutil::smollm2();
+  if (path.empty()) HS_SKIP("SmolLM2-135M-Instruct.Q4_1.gguf is not in " << testutil::model_dir() << " (the README's setup command downloads it)");
+  check_real_tensors("SmolLM2-135M-Instruct.Q4_1.gguf", path);
 }

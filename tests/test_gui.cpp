@@ -39,10 +39,7 @@ bool have_xvfb() { return std::system("command -v xvfb-run >/dev/null 2>&1") == 
 }  // namespace
 
 TEST_CASE("headscope-gui draws the head grid, the attention view and the chips under Xvfb", "[gui]") {
-  if (!have_xvfb()) {
-    WARN("SKIPPED: xvfb-run is not installed (the README's setup command installs it)");
-    return;
-  }
+  if (!have_xvfb()) HS_SKIP("xvfb-run is not installed (the README's setup command installs it)");
   const std::string prompt = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park.";
   testutil::TempDir d;
   std::ofstream(d / "script.txt") << "open " << testutil::stories260k() << "\nprompt " << prompt

@@ -1,9 +1,12 @@
-// Subprocess helper for tests that drive the CLI (see test_helpers.h).
+// Subprocess, model-cache and skip helpers for the tests (see test_helpers.h).
 #include "test_helpers.h"
 
 #include <sys/wait.h>
 
-#include <sstream>
+#include <cstdio>
+#include <set>
+
+#include "testing.h"
 
 namespace testutil {
 
@@ -27,5 +30,39 @@ RunResult run_cli(const std::string& args, const std::string& shell_prefix) {
   int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return {code, slurp(tmp / "out"), slurp(tmp / "err")};
 }
+
+std::string model_dir() {
+  const char* dir = std::getenv("HEADSCOPE_MODEL_DIR");
+  if (dir && *dir) return dir;
+  const char* home = std::getenv("HOME");
+  return std::string(home ? home : "/root") + "/.cache/headscope";
+}
+
+namespace {
+std::string cached(const std::string& name) {
+  const std::string p = model_dir() + "/" + name;
+  return std::filesystem::exists(p) ? p : std::string();
+}
+std::string current_test;
+int n_started = 0;
+std::set<std::string> skipped;
+}  // namespace
+
+std::string smollm2() { return cached("SmolLM2-135M-Instruct.Q4_1.gguf"); }
+std::string qwen3_tokenizer() { return cached("qwen3-tokenizer.json"); }
+
+void skip(const std::string& why) {
+  WARN("SKIPPED: " << why);
+  std::printf("SKIPPED: %s\n", why.c_str());
+  skipped.insert(current_test);
+}
+
+namespace detail {
+void test_case_started(const std::string& name) {
+  current_test = name;
+  ++n_started;
+}
+bool every_test_case_skipped() { return n_started > 0 && static_cast<int>(skipped.size()) == n_started; }
+}  // namespace detail
 
 }  // namespace testutil

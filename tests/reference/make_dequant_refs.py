@@ -18,7 +18,7 @@ Writes into tests/data/quant/:
   real_tensors.json
                  for every tensor of two real checkpoints
                    ~/.cache/headscope/SmolLM2-135M-Instruct.Q4_1.gguf (Q4_1, Q8_0, F32)
-                   /work/shared/models/stories260K/stories260K.gguf    (F32)
+                   tests/data/models/stories260K/stories260K.gguf.tar.xz (F32)
                  one line per tensor with: name, type (gguf name), type_code, shape (GGUF
                  order, ne[0] first), n_elements, offset (absolute file offset of the
                  tensor's data), raw_sha256 (sha256 of its n_bytes raw bytes) and sha256
@@ -43,6 +43,8 @@ import sys
 from importlib.metadata import version
 from pathlib import Path
 
+import fixtures  # noqa: E402  (tests/reference/fixtures.py: paths to the committed fixtures)
+
 import numpy as np
 import gguf
 from gguf import GGMLQuantizationType as T
@@ -63,9 +65,9 @@ BLOCK_TYPES = {
 }
 N_PLAIN = 2048  # values for F32 / F16 / BF16
 
-CHECKPOINTS = [
-    ("SmolLM2-135M-Instruct.Q4_1.gguf", "~/.cache/headscope/SmolLM2-135M-Instruct.Q4_1.gguf"),
-    ("stories260K.gguf", "/work/shared/models/stories260K/stories260K.gguf"),
+CHECKPOINTS = [  # (file, where it is, as written into the JSON; its path here)
+    ("SmolLM2-135M-Instruct.Q4_1.gguf", "~/.cache/headscope/SmolLM2-135M-Instruct.Q4_1.gguf", fixtures.smollm2_gguf),
+    ("stories260K.gguf", "tests/data/models/stories260K/stories260K.gguf.tar.xz", fixtures.stories260k_gguf),
 ]
 
 # Finite fp16 bit patterns used for scale fields besides ordinary random scales.
@@ -164,9 +166,9 @@ def synthetic(rng: np.random.Generator) -> None:
 
 def real_tensors() -> None:
     files = []
-    for key, path in CHECKPOINTS:
-        full = Path(os.path.expanduser(path))
-        entry = {"file": key, "path": path, "present": full.exists()}
+    for key, shown, where in CHECKPOINTS:
+        full = where()
+        entry = {"file": key, "path": shown, "present": full.exists()}
         lines = []
         if full.exists():
             entry["file_size"] = full.stat().st_size

@@ -39,7 +39,7 @@ How to rerun (CPU is enough, takes about a minute):
     /opt/refvenv/bin/pip install torch transformers accelerate gguf
     /opt/refvenv/bin/python tests/reference/make_model_refs.py
 Optional environment overrides:
-    STORIES260K_GGUF  (default /work/shared/models/stories260K/stories260K.gguf)
+    STORIES260K_GGUF  (default: the committed tests/data/models/stories260K/stories260K.gguf.tar.xz)
     SMOLLM2_GGUF      (default ~/.cache/headscope/SmolLM2-135M-Instruct.Q4_1.gguf)
 A GGUF that is missing is skipped with a message. Generated with
 transformers 5.23.0 / torch 2.15.0; other versions may differ in the last bits.
@@ -51,6 +51,8 @@ import os
 import shutil
 import sys
 from pathlib import Path
+
+import fixtures  # noqa: E402  (tests/reference/fixtures.py: paths to the committed fixtures)
 
 import numpy as np
 import torch
@@ -71,7 +73,7 @@ from transformers.pytorch_utils import Conv1D
 REPO = Path(__file__).resolve().parents[2]
 OUT = REPO / "tests" / "data" / "models"
 MAX_BYTES = 256 * 1024
-STORIES = Path(os.environ.get("STORIES260K_GGUF", "/work/shared/models/stories260K/stories260K.gguf"))
+STORIES = Path(os.environ.get("STORIES260K_GGUF") or fixtures.stories260k_gguf())
 SMOLLM2 = Path(os.environ.get("SMOLLM2_GGUF", str(Path.home() / ".cache/headscope/SmolLM2-135M-Instruct.Q4_1.gguf")))
 
 torch.set_num_threads(max(1, min(8, os.cpu_count() or 1)))

