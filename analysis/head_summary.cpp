@@ -3,7 +3,7 @@
 
 #include <ATen/ATen.h>
 
-#include "model/error.h"
+#include "core/error.h"
 
 namespace headscope {
 

@@ -16,14 +16,18 @@
 #include <random>
 
 #include "analysis/head_summary.h"
+#include "core/error.h"
+#include "core/text.h"
 #include "datasets/prompts.h"
 #include "hooks/interventions.h"
-#include "store/run_file.h"
-#include "store/run_writer.h"
 #include "kernels/attention.h"
 #include "kernels/device.h"
-#include "model/error.h"
 #include "model/model.h"
+#include "runs/means.h"
+#include "runs/predict.h"
+#include "runs/record.h"
+#include "store/run_file.h"
+#include "store/run_writer.h"
 
 using namespace headscope;
 using json = nlohmann::json;
@@ -40,20 +44,13 @@ void add_common(CLI::App* cmd, Common& c) {
   cmd->add_option("--threads", c.threads, "Compute threads (default: all cores)");
 }
 
-void print_json(const json& j) { std::cout << j.dump(-1, ' ', false, json::error_handler_t::replace) << "\n"; }
-
-// A token's text for a terminal: control characters escaped, so one token stays on one line.
-std::string printable(const std::string& s) {
-  std::string o;
-  for (unsigned char c : s) {
-    if (c == '\n') o += "\\n";
-    else if (c == '\t') o += "\\t";
-    else if (c == '\r') o += "\\r";
-    else if (c < 0x20) { char b[8]; std::snprintf(b, sizeof b, "\\x%02x", c); o += b; }
-    else o += static_cast<char>(c);
-  }
-  return o;
+json to_json(const std::vector<TokenScore>& top) {
+  json out = json::array();
+  for (const TokenScore& t : top) out.push_back({{"id", t.id}, {"text", t.text}, {"logit", t.logit}, {"prob", t.prob}});
+  return out;
 }
+
+void print_json(const json& j) { std::cout << j.dump(-1, ' ', false, json::error_handler_t::replace) << "\n"; }
 
 std::vector<int32_t> parse_ids(const std::string& s) {
   std::vector<int32_t> ids;
@@ -79,10 +76,6 @@ std::vector<int32_t> prompt_ids(const Model& m, const std::string& prompt, const
   if (!ids.empty()) return parse_ids(ids);
   if (prompt.empty()) throw Error("give a prompt with --prompt TEXT (or token ids with --ids 1,2,3)");
   return m.tokenizer().encode(prompt, !no_bos);
-}
-
-std::string tok_text(const Model& m, int32_t id) {
-  return m.has_tokenizer() && id < m.tokenizer().vocab_size() ? m.tokenizer().token_text(id) : "#" + std::to_string(id);
 }
 
 int cmd_info(const std::string& path, const Common& c) {
@@ -131,7 +124,7 @@ int cmd_tokenize(const std::string& path, const std::string& text, bool no_bos, 
     for (auto id : ids) texts.push_back(m->tokenizer().token_text(id));
     return print_json({{"ids", ids}, {"tokens", texts}}), 0;
   }
-  for (auto id : ids) std::printf("%7d  '%s'\n", id, printable(m->tokenizer().token_text(id)).c_str());
+  for (auto id : ids) std::printf("%7d  '%s'\n", id, escape_control(m->tokenizer().token_text(id)).c_str());
   std::printf("%zu tokens\n", ids.size());
   return 0;
 }
@@ -142,25 +135,14 @@ int cmd_predict(const std::string& path, const std::string& prompt, const std::s
   auto ids = prompt_ids(*m, prompt, ids_arg, no_bos);
   at::Tensor logits = m->forward(ids, /*last_only=*/!all_positions);
   const int64_t T = static_cast<int64_t>(ids.size()), first = T - logits.size(0);
-  top_k = static_cast<int>(std::min<int64_t>(std::max(top_k, 1), logits.size(1)));
-  at::Tensor probs = at::softmax(logits, -1);
   json positions = json::array();
-  for (int64_t t = first; t < T; ++t) {
-    auto [vals, idx] = logits[t - first].topk(top_k);
-    json top = json::array();
-    for (int i = 0; i < top_k; ++i) {
-      int32_t id = static_cast<int32_t>(idx[i].item<int64_t>());
-      top.push_back({{"id", id}, {"text", tok_text(*m, id)}, {"logit", vals[i].item<float>()},
-                     {"prob", probs[t - first][id].item<float>()}});
-    }
-    positions.push_back({{"index", t}, {"top", top}});
-  }
+  for (int64_t t = first; t < T; ++t) positions.push_back({{"index", t}, {"top", to_json(top_tokens(*m, logits[t - first], top_k))}});
   if (c.json) return print_json({{"tokens", ids}, {"positions", positions}}), 0;
   for (auto& p : positions) {
     int64_t t = p["index"];
-    std::printf("after token %lld '%s':\n", static_cast<long long>(t), printable(tok_text(*m, ids[t])).c_str());
+    std::printf("after token %lld '%s':\n", static_cast<long long>(t), escape_control(token_label(*m, ids[t])).c_str());
     for (auto& e : p["top"])
-      std::printf("  %7d  %-20s logit %9.4f  p %.4f\n", e["id"].get<int>(), ("'" + printable(e["text"]) + "'").c_str(),
+      std::printf("  %7d  %-20s logit %9.4f  p %.4f\n", e["id"].get<int>(), ("'" + escape_control(e["text"]) + "'").c_str(),
                   e["logit"].get<float>(), e["prob"].get<float>());
   }
   return 0;
@@ -266,9 +248,9 @@ int cmd_attn(const std::string& path, const std::string& prompt, const std::stri
       for (int i = 0; i < top; ++i) {
         int32_t key = a.topk_idx[h][t][i].item<int32_t>();
         if (key < 0) break;
-        keys.push_back({{"key", key}, {"text", tok_text(*m, ids[key])}, {"prob", a.topk_prob[h][t][i].item<float>()}});
+        keys.push_back({{"key", key}, {"text", token_label(*m, ids[key])}, {"prob", a.topk_prob[h][t][i].item<float>()}});
       }
-      rows.push_back({{"query", t}, {"text", tok_text(*m, ids[t])}, {"top", keys}});
+      rows.push_back({{"query", t}, {"text", token_label(*m, ids[t])}, {"top", keys}});
     }
     j["head"] = head;
     j["queries"] = rows;
@@ -276,9 +258,9 @@ int cmd_attn(const std::string& path, const std::string& prompt, const std::stri
       std::printf("head %s: top %d keys per query\n", head.c_str(), top);
       for (auto& row : rows) {
         std::printf("%5lld %-16s ->", static_cast<long long>(row["query"].get<int64_t>()),
-                    ("'" + printable(row["text"]) + "'").c_str());
+                    ("'" + escape_control(row["text"]) + "'").c_str());
         for (auto& k : row["top"])
-          std::printf("  %lld '%s' %.3f", static_cast<long long>(k["key"].get<int64_t>()), printable(k["text"]).c_str(),
+          std::printf("  %lld '%s' %.3f", static_cast<long long>(k["key"].get<int64_t>()), escape_control(k["text"]).c_str(),
                       k["prob"].get<float>());
         std::printf("\n");
       }
@@ -294,37 +276,23 @@ int cmd_attn(const std::string& path, const std::string& prompt, const std::stri
 // `optional`.
 json intervention_spec(const std::string& spec_path, const std::string& heads, const std::string& mode, const ModelConfig& cfg,
                        bool optional) {
-  if (!spec_path.empty()) {
-    std::ifstream in(spec_path);
-    if (!in) throw Error(spec_path + ": cannot open");
-    json spec = json::parse(in, nullptr, false);
-    if (spec.is_discarded()) throw Error(spec_path + ": not valid JSON");
-    return spec;
-  }
+  if (!spec_path.empty()) return load_spec(spec_path);
   if (heads.empty()) {
     if (optional) return json::array();
     throw Error("say what to change: --heads 3.1,4.2 [--mode zero|mean|scale=F|act] or --spec SPEC.json");
   }
-  json list = json::array();
-  for (auto& [l, h] : parse_heads(heads, cfg)) list.push_back(std::to_string(l) + "." + std::to_string(h));
-  if (mode == "zero") return json::array({{{"type", "ablate"}, {"heads", list}}});
-  if (mode == "mean") return json::array({{{"type", "ablate"}, {"heads", list}, {"mode", "mean"}}});
-  if (mode == "act") return json::array({{{"type", "act"}, {"heads", list}}});  // ACT calibration, tau 0.1, beta 0.4
-  if (mode.rfind("scale=", 0) == 0) {
-    float f;
-    try { f = std::stof(mode.substr(6)); } catch (const std::exception&) { throw Error("--mode scale=F needs a number"); }
-    return json::array({{{"type", "scale"}, {"heads", list}, {"factor", f}}});
+  try {
+    return spec_for_heads(heads, mode, cfg);
+  } catch (const Error& e) {
+    throw Error(std::string("--heads/--mode: ") + e.what());
   }
-  throw Error("--mode must be zero, mean, scale=F or act");
 }
 
-// Per-head means for mean ablation, from --mean-data, when the spec needs them.
+// Mean ablation's reference prompts come from --mean-data.
 HeadMeans spec_means(const json& spec, const Model& m, const std::string& mean_data) {
-  if (!spec_needs_means(spec)) return {};
-  if (mean_data.empty()) throw Error("mean ablation needs --mean-data FILE (prompts, one per line, or JSONL with \"text\")");
-  std::vector<std::string> texts;
-  for (auto& item : load_prompts(mean_data)) texts.push_back(item.text);
-  return compute_head_means(m, texts);
+  if (spec_needs_means(spec) && mean_data.empty())
+    throw Error("mean ablation needs --mean-data FILE (prompts, one per line, or JSONL with \"text\")");
+  return means_for_spec(spec, m, mean_data);
 }
 
 int cmd_ablate(const std::string& path, const std::string& prompt, const std::string& ids_arg, bool no_bos,
@@ -335,50 +303,33 @@ int cmd_ablate(const std::string& path, const std::string& prompt, const std::st
   auto ids = prompt_ids(*m, prompt, ids_arg, no_bos);
   const json spec = intervention_spec(spec_path, heads, mode, cfg, false);
   const HeadMeans means = spec_means(spec, *m, mean_data);
-  Hooks hooks;
-  install_interventions(spec, cfg, hooks, nullptr, &means);
-  at::Tensor before = m->run(ids, AttnRecord{}, true).logits[0];
-  at::Tensor after = m->run(ids, AttnRecord{}, true, &hooks).logits[0];
-  at::Tensor lp_b = at::log_softmax(before.to(at::kDouble), -1), lp_a = at::log_softmax(after.to(at::kDouble), -1);
-  const double kl = (lp_b.exp() * (lp_b - lp_a)).sum().item<double>();
-  auto top = [&](const at::Tensor& logits) {
-    at::Tensor p = at::softmax(logits, -1);
-    auto [v, idx] = logits.topk(top_k);
-    json out = json::array();
-    for (int i = 0; i < top_k; ++i) {
-      int32_t id = static_cast<int32_t>(idx[i].item<int64_t>());
-      out.push_back({{"id", id}, {"text", tok_text(*m, id)}, {"logit", v[i].item<float>()}, {"prob", p[id].item<float>()}});
-    }
-    return out;
-  };
+  const InterventionEffect e = intervention_effect(*m, ids, spec, means, targets, top_k);
   json tj = json::array();
-  for (const std::string& t : targets) {
-    auto tids = m->tokenizer().encode(t, false);
-    if (tids.empty()) throw Error("--targets: '" + t + "' has no tokens");
-    const int32_t id = tids[0];  // first token of the answer, as in logit-difference metrics
-    tj.push_back({{"text", t}, {"id", id}, {"logit_before", before[id].item<float>()}, {"logit_after", after[id].item<float>()}});
-  }
-  json j = {{"tokens", ids}, {"spec", spec}, {"kl", kl}, {"before", top(before)}, {"after", top(after)}, {"targets", tj}};
+  for (const TargetLogit& t : e.targets)
+    tj.push_back({{"text", t.text}, {"id", t.id}, {"logit_before", t.before}, {"logit_after", t.after}});
+  json j = {{"tokens", ids}, {"spec", spec}, {"kl", e.kl}, {"before", to_json(e.before)}, {"after", to_json(e.after)}, {"targets", tj}};
   if (tj.size() >= 2) {
     j["logit_diff_before"] = tj[0]["logit_before"].get<double>() - tj[1]["logit_before"].get<double>();
     j["logit_diff_after"] = tj[0]["logit_after"].get<double>() - tj[1]["logit_after"].get<double>();
   }
+  const double kl = e.kl;
+  top_k = static_cast<int>(e.before.size());
   if (c.json) return print_json(j), 0;
   std::printf("intervention: %s\n", spec.dump().c_str());
   std::printf("%-28s %-28s\n", "before", "after");
   for (int i = 0; i < top_k; ++i)
-    std::printf("%-20s %6.3f  %-20s %6.3f\n", ("'" + printable(j["before"][i]["text"]) + "'").c_str(), j["before"][i]["prob"].get<float>(),
-                ("'" + printable(j["after"][i]["text"]) + "'").c_str(), j["after"][i]["prob"].get<float>());
+    std::printf("%-20s %6.3f  %-20s %6.3f\n", ("'" + escape_control(j["before"][i]["text"]) + "'").c_str(), j["before"][i]["prob"].get<float>(),
+                ("'" + escape_control(j["after"][i]["text"]) + "'").c_str(), j["after"][i]["prob"].get<float>());
   std::printf("KL(before || after) = %.6f nats\n", kl);
   for (auto& t : tj)
-    std::printf("logit '%s': %.4f -> %.4f\n", printable(t["text"]).c_str(), t["logit_before"].get<float>(), t["logit_after"].get<float>());
+    std::printf("logit '%s': %.4f -> %.4f\n", escape_control(t["text"]).c_str(), t["logit_before"].get<float>(), t["logit_after"].get<float>());
   if (j.contains("logit_diff_before"))
-    std::printf("logit difference '%s' - '%s': %.4f -> %.4f\n", printable(tj[0]["text"]).c_str(), printable(tj[1]["text"]).c_str(),
+    std::printf("logit difference '%s' - '%s': %.4f -> %.4f\n", escape_control(tj[0]["text"]).c_str(), escape_control(tj[1]["text"]).c_str(),
                 j["logit_diff_before"].get<double>(), j["logit_diff_after"].get<double>());
   return 0;
 }
 
-struct RecordOptions {
+struct RecordFlags {
   std::string data, output, spec_path, heads, mode = "zero", mean_data;
   std::vector<std::string> stats{"all"}, hooks;
   bool force = false, resume = false, compare_plain = false;
@@ -386,123 +337,82 @@ struct RecordOptions {
 };
 
 // One line of progress on stderr: rewritten in place on a terminal, one line per item otherwise.
-struct Progress {
-  bool tty = isatty(2);
-  std::chrono::steady_clock::time_point t0 = std::chrono::steady_clock::now();
-  double seconds() const { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); }
-  void item(int64_t committed, int64_t total, int64_t done_now, int64_t left_now, int64_t tokens) const {
-    const double secs = seconds();
-    const double eta = done_now ? secs / done_now * left_now : 0;
-    std::string bar;
-    if (tty) {
-      const int64_t w = 24, fill = total ? committed * w / total : w;
-      bar = "|" + std::string(static_cast<size_t>(fill), '#') + std::string(static_cast<size_t>(w - fill), '.') + "| ";
-    }
-    std::fprintf(stderr, tty ? "\r%s[%lld/%lld items recorded] %.0f tok/s, ETA %.0f s   " : "%s[%lld/%lld items recorded] %.0f tok/s, ETA %.0f s\n",
-                 bar.c_str(), static_cast<long long>(committed), static_cast<long long>(total), tokens / std::max(secs, 1e-9), eta);
+void print_progress(const RecordProgress& p, bool tty, const std::string& output) {
+  if (p.done_now == 0) {
+    if (p.resumed)
+      std::fprintf(stderr, "resuming %s: %lld of %lld items already recorded\n", output.c_str(), static_cast<long long>(p.committed),
+                   static_cast<long long>(p.total));
+    return;
   }
-};
+  const double eta = p.seconds / p.done_now * p.left_now;
+  std::string bar;
+  if (tty) {
+    const int64_t w = 24, fill = p.total ? p.committed * w / p.total : w;
+    bar = "|" + std::string(static_cast<size_t>(fill), '#') + std::string(static_cast<size_t>(w - fill), '.') + "| ";
+  }
+  std::fprintf(stderr, tty ? "\r%s[%lld/%lld items recorded] %.0f tok/s, ETA %.0f s   " : "%s[%lld/%lld items recorded] %.0f tok/s, ETA %.0f s\n",
+               bar.c_str(), static_cast<long long>(p.committed), static_cast<long long>(p.total), p.tokens / std::max(p.seconds, 1e-9), eta);
+}
 
-int cmd_record(const std::string& path, const RecordOptions& o, const std::string& command_line, const Common& c) {
-  if (o.force && o.resume) throw Error("--force and --resume exclude each other");
+int cmd_record(const std::string& path, const RecordFlags& f, const std::string& command_line, const Common& c) {
+  if (f.force && f.resume) throw Error("--force and --resume exclude each other");
   auto m = Model::load(path);
-  const ModelConfig& cfg = m->config();
-  auto prompts = load_prompts(o.data);
-  RunPlan plan;
-  plan.command_line = command_line;
-  plan.model = {{"path", path}, {"family", cfg.family_name()}, {"architecture", cfg.architecture},
-                {"config", cfg.to_json().dump()}, {"checkpoint_sha256", sha256_file(m->checkpoint().files().at(0))}};
-  plan.items_per_part = o.part_items;
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    auto ids = m->tokenizer().encode(prompts[i].text);
-    if (ids.empty()) throw Error(o.data + ": item " + std::to_string(i + 1) + " has no tokens");
-    plan.items.push_back({prompts[i].text, prompts[i].meta, std::move(ids)});
-  }
-  // What to record: statistics (--stats) and activations (--hooks).
-  std::vector<std::string> stats;
-  for (const std::string& s : o.stats) {
-    if (s == "all") stats = run_stat_names();
-    else if (s == "none") stats.clear();
-    else if (std::find(run_stat_names().begin(), run_stat_names().end(), s) == run_stat_names().end()) {
-      std::string known;
-      for (auto& n : run_stat_names()) known += " " + n;
-      throw Error("--stats: unknown statistic '" + s + "' (known:" + known + ", all, none)");
-    } else if (std::find(stats.begin(), stats.end(), s) == stats.end()) stats.push_back(s);
-  }
-  if (stats.empty() && o.hooks.empty()) throw Error("nothing to record: --stats none and no --hooks");
-  for (const std::string& s : stats)
-    plan.arrays.push_back({"stats/" + s, s == "argmax", {cfg.n_layers, cfg.n_heads}, run_stat_units(s), "[token, layer, head]"});
-  bool all_positions = false;
-  for (const std::string& h : o.hooks) {
-    std::vector<int64_t> shape = hook_shape(cfg, h);
-    std::string dims = "[token";
-    for (int64_t x : shape) dims += ", " + std::to_string(x);
-    plan.arrays.push_back({"acts/" + h, false, shape, h == "unembed.hook_logits" ? "logit" : "activation", dims + "]"});
-    all_positions |= h.rfind("ln_final", 0) == 0 || h.rfind("unembed", 0) == 0;
-  }
-  plan.spec = intervention_spec(o.spec_path, o.heads, o.mode, cfg, true);
-  const HeadMeans means = spec_means(plan.spec, *m, o.mean_data);
-  AttnRecord rec;
-  rec.stats = !stats.empty();
-  rec.key_recv = std::find(stats.begin(), stats.end(), "key_recv") != stats.end();
-  plan.settings = {{"sinks", rec.sinks}, {"waad_window", rec.waad_window}, {"recv_window", {rec.recv_lo, rec.recv_hi}},
-                   {"mean_data_sha256", o.mean_data.empty() ? "" : sha256_file(o.mean_data)}};
-  Hooks hooks;
-  install_interventions(plan.spec, cfg, hooks, nullptr, &means);
-  ActivationCache acts;  // installed after the interventions: it records the values the forward goes on with
-  acts.record(hooks, o.hooks);
-
-  std::vector<std::vector<int32_t>> item_ids;
-  for (const PlannedItem& it : plan.items) item_ids.push_back(it.tokens);
-  RunWriter w(o.output, std::move(plan), o.force ? RunOpen::overwrite : o.resume ? RunOpen::resume : RunOpen::create);
-  const std::vector<int64_t>& todo = w.pending();
-  if (w.resumed())
-    std::fprintf(stderr, "resuming %s: %lld of %lld items already recorded\n", o.output.c_str(), static_cast<long long>(w.committed()),
-                 static_cast<long long>(w.n_items()));
-  Progress prog;
-  int64_t tokens = 0;
-  for (size_t n = 0; n < todo.size(); ++n) {
-    const int64_t i = todo[n];
-    const std::vector<int32_t>& ids = item_ids[i];
-    acts.values.clear();
-    ForwardResult r = m->run(ids, rec, !all_positions, hooks.empty() ? nullptr : &hooks);
-    std::map<std::string, at::Tensor> arrays;
-    if (rec.stats)
-      for (auto& [name, t] : run_item_stats(r))
-        if (std::find(stats.begin(), stats.end(), name) != stats.end()) arrays["stats/" + name] = t;
-    for (const std::string& h : o.hooks) {
-      auto it = acts.values.find(h);
-      if (it == acts.values.end())
-        throw Error("hook " + h + " did not run in this model (hook_resid_mid exists only with a sequential residual stream)");
-      arrays["acts/" + h] = it->second;
+  RecordOptions o;
+  o.output = f.output;
+  o.open = f.force ? RunOpen::overwrite : f.resume ? RunOpen::resume : RunOpen::create;
+  for (const std::string& s : f.stats) {
+    if (s == "all") {
+      o.stats.clear();
+      for (const RunStat& k : run_stats()) o.stats.push_back(k.name);
+    } else if (s == "none") {
+      o.stats.clear();
+    } else {
+      o.stats.push_back(s);
     }
-    tokens += static_cast<int64_t>(ids.size());
-    w.append(i, std::move(arrays));
-    prog.item(w.committed(), w.n_items(), static_cast<int64_t>(n + 1), static_cast<int64_t>(todo.size() - n - 1), tokens);
   }
-  w.finish();
-  const double rec_secs = prog.seconds();
-  if (prog.tty && !todo.empty()) std::fprintf(stderr, "\n");
-  json j = {{"output", o.output}, {"items", w.n_items()}, {"recorded_now", todo.size()}, {"resumed", w.resumed()},
-            {"tokens", tokens}, {"seconds", rec_secs}, {"tokens_per_s", tokens / std::max(rec_secs, 1e-9)}};
-  if (o.compare_plain) {
+  if (o.stats.empty() && f.hooks.empty()) throw Error("nothing to record: --stats none and no --hooks");
+  o.hooks = f.hooks;
+  o.spec = intervention_spec(f.spec_path, f.heads, f.mode, m->config(), true);
+  if (spec_needs_means(o.spec) && f.mean_data.empty())
+    throw Error("mean ablation needs --mean-data FILE (prompts, one per line, or JSONL with \"text\")");
+  o.mean_data = f.mean_data;
+  o.items_per_part = f.part_items;
+  o.command_line = command_line;
+  const bool tty = isatty(2);
+  RecordSummary r;
+  try {
+    r = record_run(*m, path, load_prompts(f.data), o, [&](const RecordProgress& p) {
+      print_progress(p, tty, f.output);
+      return true;
+    });
+  } catch (const ChoiceError&) {
+    throw;  // main() names the flags
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    if (msg.rfind("unknown statistic", 0) == 0) throw Error("--stats: " + msg.substr(0, msg.size() - 1) + ", all, none)");
+    throw;
+  }
+  if (tty && r.recorded_now) std::fprintf(stderr, "\n");
+  json j = {{"output", f.output}, {"items", r.items}, {"recorded_now", r.recorded_now}, {"resumed", r.resumed},
+            {"tokens", r.tokens}, {"seconds", r.seconds}, {"tokens_per_s", r.tokens / std::max(r.seconds, 1e-9)}};
+  if (f.compare_plain) {
     // The same prompts through the plain forward (no statistics, nothing written), in this process.
     auto t1 = std::chrono::steady_clock::now();
-    for (int64_t i : todo) m->forward(item_ids[i], /*last_only=*/true);
+    for (const auto& ids : r.recorded_ids) m->forward(ids, /*last_only=*/true);
     const double plain_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
-    const double bytes = static_cast<double>(std::filesystem::file_size(o.output));
+    const double bytes = static_cast<double>(std::filesystem::file_size(f.output));
     j["plain_seconds"] = plain_secs;
-    j["plain_tokens_per_s"] = tokens / plain_secs;
-    j["throughput_ratio"] = plain_secs / rec_secs;
+    j["plain_tokens_per_s"] = r.tokens / plain_secs;
+    j["throughput_ratio"] = plain_secs / r.seconds;
     j["file_bytes"] = bytes;
-    j["bytes_per_token"] = bytes / tokens;
+    j["bytes_per_token"] = bytes / r.tokens;
   }
   if (c.json) return print_json(j), 0;
-  if (todo.empty()) std::printf("%s is complete: nothing to record\n", o.output.c_str());
+  if (!r.recorded_now) std::printf("%s is complete: nothing to record\n", f.output.c_str());
   else
-    std::printf("wrote %s: %lld items (%zu this run), %lld tokens, %.1f tok/s\n", o.output.c_str(), static_cast<long long>(w.n_items()),
-                todo.size(), static_cast<long long>(tokens), tokens / rec_secs);
-  if (o.compare_plain)
+    std::printf("wrote %s: %lld items (%lld this run), %lld tokens, %.1f tok/s\n", f.output.c_str(), static_cast<long long>(r.items),
+                static_cast<long long>(r.recorded_now), static_cast<long long>(r.tokens), r.tokens / r.seconds);
+  if (f.compare_plain)
     std::printf("plain forward: %.1f tok/s; recording / plain throughput %.2fx; %.0f bytes per token\n",
                 j["plain_tokens_per_s"].get<double>(), j["throughput_ratio"].get<double>(), j["bytes_per_token"].get<double>());
   return 0;
@@ -618,7 +528,7 @@ int main(int argc, char** argv) {
 
   auto* record = app.add_subcommand("record", "Record every head's statistics (and chosen activations) over a prompt set into an "
                                               "HDF5 run file; a killed job continues with --resume");
-  RecordOptions ro;
+  RecordFlags ro;
   record->add_option("MODEL", model, "Checkpoint")->required();
   record->add_option("--data", ro.data, "Prompts: JSONL ({\"text\", \"meta\"}) or text, one per line")->required();
   record->add_option("-o,--output", ro.output, "Run file to write (.h5)")->required();
@@ -662,6 +572,13 @@ int main(int argc, char** argv) {
     }
     if (*inspect) return cmd_inspect(model, common);
     if (*attn) return cmd_attn(model, prompt, ids, random_tokens, seed, no_bos, head, top, stats, common);
+  } catch (const ChoiceError& e) {
+    // The library's remedies in this program's words.
+    const char* how = e.remedy == ChoiceError::Remedy::overwrite ? "; pass --force to replace it"
+                      : e.remedy == ChoiceError::Remedy::resume  ? " (rerun with --resume)"
+                                                                 : "; pass --force to overwrite it, or --resume to continue an interrupted job";
+    std::fprintf(stderr, "headscope: error: %s%s\n", e.what(), how);
+    return 1;
   } catch (const headscope::Error& e) {
     std::fprintf(stderr, "headscope: error: %s\n", e.what());
     return 1;

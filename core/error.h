@@ -1,5 +1,6 @@
-// headscope's one error type: every failure a user can cause (bad checkpoint, bad prompt, bad flag)
-// is reported as a headscope::Error whose message is one line that names the file and says what to do.
+// headscope's error types: every failure a user can cause (bad checkpoint, bad prompt, bad input file) is
+// reported as a headscope::Error whose message is one line that names the file and says what to do. Library
+// messages speak of the library's concepts; the CLI and the GUI add their own words (flags, buttons).
 #pragma once
 #include <stdexcept>
 #include <string>
@@ -8,6 +9,19 @@ namespace headscope {
 
 struct Error : std::runtime_error {
   explicit Error(const std::string& msg) : std::runtime_error(msg) {}
+};
+
+// An error the caller resolves by a choice of its own: replace what is there, or resume it. The library says what
+// happened and what can be done in its own terms; the CLI names its flags (--force, --resume), the GUI its buttons.
+struct ChoiceError : Error {
+  enum class Remedy { overwrite, resume, overwrite_or_resume };
+  Remedy remedy;
+  ChoiceError(const std::string& msg, Remedy r) : Error(msg), remedy(r) {}
+};
+
+// Thrown when a caller's progress callback asked to stop: a value to catch, not a message to compare.
+struct Cancelled : Error {
+  Cancelled() : Error("cancelled") {}
 };
 
 }  // namespace headscope

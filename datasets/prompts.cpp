@@ -3,7 +3,7 @@
 
 #include <fstream>
 
-#include "model/error.h"
+#include "core/error.h"
 
 namespace headscope {
 

@@ -4,7 +4,7 @@
 #include <ATen/ATen.h>
 
 #include "model/config.h"
-#include "model/error.h"
+#include "core/error.h"
 
 namespace headscope {
 
@@ -23,7 +23,6 @@ at::Tensor Hooks::run(const std::string& name, int64_t layer, at::Tensor value) 
   return value;
 }
 
-std::string Hooks::name(int64_t layer, const char* point) { return "blocks." + std::to_string(layer) + "." + point; }
 
 std::vector<std::string> Hooks::all_names(int64_t n_layers) {
   static const char* points[] = {"hook_resid_pre", "attn.hook_q", "attn.hook_k", "attn.hook_v", "attn.hook_z",

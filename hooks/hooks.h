@@ -21,6 +21,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "model/forward_hooks.h"
+
 namespace headscope {
 
 struct ModelConfig;
@@ -32,28 +34,22 @@ struct HookContext {
 
 using HookFn = std::function<at::Tensor(const at::Tensor& value, const HookContext& ctx)>;
 
-// Changes made inside the attention kernel for one layer (kernels/attention.h AttnInterventions).
-struct KernelEdits {
-  std::vector<int> uniform_heads;                  // these heads attend uniformly to the keys they can see
-  std::vector<std::tuple<int, int64_t, float>> bias;  // (head, key position, additive logit bias)
-  std::vector<std::tuple<int, float, float>> act;     // (head, tau, beta): ACT calibration (kernels/attention_act.h)
-};
-
-class Hooks {
+// The registry the forward pass runs (model/forward_hooks.h): user functions per point, and in-kernel edits.
+class Hooks : public ForwardHooks {
  public:
   void add(const std::string& name, HookFn fn);
-  bool has(const std::string& name) const { return fns_.count(name) > 0; }
-  bool empty() const { return fns_.empty() && edits_.empty(); }
-  at::Tensor run(const std::string& name, int64_t layer, at::Tensor value) const;
-  // In-kernel edits of a layer's attention (uniform heads, logit bias on chosen keys).
+  bool has(const std::string& name) const override { return fns_.count(name) > 0; }
+  bool empty() const override { return fns_.empty() && edits_.empty(); }
+  at::Tensor run(const std::string& name, int64_t layer, at::Tensor value) const override;
+  // In-kernel edits of a layer's attention (uniform heads, logit bias on chosen keys, ACT).
   KernelEdits& kernel_edits(int64_t layer) { return edits_[layer]; }
-  const KernelEdits* kernel_edits_for(int64_t layer) const {
+  const KernelEdits* kernel_edits_for(int64_t layer) const override {
     auto it = edits_.find(layer);
     return it == edits_.end() ? nullptr : &it->second;
   }
 
   // "blocks.3.attn.hook_z" from (3, "attn.hook_z").
-  static std::string name(int64_t layer, const char* point);
+  static std::string name(int64_t layer, const char* point) { return hook_name(layer, point); }
   // Every hook name of a model with n_layers layers (for validation and listings).
   static std::vector<std::string> all_names(int64_t n_layers);
 

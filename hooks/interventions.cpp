@@ -4,9 +4,9 @@
 #include <ATen/ATen.h>
 
 #include <cstdio>
+#include <fstream>
 
-#include "model/error.h"
-#include "model/model.h"
+#include "core/error.h"
 
 namespace headscope {
 
@@ -50,26 +50,30 @@ std::vector<std::pair<int, int>> parse_heads(const std::string& list, const Mode
   return out;
 }
 
-HeadMeans compute_head_means(const Model& model, const std::vector<std::string>& texts) {
-  const ModelConfig& cfg = model.config();
-  HeadMeans m;
-  std::map<int64_t, at::Tensor> sums;
-  for (const std::string& text : texts) {
-    Hooks hooks;
-    for (int64_t l = 0; l < cfg.n_layers; ++l)
-      hooks.add(Hooks::name(l, "attn.hook_z"), [&sums, l](const at::Tensor& z, const HookContext&) {
-        at::Tensor s = z.to(at::kDouble).sum(0);  // [H, d]
-        sums[l] = sums.count(l) ? sums[l] + s : s;
-        return z;
-      });
-    auto ids = model.tokenizer().encode(text);
-    model.run(ids, AttnRecord{}, /*last_only=*/true, &hooks);
-    m.n_tokens += static_cast<int64_t>(ids.size());
-    ++m.n_prompts;
+nlohmann::json load_spec(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw Error(path + ": cannot open the intervention spec");
+  nlohmann::json spec = nlohmann::json::parse(in, nullptr, false);
+  if (spec.is_discarded()) throw Error(path + ": the intervention spec is not valid JSON");
+  return spec;
+}
+
+nlohmann::json spec_for_heads(const std::string& heads, const std::string& mode, const ModelConfig& cfg) {
+  nlohmann::json list = nlohmann::json::array();
+  for (auto& [l, h] : parse_heads(heads, cfg)) list.push_back(std::to_string(l) + "." + std::to_string(h));
+  if (mode == "zero") return nlohmann::json::array({{{"type", "ablate"}, {"heads", list}}});
+  if (mode == "mean") return nlohmann::json::array({{{"type", "ablate"}, {"heads", list}, {"mode", "mean"}}});
+  if (mode == "act") return nlohmann::json::array({{{"type", "act"}, {"heads", list}}});
+  if (mode.rfind("scale=", 0) == 0) {
+    float f;
+    try {
+      f = std::stof(mode.substr(6));
+    } catch (const std::exception&) {
+      throw Error("mode scale=F needs a number, not '" + mode.substr(6) + "'");
+    }
+    return nlohmann::json::array({{{"type", "scale"}, {"heads", list}, {"factor", f}}});
   }
-  if (m.n_tokens == 0) throw Error("mean ablation needs at least one reference prompt");
-  for (auto& [l, s] : sums) m.z[l] = (s / static_cast<double>(m.n_tokens)).to(at::kFloat);
-  return m;
+  throw Error("unknown mode '" + mode + "' (known: zero, mean, scale=F, act)");
 }
 
 bool spec_needs_means(const nlohmann::json& spec_in) {
@@ -89,7 +93,7 @@ void install_interventions(const nlohmann::json& spec_in, const ModelConfig& cfg
     const std::string type = e.value("type", "");
     try {
       if (type == "ablate" && e.value("mode", "zero") == "mean") {
-        if (!means) throw Error("mean ablation needs head means from a reference dataset (--mean-data FILE)");
+        if (!means) throw Error("mean ablation needs head means from a reference set of prompts");
         for (auto& hs : e.at("heads")) {
           auto [l, h] = parse_head(hs.get<std::string>(), cfg);
           at::Tensor mean = means->z.at(l).select(0, h);  // [d]

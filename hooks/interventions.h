@@ -29,18 +29,21 @@
 
 namespace headscope {
 
-class Model;
-
 // Mean of each head's output (hook_z) over every position of a reference set of prompts: layer -> [H, d_head].
-// Mean ablation replaces a head's output with this mean.
+// Mean ablation replaces a head's output with this mean (runs/means.h computes it).
 struct HeadMeans {
   std::map<int64_t, at::Tensor> z;
   int64_t n_prompts = 0, n_tokens = 0;
 };
-HeadMeans compute_head_means(const Model& model, const std::vector<std::string>& texts);
 
 // "3.1,4.2" -> {(3,1), (4,2)}; throws Error naming the bad entry or the model's range.
 std::vector<std::pair<int, int>> parse_heads(const std::string& list, const ModelConfig& cfg);
+
+// A spec from a JSON file (Error naming the file when it cannot be read or parsed).
+nlohmann::json load_spec(const std::string& path);
+// A spec that changes `heads` ("3.1,4.2") one way: mode "zero" (ablate), "mean" (mean ablation), "act" (ACT
+// calibration, tau 0.1, beta 0.4) or "scale=F".
+nlohmann::json spec_for_heads(const std::string& heads, const std::string& mode, const ModelConfig& cfg);
 
 // Whether `spec` has a mean-ablation entry (and so needs HeadMeans).
 bool spec_needs_means(const nlohmann::json& spec);

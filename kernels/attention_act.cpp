@@ -3,7 +3,7 @@
 
 #include <cmath>
 
-#include "model/error.h"
+#include "core/error.h"
 
 namespace headscope {
 

@@ -18,7 +18,7 @@
 
 #include "kernels/attention.h"
 #include "kernels/attention_math.h"
-#include "model/error.h"
+#include "core/error.h"
 
 namespace headscope {
 static_assert(kRowTopK == kMaxTopK, "the row state holds kMaxTopK top keys");

@@ -6,7 +6,7 @@
 #include <map>
 #include <set>
 
-#include "model/error.h"
+#include "core/error.h"
 #include "model/safetensors.h"
 
 namespace headscope {

@@ -1,7 +1,7 @@
 // Reading ModelConfig from HF config.json and from GGUF metadata (see config.h).
 #include "model/config.h"
 
-#include "model/error.h"
+#include "core/error.h"
 #include "model/gguf.h"
 
 namespace headscope {

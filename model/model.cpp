@@ -8,7 +8,7 @@
 #include <cstdlib>
 #include <thread>
 
-#include "model/error.h"
+#include "core/error.h"
 
 namespace headscope {
 
@@ -48,7 +48,7 @@ at::Tensor Model::forward(const std::vector<int32_t>& ids, bool last_only) const
 }
 
 ForwardResult Model::run(const std::vector<int32_t>& ids, const AttnRecord& record, bool last_only,
-                         const Hooks* hooks) const {
+                         const ForwardHooks* hooks) const {
   at::NoGradGuard no_grad;
   return headscope::forward(cfg_, w_, ids, last_only, &record, hooks);
 }

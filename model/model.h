@@ -30,7 +30,7 @@ class Model {
   at::Tensor forward(const std::vector<int32_t>& ids, bool last_only = false) const;
   // The same pass, also returning what `record` asks of the attention kernel (statistics, patterns).
   ForwardResult run(const std::vector<int32_t>& ids, const AttnRecord& record, bool last_only = false,
-                    const Hooks* hooks = nullptr) const;
+                    const ForwardHooks* hooks = nullptr) const;
   // Greedy decoding: appends up to n tokens (stops at EOS) and returns the new ids.
   std::vector<int32_t> generate_greedy(std::vector<int32_t> ids, int n) const;
 

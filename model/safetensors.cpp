@@ -4,7 +4,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
-#include "model/error.h"
+#include "core/error.h"
 
 namespace headscope {
 

@@ -15,7 +15,7 @@
 #include <queue>
 #include <unordered_map>
 
-#include "model/error.h"
+#include "core/error.h"
 #include "model/gguf.h"
 
 namespace headscope {

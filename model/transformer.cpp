@@ -6,11 +6,11 @@
 
 #include <cmath>
 
-#include "hooks/hooks.h"
+#include "model/forward_hooks.h"
 #include "kernels/attention.h"
 #include "kernels/attention_act.h"
 #include "model/checkpoint.h"
-#include "model/error.h"
+#include "core/error.h"
 
 namespace headscope {
 namespace {
@@ -389,15 +389,15 @@ RopeTables rope_tables(const ModelConfig& c, const at::Tensor& freq_factors, int
 }
 
 ForwardResult forward(const ModelConfig& c, const Weights& w, const std::vector<int32_t>& ids, bool last_only,
-                      const AttnRecord* rec, const Hooks* hooks) {
+                      const AttnRecord* rec, const ForwardHooks* hooks) {
   ForwardResult res;
   // Runs the hooks on a point, only when something hooks it.
   auto hook = [&](int64_t layer, const char* point, at::Tensor v) {
     if (!hooks || hooks->empty()) return v;
-    const std::string name = layer >= 0 ? Hooks::name(layer, point) : std::string(point);
+    const std::string name = layer >= 0 ? hook_name(layer, point) : std::string(point);
     return hooks->has(name) ? hooks->run(name, layer, v) : v;
   };
-  auto hooked = [&](int64_t layer, const char* point) { return hooks && hooks->has(Hooks::name(layer, point)); };
+  auto hooked = [&](int64_t layer, const char* point) { return hooks && hooks->has(hook_name(layer, point)); };
   if (rec && rec->stats) res.attn.resize(c.n_layers);
   if (rec && (rec->topk < 0 || rec->topk > kMaxTopK)) throw Error("top-k must be between 0 and " + std::to_string(kMaxTopK));
   for (auto& [l, h] : rec ? rec->pattern_heads : std::vector<std::pair<int, int>>{})
@@ -418,7 +418,7 @@ ForwardResult forward(const ModelConfig& c, const Weights& w, const std::vector<
   if (c.rope.rotary_dim > 0) rt = rope_tables(c, w.rope_freq_factors, T);
   const int64_t H = c.n_heads, Hk = c.n_kv_heads, d = c.d_head;
   for (int64_t layer = 0; layer < c.n_layers; ++layer) {
-    if (rec && rec->on_layer && !rec->on_layer(layer, c.n_layers)) throw Error("cancelled");
+    if (rec && rec->on_layer && !rec->on_layer(layer, c.n_layers)) throw Cancelled();
     const LayerWeights& lw = w.layers[layer];
     x = hook(layer, "hook_resid_pre", x);
     at::Tensor h = norm(c, x, lw.ln1_w, lw.ln1_b);
@@ -461,5 +461,7 @@ ForwardResult forward(const ModelConfig& c, const Weights& w, const std::vector<
   res.logits = hook(-1, "unembed.hook_logits", at::linear(x, w.unembed, w.unembed_b));
   return res;
 }
+
+std::string hook_name(int64_t layer, const char* point) { return "blocks." + std::to_string(layer) + "." + point; }
 
 }  // namespace headscope

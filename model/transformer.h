@@ -53,7 +53,7 @@ struct AttnRecord {
   std::vector<std::pair<int, int>> pattern_heads;
   int64_t q_lo = 0, q_hi = -1;  // q_hi < 0: to the end
   int64_t k_lo = 0, k_hi = -1;  // k_hi < 0: up to the last query row
-  // Called before each layer with (layer, n_layers); returning false cancels the pass (Error "cancelled").
+  // Called before each layer with (layer, n_layers); returning false cancels the pass (throws Cancelled).
   std::function<bool(int64_t, int64_t)> on_layer;
   bool key_recv = true;  // compute AttnLayerStats::key_recv (a second pass over the keys) with the statistics
 };
@@ -75,6 +75,6 @@ struct ForwardResult {
 // ids: token ids (each < vocab). Logits [T, vocab] float32, or [1, vocab] for the last position only.
 // hooks: user hooks at the named points (hooks/hooks.h); null or empty costs nothing.
 ForwardResult forward(const ModelConfig& cfg, const Weights& w, const std::vector<int32_t>& ids, bool last_only = false,
-                      const AttnRecord* record = nullptr, const class Hooks* hooks = nullptr);
+                      const AttnRecord* record = nullptr, const class ForwardHooks* hooks = nullptr);
 
 }  // namespace headscope

@@ -9,7 +9,7 @@
 #include <map>
 #include <cstring>
 
-#include "model/error.h"
+#include "core/error.h"
 
 namespace headscope::h5 {
 

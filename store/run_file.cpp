@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "model/error.h"
+#include "core/error.h"
 #include "store/h5util.h"
 
 namespace headscope {
@@ -15,31 +15,6 @@ namespace headscope {
 using h5::check;
 using h5::check_status;
 using h5::Handle;
-
-const std::vector<std::string>& run_stat_names() {
-  static const std::vector<std::string> names{"entropy", "max_prob", "argmax", "sink_mass", "mean_dist", "waad", "key_recv"};
-  return names;
-}
-
-std::string run_stat_units(const std::string& name) {
-  if (name == "entropy") return "nats";
-  if (name == "mean_dist" || name == "waad") return "tokens";
-  if (name == "argmax") return "key position";
-  return "probability";
-}
-
-std::map<std::string, at::Tensor> run_item_stats(const ForwardResult& r) {
-  if (r.attn.empty()) throw Error("run_item_stats: the forward pass recorded no attention statistics");
-  std::map<std::string, std::vector<at::Tensor>> per;
-  for (const AttnLayerStats& a : r.attn) {
-    per["entropy"].push_back(a.entropy), per["max_prob"].push_back(a.max_prob), per["argmax"].push_back(a.argmax);
-    per["sink_mass"].push_back(a.sink_mass), per["mean_dist"].push_back(a.mean_dist), per["waad"].push_back(a.waad);
-    if (a.key_recv.defined()) per["key_recv"].push_back(a.key_recv);
-  }
-  std::map<std::string, at::Tensor> out;
-  for (auto& [name, layers] : per) out[name] = at::stack(layers, 0).permute({2, 0, 1}).contiguous();  // [L,H,T] -> [T,L,H]
-  return out;
-}
 
 namespace {
 std::string hex(const unsigned char* md, unsigned len) {
@@ -184,7 +159,7 @@ std::vector<int32_t> RunReader::tokens(int64_t item) const {
 at::Tensor RunReader::array(const std::string& path, int64_t item) const {
   if (!recorded(item))
     throw Error(impl_->path + ": item " + std::to_string(item) +
-                " is not recorded yet (the job was interrupted; `headscope record … --resume` completes it)");
+                " is not recorded yet (the job was interrupted; resuming it completes the file)");
   auto [off, len] = impl_->span(item);
   Handle ds = impl_->open_ds(path);
   std::vector<hsize_t> d = h5::dims(ds);

@@ -29,7 +29,6 @@
 #include <string>
 #include <vector>
 
-#include "model/transformer.h"
 
 namespace headscope {
 
@@ -61,12 +60,6 @@ class RunReader {
  private:
   std::unique_ptr<Impl> impl_;
 };
-
-// A forward pass's per-head statistics in the run file's layout: name -> [T, L, H] (needs AttnRecord::stats).
-std::map<std::string, at::Tensor> run_item_stats(const ForwardResult& r);
-// The statistic names run_item_stats produces, and their units.
-const std::vector<std::string>& run_stat_names();
-std::string run_stat_units(const std::string& name);
 
 // sha256, hex: of a file's bytes (for /model checkpoint_sha256) and of a byte string.
 std::string sha256_file(const std::string& path);

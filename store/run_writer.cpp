@@ -24,7 +24,7 @@
 #include <unistd.h>
 #include <sys/statvfs.h>
 
-#include "model/error.h"
+#include "core/error.h"
 #include "store/h5util.h"
 #include "store/run_file.h"
 
@@ -268,12 +268,12 @@ struct RunWriter::Impl {
   void open_existing() {
     {
       Handle f = h5::file_open_read(path);
-      if (f.id < 0) throw Error(path + ": exists but is not an HDF5 file (or is damaged); pass --force to replace it");
-      if (!h5::has_attr(f, "schema_version")) throw Error(path + ": exists but is not a headscope run file; pass --force to replace it");
+      if (f.id < 0) throw ChoiceError(path + ": exists but is not an HDF5 file (or is damaged)", ChoiceError::Remedy::overwrite);
+      if (!h5::has_attr(f, "schema_version")) throw ChoiceError(path + ": exists but is not a headscope run file", ChoiceError::Remedy::overwrite);
       const int64_t v = h5::read_int_attr(f, "schema_version");
       if (v != kRunSchemaVersion)
-        throw Error(path + ": written with run file schema " + std::to_string(v) + ", which cannot be resumed by this headscope "
-                    "(schema " + std::to_string(kRunSchemaVersion) + "); pass --force to record it again");
+        throw ChoiceError(path + ": written with run file schema " + std::to_string(v) + ", which cannot be resumed by this "
+                          "headscope (schema " + std::to_string(kRunSchemaVersion) + "); record it again", ChoiceError::Remedy::overwrite);
       run_id = h5::read_str_attr(f, "run_id"), created = h5::read_str_attr(f, "created");
       command_line = h5::read_str_attr(f, "command_line");
       nlohmann::json saved = nlohmann::json::parse(h5::read_str_attr(f, "settings"), nullptr, false);
@@ -281,8 +281,8 @@ struct RunWriter::Impl {
         std::string diff;
         for (auto& [k, v] : settings.items())
           if (!saved.contains(k) || saved[k] != v) diff += (diff.empty() ? "" : ", ") + k;
-        throw Error(path + ": was started with other settings (" + (diff.empty() ? std::string("settings") : diff) +
-                    " differ); resume with the same model, data and options, or pass --force to start over");
+        throw ChoiceError(path + ": was started with other settings (" + (diff.empty() ? std::string("settings") : diff) +
+                              " differ); resume with the same model, data and options, or start over", ChoiceError::Remedy::overwrite);
       }
       if (h5::read_str_attr(f, "status") == "complete") {
         complete = true;
@@ -332,8 +332,9 @@ struct RunWriter::Impl {
       fs::rename(tmp, fin);
     } catch (const std::exception& e) {
       remove_quietly(tmp);
-      throw Error(path + ": cannot write part " + std::to_string(k) + " (" + e.what() + "); the run file keeps the " +
-                  std::to_string(committed.load()) + " items recorded before it: make room and rerun with --resume");
+      throw ChoiceError(path + ": cannot write part " + std::to_string(k) + " (" + e.what() + "); the run file keeps the " +
+                            std::to_string(committed.load()) + " items recorded before it: make room and resume the job",
+                        ChoiceError::Remedy::resume);
     }
     committed += n_k;
     part_done[k] = 1;
@@ -425,8 +426,9 @@ struct RunWriter::Impl {
                     }
                   });
     } catch (const std::exception& e) {
-      throw Error(path + ": every item is recorded, but copying the parts into one file failed (" + e.what() + "); " + path + " and " +
-                  parts_dir.string() + " hold the whole run: make room and rerun with --resume to finish");
+      throw ChoiceError(path + ": every item is recorded, but copying the parts into one file failed (" + e.what() + "); " + path +
+                            " and " + parts_dir.string() + " hold the whole run: make room and resume the job to finish",
+                        ChoiceError::Remedy::resume);
     }
     remove_quietly(parts_dir);
     complete = true;
@@ -471,7 +473,7 @@ RunWriter::RunWriter(const std::string& path, RunPlan plan, RunOpen mode) : impl
   }
   const bool exists = fs::exists(path);
   if (mode == RunOpen::create && exists)
-    throw Error(path + ": exists; pass --force to overwrite it, or --resume to continue an interrupted job");
+    throw ChoiceError(path + ": exists", ChoiceError::Remedy::overwrite_or_resume);
   if (mode == RunOpen::resume && exists) m.open_existing();
   else m.start_new();
   if (!m.complete) m.thread = std::thread([&m] { m.loop(); });

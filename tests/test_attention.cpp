@@ -11,7 +11,7 @@
 #include "kernels/attention.h"
 #include "kernels/attention_act.h"
 #include "kernels/attention_reference.h"
-#include "model/error.h"
+#include "core/error.h"
 #include "model/model.h"
 #include "test_helpers.h"
 #include "testing.h"

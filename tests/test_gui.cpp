@@ -1,13 +1,18 @@
 // headscope-gui end to end: starts the real app under xvfb-run on stories260K, drives it with a script, and checks
 // the screenshots against independent expectations: a head-grid cell has the colour the colour map gives the value
 // the CLI's --json reports for that head; the attention view's first cell (query 0 can only attend to itself:
-// probability 1) has the colour map's top colour; the screenshots are not blank. Skips only without xvfb-run.
+// probability 1) has the colour map's top colour; the screenshots are not blank. The GUI's "record" writes the run
+// file the CLI writes for the same prompts. Skips only without xvfb-run.
 #include <stb/stb_image.h>
+
+#include <ATen/ATen.h>
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <set>
 
+#include "store/run_file.h"
 #include "test_helpers.h"
 #include "testing.h"
 
@@ -89,5 +94,35 @@ TEST_CASE("headscope-gui draws the head grid, the attention view and the chips u
     std::set<int> colours;
     for (size_t i = 0; i < png.px.size(); i += 3) colours.insert(png.px[i] << 16 | png.px[i + 1] << 8 | png.px[i + 2]);
     CHECK(colours.size() > 50);
+  }
+}
+
+TEST_CASE("headscope-gui records a prompt set into a run file through the library call the CLI uses", "[gui][store]") {
+  if (!have_xvfb()) HS_SKIP("xvfb-run is not installed (the README's setup command installs it)");
+  testutil::TempDir d;
+  std::ofstream(d / "p.jsonl") << "{\"text\": \"Once upon a time there was a cat.\", \"meta\": {\"id\": 1}}\n"
+                                  "{\"text\": \"Lily saw a big bird in the tree.\", \"meta\": {\"id\": 2}}\n";
+  std::ofstream(d / "script.txt") << "open " << testutil::stories260k() << "\nrecord " << (d / "p.jsonl") << " " << (d / "gui.h5")
+                                  << "\nframes 3\nscreenshot recorded\n";
+  const std::string cmd = "HOME=" + d.path.string() + " xvfb-run -a -s '-screen 0 1600x900x24' " + HEADSCOPE_GUI +
+                          " --script " + (d / "script.txt") + " --screenshot-dir " + d.path.string() + " > " + (d / "log") + " 2>&1";
+  INFO(testutil::slurp(d / "log"));
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  auto shot = testutil::load_json(d / "recorded.json");
+  CHECK(shot["error"] == "");
+  CHECK(shot["note"] == "recorded 2 of 2 items into " + (d / "gui.h5"));
+  // The same prompts through the CLI: the same file contents, statistic for statistic, bit for bit.
+  auto r = testutil::run_cli("record " + testutil::shell_quote(testutil::stories260k()) + " --data " + (d / "p.jsonl") + " -o " + (d / "cli.h5"));
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  headscope::RunReader gui(d / "gui.h5"), cli(d / "cli.h5");
+  CHECK(gui.status() == "complete");
+  REQUIRE(gui.n_items() == 2);
+  CHECK(gui.stat_names() == cli.stat_names());
+  for (int64_t i = 0; i < 2; ++i) {
+    CHECK(gui.text(i) == cli.text(i));
+    CHECK(gui.meta(i) == cli.meta(i));
+    CHECK(gui.tokens(i) == cli.tokens(i));
+    for (const std::string& s : cli.stat_names()) CHECK(at::equal(gui.stat(s, i), cli.stat(s, i)));
   }
 }

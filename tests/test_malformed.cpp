@@ -7,7 +7,7 @@
 #include <fstream>
 
 #include "model/checkpoint.h"
-#include "model/error.h"
+#include "core/error.h"
 #include "model/model.h"
 #include "test_helpers.h"
 

@@ -15,7 +15,7 @@
 #include <thread>
 
 #include "hooks/hooks.h"
-#include "model/error.h"
+#include "core/error.h"
 #include "model/model.h"
 #include "store/run_file.h"
 #include "test_helpers.h"

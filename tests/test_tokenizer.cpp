@@ -5,7 +5,7 @@
 #include <utf8proc.h>
 
 #include "model/checkpoint.h"
-#include "model/error.h"
+#include "core/error.h"
 #include "model/tokenizer.h"
 #include "test_helpers.h"
 #include "testing.h"

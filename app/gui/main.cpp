@@ -28,6 +28,7 @@
 
 #include "app/gui/colormap.h"
 #include "app/gui/worker.h"
+#include "core/text.h"
 
 namespace fs = std::filesystem;
 using namespace headscope;
@@ -86,6 +87,7 @@ struct App {
   int hover_token = -1, forced_hover = -1;
   float zoom = 1.f, pan_x = 0.f, pan_y = 0.f;
   bool show_open = false;
+  char record_prompts[1024] = "", record_output[1024] = "run.h5";
   GridLayout grid;
   struct { float x0 = 0, y0 = 0, cell = 0; int layer = -1, head = -1, tokens = 0; } view;  // attention view geometry
   GLuint pattern_tex = 0;
@@ -116,24 +118,25 @@ struct App {
       ImGui::SameLine();
       if (ImGui::Button("Cancel")) worker.cancel();
     }
-    std::string err = worker.error();
+    if (ImGui::CollapsingHeader("Record a prompt set")) {
+      ImGui::InputText("prompt file", record_prompts, sizeof record_prompts);
+      ImGui::InputText("run file", record_output, sizeof record_output);
+      if (ImGui::Button("Record") && m && !worker.busy()) worker.record(record_prompts, record_output);
+    }
+    std::string err = worker.error(), note = worker.note();
     if (!err.empty()) ImGui::TextColored(ImVec4(1, 0.4f, 0.4f, 1), "%s", err.c_str());
+    if (!note.empty()) ImGui::TextUnformatted(note.c_str());
     if (shown) {
       ImGui::Separator();
       draw_chips();
       ImGui::Separator();
       ImGui::Text("next token (forward %.3f s, %zu tokens)", shown->seconds, shown->ids.size());
       for (size_t i = 0; i < shown->next.size(); ++i)
-        ImGui::Text("%6.3f  %s", shown->next[i].second, printable(shown->next_text[i]).c_str());
+        ImGui::Text("%6.3f  %s", shown->next[i].prob, escape_control(shown->next[i].text).c_str());
     }
     ImGui::End();
   }
 
-  static std::string printable(const std::string& s) {
-    std::string o;
-    for (char c : s) o += c == '\n' ? std::string("\\n") : std::string(1, c);
-    return o;
-  }
 
   // Token chips, wrapped; coloured by the selected head's attention from the hovered token.
   void draw_chips() {
@@ -146,8 +149,8 @@ struct App {
     const float width = ImGui::GetContentRegionAvail().x;
     float x = 0;
     for (int i = 0; i < T; ++i) {
-      std::string label = printable(r.tokens[i]) + "##" + std::to_string(i);
-      ImVec2 sz = ImGui::CalcTextSize(printable(r.tokens[i]).c_str());
+      std::string label = escape_control(r.tokens[i]) + "##" + std::to_string(i);
+      ImVec2 sz = ImGui::CalcTextSize(escape_control(r.tokens[i]).c_str());
       if (x > 0 && x + sz.x + 12 < width) ImGui::SameLine(0, 2);
       else x = 0;
       ImVec4 col(0.25f, 0.25f, 0.3f, 1);
@@ -305,10 +308,10 @@ struct App {
     // Token labels where there is room for them.
     if (cell >= 12) {
       for (int q = q0; q < q1; ++q)
-        dl->AddText(ImVec2(o.x, g.y + q * cell - pan_y), IM_COL32(220, 220, 220, 255), printable(r.tokens[q]).substr(0, 10).c_str());
+        dl->AddText(ImVec2(o.x, g.y + q * cell - pan_y), IM_COL32(220, 220, 220, 255), escape_control(r.tokens[q]).substr(0, 10).c_str());
       for (int k = k0; k < k1; ++k)
         dl->AddText(ImVec2(g.x + k * cell - pan_x, o.y + (k % 4) * 14), IM_COL32(220, 220, 220, 255),
-                    printable(r.tokens[k]).substr(0, 8).c_str());
+                    escape_control(r.tokens[k]).substr(0, 8).c_str());
     } else {
       dl->AddText(ImVec2(o.x, g.y), IM_COL32(200, 200, 200, 255), "query");
       dl->AddText(ImVec2(g.x, o.y + 60), IM_COL32(200, 200, 200, 255), "key ->");
@@ -408,6 +411,13 @@ struct Script {
       ss << f.rdbuf();
       std::snprintf(app.prompt, sizeof app.prompt, "%s", ss.str().c_str());
     } else if (cmd == "run") app.request_run();
+    else if (cmd == "record") {  // record PROMPTS_FILE RUN_FILE
+      std::istringstream args(rest);
+      std::string prompts, out;
+      args >> prompts >> out;
+      if (out.empty()) std::fprintf(stderr, "script: record needs a prompt file and a run file\n"), failed = true;
+      else app.worker.record(prompts, out), waiting_worker = true;
+    }
     else if (cmd == "wait") waiting_worker = true;
     else if (cmd == "select") {
       int l, h;
@@ -431,7 +441,7 @@ struct Script {
                   {"attention", {{"x0", app.view.x0}, {"y0", app.view.y0}, {"cell", app.view.cell}, {"layer", app.view.layer},
                                  {"head", app.view.head}, {"tokens", app.view.tokens}}},
                   {"selected", {app.sel_layer, app.sel_head}}, {"colormap", app.settings.colormap},
-                  {"error", app.worker.error()}}
+                  {"error", app.worker.error()}, {"note", app.worker.note()}}
                  .dump(2);
     } else std::fprintf(stderr, "script: unknown action '%s'\n", cmd.c_str()), failed = true;
     return true;

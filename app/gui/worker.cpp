@@ -6,7 +6,9 @@
 
 #include <chrono>
 
-#include "model/error.h"
+#include "core/error.h"
+#include "datasets/prompts.h"
+#include "runs/record.h"
 
 namespace headscope::gui {
 
@@ -39,6 +41,14 @@ void Worker::run(const std::string& prompt, int layer, int head) {
   cv_.notify_all();
 }
 
+void Worker::record(const std::string& prompts_path, const std::string& run_path) {
+  std::lock_guard<std::mutex> lk(mu_);
+  jobs_.push_back({Job::Record, prompts_path, 0, 0, run_path});
+  busy_ = true;
+  cv_.notify_all();
+}
+
+std::string Worker::note() const { std::lock_guard<std::mutex> lk(mu_); return note_; }
 std::string Worker::status() const { std::lock_guard<std::mutex> lk(mu_); return status_; }
 std::string Worker::error() const { std::lock_guard<std::mutex> lk(mu_); return error_; }
 std::string Worker::model_path() const { std::lock_guard<std::mutex> lk(mu_); return model_path_; }
@@ -46,6 +56,7 @@ std::shared_ptr<const Model> Worker::model() const { std::lock_guard<std::mutex>
 std::shared_ptr<const RunResult> Worker::result() const { std::lock_guard<std::mutex> lk(mu_); return result_; }
 
 void Worker::loop() {
+  set_threads(0);  // this thread's compute threads: $HEADSCOPE_THREADS or all cores, as in the CLI
   for (;;) {
     Job job;
     {
@@ -57,13 +68,17 @@ void Worker::loop() {
       cancel_ = false;
       progress_ = 0.f;
       error_.clear();
+      note_.clear();
     }
     try {
       if (job.kind == Job::Load) do_load(job.text);
+      else if (job.kind == Job::Record) do_record(job);
       else do_run(job);
+    } catch (const Cancelled&) {
+      // the user asked for it: no error to show
     } catch (const headscope::Error& e) {
       std::lock_guard<std::mutex> lk(mu_);
-      if (std::string(e.what()) != "cancelled") error_ = e.what();
+      error_ = e.what();
     } catch (const c10::Error& e) {
       std::lock_guard<std::mutex> lk(mu_);
       error_ = e.what_without_backtrace();
@@ -111,13 +126,7 @@ void Worker::do_run(const Job& job) {
   ForwardResult fr = m->run(res->ids, rec, /*last_only=*/true);
   res->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   res->summary = summarize_heads(fr);
-  at::Tensor probs = at::softmax(fr.logits[0], -1);
-  auto [p, idx] = probs.topk(10);
-  for (int i = 0; i < 10; ++i) {
-    int32_t id = static_cast<int32_t>(idx[i].item<int64_t>());
-    res->next.push_back({id, p[i].item<float>()});
-    res->next_text.push_back(m->tokenizer().token_text(id));
-  }
+  res->next = top_tokens(*m, fr.logits[0], 10);
   res->pattern_layer = job.layer, res->pattern_head = job.head;
   at::Tensor pat = fr.patterns.at(0).second.contiguous();
   res->pattern.assign(pat.data_ptr<float>(), pat.data_ptr<float>() + pat.numel());
@@ -134,6 +143,28 @@ void Worker::do_run(const Job& job) {
   progress_ = 1.f;
   std::lock_guard<std::mutex> lk(mu_);
   result_ = res;
+}
+
+void Worker::do_record(const Job& job) {
+  std::shared_ptr<const Model> m = model();
+  if (!m) throw Error("open a model first");
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    status_ = "recording";
+  }
+  RecordOptions o;
+  o.output = job.output;
+  o.open = RunOpen::resume;  // an interrupted recording continues; a complete one is left as it is
+  for (const RunStat& s : run_stats()) o.stats.push_back(s.name);
+  o.command_line = "headscope-gui: record " + job.text;
+  const RecordSummary r = record_run(*m, model_path(), load_prompts(job.text), o, [this](const RecordProgress& p) {
+    progress_ = p.total ? static_cast<float>(p.committed) / static_cast<float>(p.total) : 1.f;
+    std::lock_guard<std::mutex> lk(mu_);
+    status_ = "recording " + std::to_string(p.committed) + "/" + std::to_string(p.total);
+    return !cancel_.load();
+  });
+  std::lock_guard<std::mutex> lk(mu_);
+  note_ = "recorded " + std::to_string(r.recorded_now) + " of " + std::to_string(r.items) + " items into " + job.output;
 }
 
 }  // namespace headscope::gui

@@ -13,6 +13,7 @@
 
 #include "analysis/head_summary.h"
 #include "model/model.h"
+#include "runs/predict.h"
 
 namespace headscope::gui {
 
@@ -21,8 +22,7 @@ struct RunResult {
   std::vector<int32_t> ids;
   std::vector<std::string> tokens;     // token texts
   HeadSummary summary;                 // per-head means (grid)
-  std::vector<std::pair<int32_t, float>> next;  // top next tokens (id, probability)
-  std::vector<std::string> next_text;
+  std::vector<TokenScore> next;        // top next tokens
   int pattern_layer = -1, pattern_head = -1;
   std::vector<float> pattern;          // [T, T] probabilities of the selected head (row = query)
   int pool = 1, pooled_n = 0;          // for long prompts: max over pool x pool blocks, [pooled_n, pooled_n],
@@ -37,6 +37,9 @@ class Worker {
   void load(const std::string& path);
   // Runs the prompt, recording statistics and the pattern of head (layer, head).
   void run(const std::string& prompt, int layer, int head);
+  // Records every head's statistics over a prompt file into a run file (runs/record.h, as the CLI's `record`;
+  // an existing run file is resumed).
+  void record(const std::string& prompts_path, const std::string& run_path);
 
   bool busy() const { return busy_; }
   float progress() const { return progress_; }
@@ -46,17 +49,20 @@ class Worker {
   std::shared_ptr<const Model> model() const;
   std::shared_ptr<const RunResult> result() const;
   std::string error() const;
+  std::string note() const;  // the last finished job's one-line report (e.g. "recorded 3 items into run.h5")
   std::string model_path() const;
 
  private:
   struct Job {
-    enum Kind { Load, Run } kind;
-    std::string text;
+    enum Kind { Load, Run, Record } kind;
+    std::string text;  // model path, prompt, or prompt file
     int layer = 0, head = 0;
+    std::string output;  // Record: the run file
   };
   void loop();
   void do_load(const std::string& path);
   void do_run(const Job& job);
+  void do_record(const Job& job);
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
@@ -64,7 +70,7 @@ class Worker {
   bool quit_ = false;
   std::atomic<bool> busy_{false}, cancel_{false};
   std::atomic<float> progress_{0.f};
-  std::string status_, error_, model_path_;
+  std::string status_, error_, note_, model_path_;
   std::shared_ptr<const Model> model_;
   std::shared_ptr<const RunResult> result_;
   std::thread thread_;

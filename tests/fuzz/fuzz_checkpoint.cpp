@@ -6,7 +6,7 @@
 
 #include "model/config.h"
 #include "model/dequant.h"
-#include "model/error.h"
+#include "core/error.h"
 #include "model/gguf.h"
 #include "model/safetensors.h"
 #include "model/tokenizer.h"

@@ -1,0 +1,131 @@
+// record_run: a model over prompts into a run file (see record.h).
+#include "runs/record.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "core/error.h"
+#include "hooks/hooks.h"
+#include "hooks/interventions.h"
+#include "runs/means.h"
+#include "store/run_file.h"
+
+namespace headscope {
+
+const std::vector<RunStat>& run_stats() {
+  static const std::vector<RunStat> stats{{"entropy", "nats", false},        {"max_prob", "probability", false},
+                                          {"argmax", "key position", true},  {"sink_mass", "probability", false},
+                                          {"mean_dist", "tokens", false},    {"waad", "tokens", false},
+                                          {"key_recv", "probability", false}};
+  return stats;
+}
+
+std::map<std::string, at::Tensor> run_item_stats(const ForwardResult& r) {
+  if (r.attn.empty()) throw Error("run_item_stats: the forward pass recorded no attention statistics");
+  std::map<std::string, std::vector<at::Tensor>> per;
+  for (const AttnLayerStats& a : r.attn) {
+    per["entropy"].push_back(a.entropy), per["max_prob"].push_back(a.max_prob), per["argmax"].push_back(a.argmax);
+    per["sink_mass"].push_back(a.sink_mass), per["mean_dist"].push_back(a.mean_dist), per["waad"].push_back(a.waad);
+    if (a.key_recv.defined()) per["key_recv"].push_back(a.key_recv);
+  }
+  std::map<std::string, at::Tensor> out;
+  for (auto& [name, layers] : per) out[name] = at::stack(layers, 0).permute({2, 0, 1}).contiguous();  // [L,H,T] -> [T,L,H]
+  return out;
+}
+
+RecordSummary record_run(const Model& m, const std::string& model_path, const std::vector<PromptItem>& prompts,
+                         const RecordOptions& o, const std::function<bool(const RecordProgress&)>& progress) {
+  const ModelConfig& cfg = m.config();
+  RunPlan plan;
+  plan.command_line = o.command_line;
+  plan.model = {{"path", model_path}, {"family", cfg.family_name()}, {"architecture", cfg.architecture},
+                {"config", cfg.to_json().dump()}, {"checkpoint_sha256", sha256_file(m.checkpoint().files().at(0))}};
+  plan.items_per_part = o.items_per_part;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    auto ids = m.tokenizer().encode(prompts[i].text);
+    if (ids.empty()) throw Error("prompt " + std::to_string(i + 1) + " has no tokens");
+    plan.items.push_back({prompts[i].text, prompts[i].meta, std::move(ids)});
+  }
+  if (plan.items.empty()) throw Error("no prompts to record");
+  // What to record: statistics and activations, each name checked.
+  std::vector<std::string> stats;
+  for (const std::string& s : o.stats) {
+    const auto& known = run_stats();
+    auto it = std::find_if(known.begin(), known.end(), [&](const RunStat& k) { return s == k.name; });
+    if (it == known.end()) {
+      std::string names;
+      for (auto& k : known) names += std::string(" ") + k.name;
+      throw Error("unknown statistic '" + s + "' (known:" + names + ")");
+    }
+    if (std::find(stats.begin(), stats.end(), s) == stats.end()) {
+      stats.push_back(s);
+      plan.arrays.push_back({"stats/" + s, it->is_int, {cfg.n_layers, cfg.n_heads}, it->units, "[token, layer, head]"});
+    }
+  }
+  if (stats.empty() && o.hooks.empty()) throw Error("nothing to record: no statistics and no hook activations chosen");
+  bool all_positions = false;
+  for (const std::string& h : o.hooks) {
+    std::vector<int64_t> shape = hook_shape(cfg, h);
+    std::string dims = "[token";
+    for (int64_t x : shape) dims += ", " + std::to_string(x);
+    plan.arrays.push_back({"acts/" + h, false, shape, h == "unembed.hook_logits" ? "logit" : "activation", dims + "]"});
+    all_positions |= h.rfind("ln_final", 0) == 0 || h.rfind("unembed", 0) == 0;
+  }
+  plan.spec = o.spec;
+  const HeadMeans means = means_for_spec(plan.spec, m, o.mean_data);
+  AttnRecord rec;
+  rec.stats = !stats.empty();
+  rec.key_recv = std::find(stats.begin(), stats.end(), "key_recv") != stats.end();
+  plan.settings = {{"sinks", rec.sinks}, {"waad_window", rec.waad_window}, {"recv_window", {rec.recv_lo, rec.recv_hi}},
+                   {"mean_data_sha256", o.mean_data.empty() ? "" : sha256_file(o.mean_data)}};
+  Hooks hooks;
+  install_interventions(plan.spec, cfg, hooks, nullptr, &means);
+  ActivationCache acts;  // installed after the interventions: it records the values the forward goes on with
+  acts.record(hooks, o.hooks);
+
+  std::vector<std::vector<int32_t>> item_ids;
+  for (const PlannedItem& it : plan.items) item_ids.push_back(it.tokens);
+  RunWriter w(o.output, std::move(plan), o.open);
+  const std::vector<int64_t> todo = w.pending();
+  RecordSummary sum;
+  sum.resumed = w.resumed();
+  const auto t0 = std::chrono::steady_clock::now();
+  auto report = [&](int64_t done) {
+    if (!progress) return;
+    RecordProgress p;
+    p.committed = w.committed(), p.total = w.n_items(), p.done_now = done;
+    p.left_now = static_cast<int64_t>(todo.size()) - done, p.tokens = sum.tokens, p.resumed = sum.resumed;
+    p.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (!progress(p)) throw Cancelled();
+  };
+  report(0);
+  for (size_t n = 0; n < todo.size(); ++n) {
+    const int64_t i = todo[n];
+    const std::vector<int32_t>& ids = item_ids[i];
+    acts.values.clear();
+    ForwardResult r = m.run(ids, rec, !all_positions, hooks.empty() ? nullptr : &hooks);
+    std::map<std::string, at::Tensor> arrays;
+    if (rec.stats)
+      for (auto& [name, t] : run_item_stats(r))
+        if (std::find(stats.begin(), stats.end(), name) != stats.end()) arrays["stats/" + name] = t;
+    for (const std::string& h : o.hooks) {
+      auto it = acts.values.find(h);
+      if (it == acts.values.end())
+        throw Error("hook " + h + " did not run in this model (hook_resid_mid exists only with a sequential residual stream)");
+      arrays["acts/" + h] = it->second;
+    }
+    sum.tokens += static_cast<int64_t>(ids.size());
+    w.append(i, std::move(arrays));
+    sum.recorded_ids.push_back(ids);
+    report(static_cast<int64_t>(n + 1));
+  }
+  w.finish();
+  sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  sum.items = w.n_items();
+  sum.recorded_now = static_cast<int64_t>(todo.size());
+  return sum;
+}
+
+}  // namespace headscope

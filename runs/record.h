@@ -1,0 +1,63 @@
+// Recording a run: a model over a list of prompts, with chosen head statistics, hook activations and
+// interventions, streamed into a crash-safe HDF5 run file (store/run_writer.h). The CLI's `record` and the GUI's
+// "Record…" both call record_run; the probes build on it. Progress and cancellation are values: a callback sees a
+// RecordProgress after every committed item and returns false to stop (record_run then throws Cancelled, and the
+// run file stays resumable).
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "datasets/prompts.h"
+#include "model/model.h"
+#include "store/run_writer.h"
+
+namespace headscope {
+
+// The per-head statistics a run file can hold, in the order they are stored: name, units.
+struct RunStat {
+  const char* name;
+  const char* units;
+  bool is_int;
+};
+const std::vector<RunStat>& run_stats();
+// A forward pass's statistics in the run file's layout: name -> [T, L, H] (needs AttnRecord::stats).
+std::map<std::string, at::Tensor> run_item_stats(const ForwardResult& r);
+
+struct RecordOptions {
+  std::string output;                     // the run file
+  RunOpen open = RunOpen::create;         // create, overwrite or resume
+  std::vector<std::string> stats;         // statistic names (run_stats()); empty with no hooks is an Error
+  std::vector<std::string> hooks;         // hook points whose activations are stored per token
+  nlohmann::json spec = nlohmann::json::array();  // interventions applied while recording (hooks/interventions.h)
+  std::string mean_data;                  // prompts for mean ablation, when the spec has a mean-ablation entry
+  int64_t items_per_part = 0;             // 0: the writer's default
+  std::string command_line;               // stored in the file
+};
+
+struct RecordProgress {
+  int64_t committed = 0, total = 0;       // items in the file (earlier jobs included), items planned
+  int64_t done_now = 0, left_now = 0;     // items recorded by this call, still to record
+  int64_t tokens = 0;                     // tokens recorded by this call
+  double seconds = 0;                     // since recording started
+  bool resumed = false;                   // an earlier job's items were kept
+};
+
+struct RecordSummary {
+  int64_t items = 0, recorded_now = 0, tokens = 0;
+  double seconds = 0;
+  bool resumed = false;
+  std::vector<std::vector<int32_t>> recorded_ids;  // the token ids of the items recorded by this call
+};
+
+// Validates everything (statistic names, hook points, the spec, the prompts) before anything is written, then
+// records. `progress` is called once before the first item (done_now = 0) and after each committed item.
+RecordSummary record_run(const Model& model, const std::string& model_path, const std::vector<PromptItem>& prompts,
+                         const RecordOptions& options,
+                         const std::function<bool(const RecordProgress&)>& progress = nullptr);
+
+}  // namespace headscope
