@@ -224,17 +224,23 @@ int cmd_attn(const std::string& path, const std::string& prompt, const std::stri
     for (int l = 0; l < cfg.n_layers; ++l)
       for (int h = 0; h < cfg.n_heads; ++h) {
         json e = {{"layer", l}, {"head", h}};
-        for (int k = 0; k < kHeadStatCount; ++k) e[head_stat_name(static_cast<HeadStat>(k))] = hs.at(static_cast<HeadStat>(k), l, h);
+        for (int id = 0; id < kStatCount; ++id)
+          if (head_stat_is_row_sum(id)) e[head_stat(id).name] = hs.at(id, l, h);
         table.push_back(e);
       }
     j["heads_table"] = table;
     if (!c.json) {
-      std::printf("%-6s %10s %10s %10s %10s   (means over %lld queries; sink = key 0)\n", "head", "entropy", "sink mass",
-                  "distance", "max prob", static_cast<long long>(T));
-      for (auto& e : table)
-        std::printf("%-6s %10.4f %10.4f %10.2f %10.4f\n",
-                    (std::to_string(e["layer"].get<int>()) + "." + std::to_string(e["head"].get<int>())).c_str(),
-                    e["entropy"].get<float>(), e["sink_mass"].get<float>(), e["mean_dist"].get<float>(), e["max_prob"].get<float>());
+      // One column per per-query statistic of the table, in its order.
+      std::printf("%-6s", "head");
+      for (int id = 0; id < kStatCount; ++id)
+        if (head_stat_is_row_sum(id)) std::printf(" %10s", head_stat(id).name);
+      std::printf("   (means over %lld queries; sink = key 0)\n", static_cast<long long>(T));
+      for (auto& e : table) {
+        std::printf("%-6s", (std::to_string(e["layer"].get<int>()) + "." + std::to_string(e["head"].get<int>())).c_str());
+        for (int id = 0; id < kStatCount; ++id)
+          if (head_stat_is_row_sum(id)) std::printf(" %10.4f", e[head_stat(id).name].get<float>());
+        std::printf("\n");
+      }
     }
   }
   if (!head.empty()) {
@@ -363,7 +369,7 @@ int cmd_record(const std::string& path, const RecordFlags& f, const std::string&
   for (const std::string& s : f.stats) {
     if (s == "all") {
       o.stats.clear();
-      for (const RunStat& k : run_stats()) o.stats.push_back(k.name);
+      for (int id = 0; id < kStatCount; ++id) o.stats.push_back(head_stat(id).name);
     } else if (s == "none") {
       o.stats.clear();
     } else {
@@ -532,8 +538,10 @@ int main(int argc, char** argv) {
   record->add_option("MODEL", model, "Checkpoint")->required();
   record->add_option("--data", ro.data, "Prompts: JSONL ({\"text\", \"meta\"}) or text, one per line")->required();
   record->add_option("-o,--output", ro.output, "Run file to write (.h5)")->required();
-  record->add_option("--stats", ro.stats, "Statistics per token, layer and head: all, none, or a list of entropy, max_prob, argmax, "
-                                          "sink_mass, mean_dist, waad, key_recv")->delimiter(',')->capture_default_str();
+  std::string stat_names;
+  for (int id = 0; id < kStatCount; ++id) stat_names += std::string(id ? ", " : "") + head_stat(id).name;
+  record->add_option("--stats", ro.stats, "Statistics per token, layer and head: all, none, or a list of " + stat_names)
+      ->delimiter(',')->capture_default_str();
   record->add_option("--hooks", ro.hooks, "Activations to store per token: hook names, e.g. blocks.3.attn.hook_z,blocks.5.hook_resid_post "
                                           "(values after any intervention)")->delimiter(',');
   record->add_option("--spec", ro.spec_path, "Intervention spec applied while recording (JSON; see hooks/interventions.h)");

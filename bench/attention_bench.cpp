@@ -30,7 +30,8 @@ const Layer kLayers[] = {{"smollm2", 9, 3, 64}, {"llama7b", 32, 32, 128}};
 struct Inputs {
   AttnShape sh;
   at::Tensor q, k, v, out;
-  at::Tensor max_prob, argmax, entropy, topk_idx, topk_prob, sink_mass, mean_dist, waad, key_recv, key_count;
+  at::Tensor query[kStatCount];  // every per-query float statistic of the table
+  at::Tensor argmax, topk_idx, topk_prob, key_recv, key_count;
   std::vector<int32_t> sinks{0, 1, 2, 3};
   AttnStats all;
   Inputs(const Layer& L, int64_t T) {
@@ -38,15 +39,14 @@ struct Inputs {
     q = at::randn({T, L.H, L.d}), k = at::randn({T, L.H_kv, L.d}), v = at::randn({T, L.H_kv, L.d});
     out = at::empty({T, L.H, L.d});
     auto f = at::kFloat;
-    max_prob = at::empty({L.H, T}, f), argmax = at::empty({L.H, T}, at::kInt), entropy = at::empty({L.H, T}, f);
+    for (int id = 0; id < kStatCount; ++id)
+      if (head_stat_is_row_sum(id)) query[id] = at::empty({L.H, T}, f), all.query[id] = query[id].data_ptr<float>();
+    argmax = at::empty({L.H, T}, at::kInt);
     topk_idx = at::empty({L.H, T, 16}, at::kInt), topk_prob = at::empty({L.H, T, 16}, f);
-    sink_mass = at::empty({L.H, T}, f), mean_dist = at::empty({L.H, T}, f), waad = at::empty({L.H, T}, f);
     key_recv = at::empty({L.H, T}, f), key_count = at::empty({T}, at::kInt);
-    all.max_prob = max_prob.data_ptr<float>(), all.argmax = argmax.data_ptr<int32_t>();
-    all.entropy = entropy.data_ptr<float>(), all.topk = 16, all.topk_idx = topk_idx.data_ptr<int32_t>();
+    all.argmax = argmax.data_ptr<int32_t>(), all.topk = 16, all.topk_idx = topk_idx.data_ptr<int32_t>();
     all.topk_prob = topk_prob.data_ptr<float>(), all.sink_pos = sinks.data(), all.n_sinks = 4;
-    all.sink_mass = sink_mass.data_ptr<float>(), all.mean_dist = mean_dist.data_ptr<float>();
-    all.waad = waad.data_ptr<float>(), all.key_recv = key_recv.data_ptr<float>(), all.key_count = key_count.data_ptr<int32_t>();
+    all.key_recv = key_recv.data_ptr<float>(), all.key_count = key_count.data_ptr<int32_t>();
   }
 };
 

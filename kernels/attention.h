@@ -11,6 +11,8 @@
 #include <cstdint>
 #include <string>
 
+#include "core/head_stats.h"
+
 namespace headscope {
 
 constexpr int kMaxTopK = 16;
@@ -22,21 +24,20 @@ struct AttnShape {
   float scale = 0.f;    // score scale; 0 means 1/sqrt(d)
 };
 
-// Which statistics to compute; each pointer is caller-allocated and filled when non-null (null: not computed,
-// and costs nothing). Per (head, query) arrays are [H, T]; per (head, key) arrays are [H, S].
+// Which statistics to compute (core/head_stats.h is the table of them); each pointer is caller-allocated and
+// filled when non-null (null: not computed, and costs nothing). Per (head, query) arrays are [H, T]; per (head, key)
+// arrays are [H, S].
 struct AttnStats {
-  float* max_prob = nullptr;        // [H, T] largest probability of the row
-  int32_t* argmax = nullptr;        // [H, T] its key index (ties: the lowest index)
-  float* entropy = nullptr;         // [H, T] -sum p log p (natural log)
+  // [H, T] for each per-query float statistic id (head_stat_is_row_sum: max_prob, entropy, sink_mass, mean_dist,
+  // waad, prev_mass, ...); the other entries stay null.
+  float* query[kStatCount] = {};
+  int32_t* argmax = nullptr;        // [H, T] the key of the largest probability (ties: the lowest index)
   int topk = 0;                     // k <= kMaxTopK
   int32_t* topk_idx = nullptr;      // [H, T, k] keys by decreasing probability (ties: lower index first); -1 pads
   float* topk_prob = nullptr;       // [H, T, k]
-  const int32_t* sink_pos = nullptr;  // sink key positions (absolute), n_sinks of them
+  const int32_t* sink_pos = nullptr;  // sink key positions (absolute) for sink_mass, n_sinks of them
   int n_sinks = 0;
-  float* sink_mass = nullptr;       // [H, T] probability mass on the sink positions
-  float* mean_dist = nullptr;       // [H, T] sum_s p (t - s), positions absolute
   int waad_window = 10;             // W of the windowed distance
-  float* waad = nullptr;            // [H, T] sum_s p min(t - s, W)
   // Per key: probability received from queries t with key + recv_lo <= t <= key + recv_hi (absolute positions,
   // recv_hi < 0: no upper bound) and query_mask[t] != 0 (null: all queries), and the count of such queries.
   float* key_recv = nullptr;        // [H, S]
@@ -51,8 +52,9 @@ struct AttnStats {
   int64_t pattern_q0 = 0, pattern_q1 = 0, pattern_k0 = 0, pattern_k1 = 0;
   float* pattern = nullptr;  // [n_pattern, pattern_q1 - pattern_q0, pattern_k1 - pattern_k0]
   bool any() const {
-    return max_prob || argmax || entropy || (topk > 0 && (topk_idx || topk_prob)) || sink_mass || mean_dist || waad ||
-           key_recv || key_count || wants_pattern();
+    for (float* q : query)
+      if (q) return true;
+    return argmax || (topk > 0 && (topk_idx || topk_prob)) || key_recv || key_count || wants_pattern();
   }
   bool wants_pattern() const { return n_pattern > 0 && pattern; }
 };

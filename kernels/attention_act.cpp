@@ -44,7 +44,7 @@ ActCalibration act_calibration(const AttnShape& sh, const float* q, const float*
 
   std::vector<float> ps(T);
   AttnStats s2;
-  s2.sink_pos = c.keys.data(), s2.n_sinks = static_cast<int>(c.keys.size()), s2.sink_mass = ps.data();
+  s2.sink_pos = c.keys.data(), s2.n_sinks = static_cast<int>(c.keys.size()), s2.query[kStatSinkMass] = ps.data();
   attention_cpu(one, qh.data(), kh.data(), vh.data(), out.data(), s2, iv1);
   for (int64_t t = 0; t < T; ++t) {
     const double p = ps[t];

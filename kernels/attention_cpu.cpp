@@ -46,6 +46,8 @@ void check_shape(const AttnShape& sh, const AttnStats& st) {
   if (st.waad_window < 0) bad("WAAD window must be >= 0");
   for (int i = 0; i < st.n_sinks; ++i)
     if (st.sink_pos[i] < 0 || st.sink_pos[i] >= sh.S) bad("sink position outside the keys");
+  for (int id = 0; id < kStatCount; ++id)
+    if (st.query[id] && !head_stat_is_row_sum(id)) bad(std::string(head_stat(id).name) + " is not a per-query float statistic");
 }
 
 struct Ctx {
@@ -181,12 +183,9 @@ void forward_task(Ctx& c, int64_t h, int64_t t0, int64_t t1, std::vector<float>&
     const float f = res.inv_l * hscale;
     for (int64_t kk = 0; kk < d; ++kk) o[kk] = a[kk] * f;
     if (!kStats) continue;
-    if (st.max_prob) st.max_prob[hi] = res.max_prob;
+    for (int id = 0; id < kStatCount; ++id)
+      if (st.query[id]) st.query[id][hi] = res.value[id];
     if (st.argmax) st.argmax[hi] = rs[i].argmax;
-    if (st.entropy) st.entropy[hi] = res.entropy;
-    if (st.sink_mass) st.sink_mass[hi] = res.sink_mass;
-    if (st.mean_dist) st.mean_dist[hi] = res.mean_dist;
-    if (st.waad) st.waad[hi] = res.waad;
     if (!c.lse.empty()) c.lse[hi] = rs[i].l > 0.f ? res.lse : INFINITY;
     if (!c.row_m.empty()) c.row_m[hi] = rs[i].m, c.row_inv_l[hi] = res.inv_l;
     for (int j = 0; j < topk; ++j) {
@@ -275,7 +274,7 @@ void attention_cpu(const AttnShape& sh, const float* q, const float* k, const fl
   check_shape(sh, st);
   if (std::string e = pattern_request_error(sh, st, true); !e.empty()) throw Error("attention kernel: " + e);
   Ctx c{sh, q, k, v, out, st, iv, sh.scale > 0.f ? sh.scale : 1.f / std::sqrt(static_cast<float>(sh.d)), {}, {}, {}, {}};
-  if (st.n_sinks > 0 && st.sink_mass) {
+  if (st.n_sinks > 0 && st.query[kStatSinkMass]) {
     c.is_sink.assign(static_cast<size_t>(sh.S + kKB), 0);
     for (int i = 0; i < st.n_sinks; ++i) c.is_sink[st.sink_pos[i]] = 1;
   }

@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <cstring>
 
+#include "core/head_stats.h"
+
 #ifdef __CUDACC__
 #define HS_HD __host__ __device__ __forceinline__
 #else
@@ -49,9 +51,9 @@ struct RowState {
   float m;       // running max of the scores seen
   float l;       // sum exp(s - m)
   float ent;     // sum exp(s - m) * (s - m): entropy = log l - ent / l
-  float sink;    // sum over sink keys of exp(s - m)
-  float dist;    // sum exp(s - m) * (t - s)
-  float waad;    // sum exp(s - m) * min(t - s, W)
+  // Per-query statistics that are sums of exp(s - m) * w(t, s) over the keys, by id (core/head_stats.h):
+  //   kStatSinkMass w = [s is a sink]   kStatMeanDist w = t - s   kStatWaad w = min(t - s, W)   kStatPrevMass w = [s = t - 1]
+  float sum[kStatCount];
   int32_t argmax;
   int32_t n_top;
   float top_s[kRowTopK];    // top-k scores, decreasing; ties keep the earlier (lower) key first
@@ -60,7 +62,8 @@ struct RowState {
 
 HS_HD void row_init(RowState& r) {
   r.m = -INFINITY;
-  r.l = r.ent = r.sink = r.dist = r.waad = 0.f;
+  r.l = r.ent = 0.f;
+  for (int i = 0; i < kStatCount; ++i) r.sum[i] = 0.f;
   r.argmax = -1;
   r.n_top = 0;
 }
@@ -73,9 +76,7 @@ HS_HD float row_rescale(RowState& r, float m_new) {
   // sum p (s - m_new) = sum p (s - m_old) + (m_old - m_new) sum p, all times f.
   r.ent = r.l > 0.f ? f * (r.ent + (r.m - m_new) * r.l) : 0.f;
   r.l *= f;
-  r.sink *= f;
-  r.dist *= f;
-  r.waad *= f;
+  for (int i = 0; i < kStatCount; ++i) r.sum[i] *= f;
   r.m = m_new;
   return f;
 }
@@ -114,32 +115,34 @@ HS_HD void row_add_tile(RowState& r, const float* s, float* p, int n, int64_t t,
   if (!kStats) return;
   const float dt0 = static_cast<float>(t - s0);  // distances as float: int64 lanes would not vectorise
   const float w = static_cast<float>(waad_w);
-  float ent = 0.f, dist = 0.f, waad = 0.f, sink = 0.f;
+  float ent = 0.f, dist = 0.f, waad = 0.f, prev = 0.f, sink = 0.f;
   for (int j = 0; j < n; ++j) {
     const float pj = p[j], dt = dt0 - static_cast<float>(j);
     ent += pj > 0.f ? pj * (s[j] - m) : 0.f;
     dist += pj * dt;
     waad += pj * (dt < w ? dt : w);
+    prev += dt == 1.f ? pj : 0.f;
   }
   if (is_sink)
     for (int j = 0; j < n; ++j) sink += is_sink[j] ? p[j] : 0.f;
-  r.ent += ent, r.dist += dist, r.waad += waad, r.sink += sink;
+  r.ent += ent;
+  r.sum[kStatMeanDist] += dist, r.sum[kStatWaad] += waad, r.sum[kStatPrevMass] += prev, r.sum[kStatSinkMass] += sink;
 }
 
-// Final values of a row. A row that saw no key (all masked) gets zeros and argmax -1.
+// Final values of a row: value[id] for every per-query float statistic. A row that saw no key (all masked) gets
+// zeros and argmax -1.
 struct RowResult {
-  float inv_l, lse, max_prob, entropy, sink_mass, mean_dist, waad;
+  float inv_l, lse;
+  float value[kStatCount];
 };
 HS_HD RowResult row_finish(const RowState& r) {
   RowResult o{};
   if (!(r.l > 0.f)) return o;
   o.inv_l = 1.f / r.l;
   o.lse = r.m + logf(r.l);
-  o.max_prob = o.inv_l;  // the max score contributes exp(0) = 1
-  o.entropy = logf(r.l) - r.ent * o.inv_l;
-  o.sink_mass = r.sink * o.inv_l;
-  o.mean_dist = r.dist * o.inv_l;
-  o.waad = r.waad * o.inv_l;
+  for (int i = 0; i < kStatCount; ++i) o.value[i] = r.sum[i] * o.inv_l;
+  o.value[kStatMaxProb] = o.inv_l;  // the max score contributes exp(0) = 1
+  o.value[kStatEntropy] = logf(r.l) - r.ent * o.inv_l;
   return o;
 }
 

@@ -56,13 +56,13 @@ ReferenceStats reference_stats(const AttnShape& sh, const at::Tensor& probs, con
                                const AttnInterventions& iv) {
   ReferenceStats r;
   at::Tensor sidx = positions(sh.S, 0);  // [S]
-  auto mx = probs.max(-1);
-  r.max_prob = std::get<0>(mx);
+  at::Tensor max_prob = std::get<0>(probs.max(-1));
+  r.query[kStatMaxProb] = max_prob;
   // argmax with ties to the lowest key index, and -1 for rows that see nothing.
-  at::Tensor cand = at::where(probs == r.max_prob.unsqueeze(-1), sidx.expand_as(probs), at::full_like(probs, 1e18));
+  at::Tensor cand = at::where(probs == max_prob.unsqueeze(-1), sidx.expand_as(probs), at::full_like(probs, 1e18));
   r.argmax = std::get<0>(cand.min(-1));
-  r.argmax = at::where(r.max_prob > 0, r.argmax, at::full_like(r.argmax, -1.0));
-  r.entropy = at::where(probs > 0, -probs * at::log(probs), at::zeros_like(probs)).sum(-1);
+  r.argmax = at::where(max_prob > 0, r.argmax, at::full_like(r.argmax, -1.0));
+  r.query[kStatEntropy] = at::where(probs > 0, -probs * at::log(probs), at::zeros_like(probs)).sum(-1);
   if (rq.topk > 0) {
     auto sorted = at::sort(probs, /*stable=*/true, /*dim=*/-1, /*descending=*/true);
     r.topk_prob = std::get<0>(sorted).narrow(-1, 0, std::min<int64_t>(rq.topk, sh.S));
@@ -71,12 +71,15 @@ ReferenceStats reference_stats(const AttnShape& sh, const at::Tensor& probs, con
   }
   if (rq.n_sinks > 0) {
     at::Tensor sinks = at::from_blob(const_cast<int32_t*>(rq.sink_pos), {rq.n_sinks}, at::kInt).to(at::kLong);
-    r.sink_mass = probs.index_select(-1, std::get<0>(at::_unique(sinks))).sum(-1);
+    r.query[kStatSinkMass] = probs.index_select(-1, std::get<0>(at::_unique(sinks))).sum(-1);
+  } else {
+    r.query[kStatSinkMass] = at::zeros({sh.H, sh.T}, probs.options());
   }
   at::Tensor dt = positions(sh.T, sh.q_pos0).unsqueeze(1) - sidx.unsqueeze(0);  // [T, S]
   at::Tensor dpos = at::clamp_min(dt, 0);
-  r.mean_dist = (probs * dpos).sum(-1);
-  r.waad = (probs * at::clamp_max(dpos, static_cast<double>(rq.waad_window))).sum(-1);
+  r.query[kStatMeanDist] = (probs * dpos).sum(-1);
+  r.query[kStatWaad] = (probs * at::clamp_max(dpos, static_cast<double>(rq.waad_window))).sum(-1);
+  r.query[kStatPrevMass] = (probs * (dt == 1.0).to(probs.scalar_type())).sum(-1);
   at::Tensor in = dt >= static_cast<double>(rq.recv_lo);
   if (rq.recv_hi >= 0) in = in & (dt <= static_cast<double>(rq.recv_hi));
   if (rq.query_mask)

@@ -20,7 +20,8 @@ ReferenceAttention attention_reference(const AttnShape& shape, const at::Tensor&
                                        at::ScalarType dtype = at::kDouble);
 
 struct ReferenceStats {
-  at::Tensor max_prob, argmax, entropy, topk_idx, topk_prob, sink_mass, mean_dist, waad;  // [H, T] ([H, T, k])
+  at::Tensor query[kStatCount];  // [H, T] for every per-query float statistic (head_stat_is_row_sum)
+  at::Tensor argmax, topk_idx, topk_prob;  // [H, T] ([H, T, k])
   at::Tensor key_recv;   // [H, S]
   at::Tensor key_count;  // [S]
 };

@@ -546,7 +546,10 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const GgufFile& g) {
   if (g.has("tokenizer.ggml.token_type")) {
     const auto& tt = g.metadata["tokenizer.ggml.token_type"];
     if (!tt.is_array() || tt.size() != m->pieces.size()) throw Error(where + ": tokenizer.ggml.token_type has the wrong length");
-    for (size_t i = 0; i < tt.size(); ++i) types[i] = tt[i].get<int32_t>();
+    for (size_t i = 0; i < tt.size(); ++i) {
+      if (!tt[i].is_number_integer()) throw Error(where + ": tokenizer.ggml.token_type holds a non-integer");
+      types[i] = tt[i].get<int32_t>();
+    }
   }
   for (size_t i = 0; i < types.size(); ++i)
     if (types[i] == 2 || types[i] == 3 || types[i] == 4)  // unknown, control, user-defined: matched in text
@@ -565,16 +568,21 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const GgufFile& g) {
     if (!g.has("tokenizer.ggml.scores")) throw Error(where + ": a llama (SentencePiece) vocabulary needs tokenizer.ggml.scores");
     const auto& sc = g.metadata["tokenizer.ggml.scores"];
     if (!sc.is_array() || sc.size() != m->pieces.size()) throw Error(where + ": tokenizer.ggml.scores has the wrong length");
-    for (auto& s : sc) m->scores.push_back(s.get<float>());
+    for (auto& s : sc) {
+      if (!s.is_number()) throw Error(where + ": tokenizer.ggml.scores holds a non-number");
+      m->scores.push_back(s.get<float>());
+    }
     m->finish(where);
   } else if (model == "gpt2") {
     m->kind = Impl::BPE;
     m->byte_level = true;
     m->add_bos = g.get_bool("tokenizer.ggml.add_bos_token", false);
     m->finish(where);
-    if (!g.has("tokenizer.ggml.merges")) throw Error(where + ": a gpt2 (BPE) vocabulary needs tokenizer.ggml.merges");
+    if (!g.has("tokenizer.ggml.merges") || !g.metadata["tokenizer.ggml.merges"].is_array())
+      throw Error(where + ": a gpt2 (BPE) vocabulary needs tokenizer.ggml.merges (an array of strings)");
     int32_t rank = 0;
     for (auto& mg : g.metadata["tokenizer.ggml.merges"]) {
+      if (!mg.is_string()) throw Error(where + ": tokenizer.ggml.merges holds a non-string");
       std::string s = mg.get<std::string>();
       size_t sp = s.find(' ', 1);
       if (sp == std::string::npos) throw Error(where + ": malformed merge '" + s + "'");

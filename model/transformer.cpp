@@ -294,19 +294,18 @@ at::Tensor attention(const ModelConfig& c, int64_t layer, const at::Tensor& q, c
   if (rec && rec->stats) {
     AttnLayerStats& o = res.attn[layer];
     auto f = at::TensorOptions().dtype(at::kFloat), i32 = at::TensorOptions().dtype(at::kInt);
-    o.max_prob = at::empty({H, T}, f), o.argmax = at::empty({H, T}, i32), o.entropy = at::empty({H, T}, f);
-    o.mean_dist = at::empty({H, T}, f), o.waad = at::empty({H, T}, f);
-    st.max_prob = o.max_prob.data_ptr<float>(), st.argmax = o.argmax.data_ptr<int32_t>();
-    st.entropy = o.entropy.data_ptr<float>(), st.mean_dist = o.mean_dist.data_ptr<float>();
-    st.waad = o.waad.data_ptr<float>(), st.waad_window = rec->waad_window;
-    if (rec->key_recv) {
-      o.key_recv = at::empty({H, T}, f);
-      st.key_recv = o.key_recv.data_ptr<float>(), st.recv_lo = rec->recv_lo, st.recv_hi = rec->recv_hi;
+    // Every statistic of the table (core/head_stats.h), each [H, T].
+    for (int id = 0; id < kStatCount; ++id) {
+      if (id == kStatKeyRecv && !rec->key_recv) continue;
+      o.stat[id] = at::empty({H, T}, head_stat(id).is_int ? i32 : f);
+      if (head_stat_is_row_sum(id)) st.query[id] = o.stat[id].data_ptr<float>();
     }
+    st.argmax = o.stat[kStatArgmax].data_ptr<int32_t>();
+    st.waad_window = rec->waad_window;
+    if (rec->key_recv) st.key_recv = o.stat[kStatKeyRecv].data_ptr<float>(), st.recv_lo = rec->recv_lo, st.recv_hi = rec->recv_hi;
     for (int32_t s : rec->sinks)
       if (s >= 0 && s < T) sinks.push_back(s);
-    o.sink_mass = at::empty({H, T}, f);
-    st.sink_pos = sinks.data(), st.n_sinks = static_cast<int>(sinks.size()), st.sink_mass = o.sink_mass.data_ptr<float>();
+    st.sink_pos = sinks.data(), st.n_sinks = static_cast<int>(sinks.size());
     if (rec->topk > 0) {
       st.topk = rec->topk;
       o.topk_idx = at::empty({H, T, rec->topk}, i32), o.topk_prob = at::empty({H, T, rec->topk}, f);

@@ -7,6 +7,7 @@
 #include <functional>
 #include <vector>
 
+#include "core/head_stats.h"
 #include "model/config.h"
 
 namespace headscope {
@@ -55,14 +56,15 @@ struct AttnRecord {
   int64_t k_lo = 0, k_hi = -1;  // k_hi < 0: up to the last query row
   // Called before each layer with (layer, n_layers); returning false cancels the pass (throws Cancelled).
   std::function<bool(int64_t, int64_t)> on_layer;
-  bool key_recv = true;  // compute AttnLayerStats::key_recv (a second pass over the keys) with the statistics
+  bool key_recv = true;  // compute kStatKeyRecv (a second pass over the keys) with the statistics
 };
 
-// Statistics of one layer; [H, T] unless noted.
+// Statistics of one layer, by id (core/head_stats.h): stat[id] is [H, T] (queries, or keys for per-key ones),
+// float32 or int32 as the table says; undefined when not computed (kStatKeyRecv without AttnRecord::key_recv).
 struct AttnLayerStats {
-  at::Tensor max_prob, argmax, entropy, sink_mass, mean_dist, waad;
+  at::Tensor stat[kStatCount];
   at::Tensor topk_idx, topk_prob;  // [H, T, k]
-  at::Tensor key_recv;             // [H, T] (keys)
+  const at::Tensor& operator[](int id) const { return stat[id]; }
 };
 
 struct ForwardResult {

@@ -14,24 +14,15 @@
 
 namespace headscope {
 
-const std::vector<RunStat>& run_stats() {
-  static const std::vector<RunStat> stats{{"entropy", "nats", false},        {"max_prob", "probability", false},
-                                          {"argmax", "key position", true},  {"sink_mass", "probability", false},
-                                          {"mean_dist", "tokens", false},    {"waad", "tokens", false},
-                                          {"key_recv", "probability", false}};
-  return stats;
-}
-
 std::map<std::string, at::Tensor> run_item_stats(const ForwardResult& r) {
   if (r.attn.empty()) throw Error("run_item_stats: the forward pass recorded no attention statistics");
-  std::map<std::string, std::vector<at::Tensor>> per;
-  for (const AttnLayerStats& a : r.attn) {
-    per["entropy"].push_back(a.entropy), per["max_prob"].push_back(a.max_prob), per["argmax"].push_back(a.argmax);
-    per["sink_mass"].push_back(a.sink_mass), per["mean_dist"].push_back(a.mean_dist), per["waad"].push_back(a.waad);
-    if (a.key_recv.defined()) per["key_recv"].push_back(a.key_recv);
-  }
   std::map<std::string, at::Tensor> out;
-  for (auto& [name, layers] : per) out[name] = at::stack(layers, 0).permute({2, 0, 1}).contiguous();  // [L,H,T] -> [T,L,H]
+  for (int id = 0; id < kStatCount; ++id) {
+    if (!r.attn[0][id].defined()) continue;
+    std::vector<at::Tensor> layers;
+    for (const AttnLayerStats& a : r.attn) layers.push_back(a[id]);
+    out[head_stat(id).name] = at::stack(layers, 0).permute({2, 0, 1}).contiguous();  // [L, H, T] -> [T, L, H]
+  }
   return out;
 }
 
@@ -52,16 +43,15 @@ RecordSummary record_run(const Model& m, const std::string& model_path, const st
   // What to record: statistics and activations, each name checked.
   std::vector<std::string> stats;
   for (const std::string& s : o.stats) {
-    const auto& known = run_stats();
-    auto it = std::find_if(known.begin(), known.end(), [&](const RunStat& k) { return s == k.name; });
-    if (it == known.end()) {
+    const int id = head_stat_find(s.c_str());
+    if (id < 0) {
       std::string names;
-      for (auto& k : known) names += std::string(" ") + k.name;
+      for (int k = 0; k < kStatCount; ++k) names += std::string(" ") + head_stat(k).name;
       throw Error("unknown statistic '" + s + "' (known:" + names + ")");
     }
     if (std::find(stats.begin(), stats.end(), s) == stats.end()) {
       stats.push_back(s);
-      plan.arrays.push_back({"stats/" + s, it->is_int, {cfg.n_layers, cfg.n_heads}, it->units, "[token, layer, head]"});
+      plan.arrays.push_back({"stats/" + s, head_stat(id).is_int, {cfg.n_layers, cfg.n_heads}, head_stat(id).units, "[token, layer, head]"});
     }
   }
   if (stats.empty() && o.hooks.empty()) throw Error("nothing to record: no statistics and no hook activations chosen");

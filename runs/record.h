@@ -18,20 +18,14 @@
 
 namespace headscope {
 
-// The per-head statistics a run file can hold, in the order they are stored: name, units.
-struct RunStat {
-  const char* name;
-  const char* units;
-  bool is_int;
-};
-const std::vector<RunStat>& run_stats();
-// A forward pass's statistics in the run file's layout: name -> [T, L, H] (needs AttnRecord::stats).
+// A forward pass's statistics in the run file's layout: name -> [T, L, H] for every statistic of the table
+// (core/head_stats.h) it computed (needs AttnRecord::stats).
 std::map<std::string, at::Tensor> run_item_stats(const ForwardResult& r);
 
 struct RecordOptions {
   std::string output;                     // the run file
   RunOpen open = RunOpen::create;         // create, overwrite or resume
-  std::vector<std::string> stats;         // statistic names (run_stats()); empty with no hooks is an Error
+  std::vector<std::string> stats;         // statistic names (core/head_stats.h); none and no hooks is an Error
   std::vector<std::string> hooks;         // hook points whose activations are stored per token
   nlohmann::json spec = nlohmann::json::array();  // interventions applied while recording (hooks/interventions.h)
   std::string mean_data;                  // prompts for mean ablation, when the spec has a mean-ablation entry

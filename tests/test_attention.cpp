@@ -35,23 +35,22 @@ const Impl kCuda{"cuda", [](auto& sh, auto q, auto k, auto v, auto o, auto& st, 
 
 // All statistics requested, with buffers owned here.
 struct StatBufs {
-  at::Tensor max_prob, argmax, entropy, topk_idx, topk_prob, sink_mass, mean_dist, waad, key_recv, key_count;
+  at::Tensor query[kStatCount];  // every per-query float statistic of the table (core/head_stats.h)
+  at::Tensor argmax, topk_idx, topk_prob, key_recv, key_count;
   std::vector<int32_t> sinks, pattern_heads;
   at::Tensor pattern;
   AttnStats st;
   StatBufs(const AttnShape& sh, int topk, std::vector<int32_t> sink_pos, const uint8_t* qmask, int64_t lo, int64_t hi)
       : sinks(std::move(sink_pos)) {
     auto f = at::TensorOptions().dtype(at::kFloat), i = at::TensorOptions().dtype(at::kInt);
-    max_prob = at::full({sh.H, sh.T}, -7.f, f), argmax = at::full({sh.H, sh.T}, -7, i);
-    entropy = at::full({sh.H, sh.T}, -7.f, f), sink_mass = at::full({sh.H, sh.T}, -7.f, f);
-    mean_dist = at::full({sh.H, sh.T}, -7.f, f), waad = at::full({sh.H, sh.T}, -7.f, f);
+    for (int id = 0; id < kStatCount; ++id)
+      if (head_stat_is_row_sum(id)) query[id] = at::full({sh.H, sh.T}, -7.f, f), st.query[id] = query[id].data_ptr<float>();
+    argmax = at::full({sh.H, sh.T}, -7, i);
     topk_idx = at::full({sh.H, sh.T, topk}, -7, i), topk_prob = at::full({sh.H, sh.T, topk}, -7.f, f);
     key_recv = at::full({sh.H, sh.S}, -7.f, f), key_count = at::full({sh.S}, -7, i);
-    st.max_prob = max_prob.data_ptr<float>(), st.argmax = argmax.data_ptr<int32_t>();
-    st.entropy = entropy.data_ptr<float>(), st.topk = topk;
+    st.argmax = argmax.data_ptr<int32_t>(), st.topk = topk;
     st.topk_idx = topk_idx.data_ptr<int32_t>(), st.topk_prob = topk_prob.data_ptr<float>();
-    st.sink_pos = sinks.data(), st.n_sinks = static_cast<int>(sinks.size()), st.sink_mass = sink_mass.data_ptr<float>();
-    st.mean_dist = mean_dist.data_ptr<float>(), st.waad = waad.data_ptr<float>();
+    st.sink_pos = sinks.data(), st.n_sinks = static_cast<int>(sinks.size());
     st.key_recv = key_recv.data_ptr<float>(), st.key_count = key_count.data_ptr<int32_t>();
     st.recv_lo = lo, st.recv_hi = hi, st.query_mask = qmask;
   }
@@ -116,9 +115,12 @@ void check_case(const Case& cs, const Impl& impl, uint64_t seed, bool interventi
   INFO(impl.name << " T=" << cs.T << " S=" << cs.S << " H=" << cs.H << " H_kv=" << cs.H_kv << " d=" << cs.d
                  << " window=" << cs.window << " q_pos0=" << cs.q_pos0 << " bf16=" << cs.bf16 << " interventions=" << interventions);
   CHECK(rel_err(out, ref.out) <= 1e-5);
-  CHECK(rel_err(sb.max_prob, rs.max_prob) <= 1e-5);
+  for (int id = 0; id < kStatCount; ++id)
+    if (head_stat_is_row_sum(id)) {
+      INFO(head_stat(id).name);
+      CHECK(rel_err(sb.query[id], rs.query[id]) <= 1e-5);
+    }
   CHECK(at::equal(sb.argmax.to(at::kDouble), rs.argmax));
-  CHECK(rel_err(sb.entropy, rs.entropy) <= 1e-5);
   CHECK(rel_err(sb.topk_prob, rs.topk_prob) <= 1e-5);
   // Top-k order: identical, except where two keys' probabilities are equal to float precision (a near-tie that
   // fp32 and fp64 scores order differently); exact ties go to the lower index in both.
@@ -130,9 +132,6 @@ void check_case(const Case& cs, const Impl& impl, uint64_t seed, bool interventi
     INFO("top-k order differs at " << diff.sum().item<int64_t>() << " places; largest probability gap there " << worst);
     CHECK(worst <= 1e-6);
   }
-  CHECK(rel_err(sb.sink_mass, rs.sink_mass) <= 1e-5);
-  CHECK(rel_err(sb.mean_dist, rs.mean_dist) <= 1e-5);
-  CHECK(rel_err(sb.waad, rs.waad) <= 1e-5);
   CHECK(rel_err(sb.key_recv, rs.key_recv) <= 1e-5);
   CHECK(at::equal(sb.key_count.to(at::kDouble), rs.key_count));
   for (int i = 0; i < 2; ++i) {
@@ -187,12 +186,13 @@ TEST_CASE("hand-computed attention statistics", "[attention]") {
   AttnShape sh;
   sh.T = sh.S = 3, sh.H = sh.H_kv = 1, sh.d = 1, sh.scale = 1.f;
   float q[3] = {0, 0, 1}, k[3] = {0, 1, 0}, v[3] = {1, 2, 3}, out[3];
-  float maxp[3], ent[3], dist[3], sink[3], recv[3];
+  float maxp[3], ent[3], dist[3], sink[3], prev[3], recv[3];
   int32_t am[3], cnt[3];
   int32_t sink0 = 0;
   AttnStats st;
-  st.max_prob = maxp, st.argmax = am, st.entropy = ent, st.mean_dist = dist, st.sink_pos = &sink0, st.n_sinks = 1;
-  st.sink_mass = sink, st.key_recv = recv, st.key_count = cnt, st.recv_lo = 1;
+  st.query[kStatMaxProb] = maxp, st.argmax = am, st.query[kStatEntropy] = ent, st.query[kStatMeanDist] = dist;
+  st.sink_pos = &sink0, st.n_sinks = 1, st.query[kStatSinkMass] = sink, st.query[kStatPrevMass] = prev;
+  st.key_recv = recv, st.key_count = cnt, st.recv_lo = 1;
   attention_cpu(sh, q, k, v, out, st);
   const double e = std::exp(1.0), z = 2 + e;
   // Row 0 sees key 0 only; row 1 sees keys 0,1 with scores 0,0 (uniform); row 2 sees (0, 1, 0).
@@ -207,6 +207,10 @@ TEST_CASE("hand-computed attention statistics", "[attention]") {
   CHECK(ent[1] == Approx(std::log(2.0)));
   CHECK(dist[2] == Approx((2 * 1 + 1 * e + 0) / z));
   CHECK(sink[2] == Approx(1 / z));
+  // Mass on the previous token: none for row 0, A[1, 0] = 0.5, A[2, 1] = e / z.
+  CHECK(prev[0] == 0.f);
+  CHECK(prev[1] == Approx(0.5));
+  CHECK(prev[2] == Approx(e / z));
   // Key 0 receives from rows 1 and 2: 0.5 + 1/z; key 1 from row 2: e/z; key 2 from nobody later.
   CHECK(recv[0] == Approx(0.5 + 1 / z));
   CHECK(recv[1] == Approx(e / z));
@@ -236,7 +240,7 @@ TEST_CASE("no statistics requested: the same output as with all of them", "[atte
   at::Tensor a = at::empty({300, 4, 64}), b = at::empty({300, 4, 64}), ent = at::empty({4, 300});
   attention_cpu(sh, q.data_ptr<float>(), k.data_ptr<float>(), v.data_ptr<float>(), a.data_ptr<float>());
   AttnStats st;
-  st.entropy = ent.data_ptr<float>();
+  st.query[kStatEntropy] = ent.data_ptr<float>();
   attention_cpu(sh, q.data_ptr<float>(), k.data_ptr<float>(), v.data_ptr<float>(), b.data_ptr<float>(), st);
   CHECK(at::equal(a, b));
 }
@@ -265,11 +269,11 @@ TEST_CASE("T = 16384 with every statistic: no hidden T x T allocation", "[attent
   at::Tensor out = at::zeros({sh.T, 2, 64});
   std::vector<uint8_t> qmask(sh.T, 1);
   StatBufs sb(sh, 16, {0, 1, 2, 3}, qmask.data(), 10, 50);
-  for (auto* t : {&sb.max_prob, &sb.argmax, &sb.entropy, &sb.topk_idx, &sb.topk_prob, &sb.sink_mass, &sb.mean_dist,
-                  &sb.waad, &sb.key_recv, &sb.key_count})
-    t->zero_();  // touch every output page before measuring
-  // Bytes of the [H, T]-shaped statistics themselves: 6 per-query scalars, 2 x 16 top-k, per-key mass and count.
-  const double stats_bytes = static_cast<double>(sh.H * sh.T) * 4 * (6 + 2 * 16 + 1) + sh.S * 4;
+  for (auto* t : {&sb.argmax, &sb.topk_idx, &sb.topk_prob, &sb.key_recv, &sb.key_count}) t->zero_();
+  for (at::Tensor& t : sb.query)
+    if (t.defined()) t.zero_();  // touch every output page before measuring
+  // Bytes of the [H, T]-shaped statistics themselves: 7 per-query scalars, 2 x 16 top-k, per-key mass and count.
+  const double stats_bytes = static_cast<double>(sh.H * sh.T) * 4 * (7 + 2 * 16 + 1) + sh.S * 4;
   std::ofstream("/proc/self/clear_refs") << "5";  // reset VmHWM to the current RSS
   const int64_t before = rss_now_kib();
   attention_cpu(sh, q.data_ptr<float>(), k.data_ptr<float>(), v.data_ptr<float>(), out.data_ptr<float>(), sb.st);
@@ -282,7 +286,7 @@ TEST_CASE("T = 16384 with every statistic: no hidden T x T allocation", "[attent
                       << tt_map / 1048576 << " MiB");
   CHECK(growth < 8 * stats_bytes);
   // The statistics are real: row 16383's top-1 probability equals its max probability.
-  CHECK(sb.topk_prob[1][16383][0].item<float>() == sb.max_prob[1][16383].item<float>());
+  CHECK(sb.topk_prob[1][16383][0].item<float>() == sb.query[kStatMaxProb][1][16383].item<float>());
 }
 
 TEST_CASE("the forward pass records kernel statistics that agree with the materialised hook_pattern", "[attention][model]") {
@@ -303,10 +307,11 @@ TEST_CASE("the forward pass records kernel statistics that agree with the materi
     const AttnLayerStats& a = r.attn[l];
     at::Tensor p = pat.to(at::kDouble);
     at::Tensor ent = at::where(p > 0, -p * at::log(p), at::zeros_like(p)).sum(-1);
-    CHECK(rel_err(a.entropy[h], ent) <= 1e-5);
-    CHECK(rel_err(a.max_prob[h], std::get<0>(p.max(-1))) <= 1e-5);
-    CHECK(rel_err(a.sink_mass[h], p.select(1, 0)) <= 1e-5);
-    CHECK(rel_err(a.key_recv[h], p.sum(0) - p.diagonal()) <= 1e-5);  // from strictly later queries
+    CHECK(rel_err(a[kStatEntropy][h], ent) <= 1e-5);
+    CHECK(rel_err(a[kStatMaxProb][h], std::get<0>(p.max(-1))) <= 1e-5);
+    CHECK(rel_err(a[kStatSinkMass][h], p.select(1, 0)) <= 1e-5);
+    CHECK(rel_err(a[kStatPrevMass][h].slice(0, 1), p.diagonal(-1)) <= 1e-5);  // A[t, t-1]
+    CHECK(rel_err(a[kStatKeyRecv][h], p.sum(0) - p.diagonal()) <= 1e-5);  // from strictly later queries
     CHECK(rel_err(a.topk_prob[h].select(1, 0), std::get<0>(p.max(-1))) <= 1e-5);
   }
   CHECK_THROWS_AS(model->run(ids, AttnRecord{true, 0, {0}, 10, 1, -1, {{5, 0}}}), Error);  // no layer 5

@@ -159,12 +159,12 @@ TEST_CASE("in-kernel interventions: uniform attention and logit bias on chosen k
   CHECK((plain.patterns[0].second.to(at::kDouble) - uni.to(at::kDouble)).abs().max().item<double>() > 0.1);  // not uniform before
   for (int64_t t = 0; t < T; ++t) {
     // Uniform over the t + 1 visible keys: entropy log(t + 1), max probability 1 / (t + 1).
-    CHECK(r.attn[1].entropy[2][t].item<double>() == Approx(std::log(static_cast<double>(t + 1))).margin(1e-5));
-    CHECK(r.attn[1].max_prob[2][t].item<double>() == Approx(1.0 / (t + 1)).epsilon(1e-5));
-    if (t > 0) CHECK(r.attn[3].sink_mass[0][t].item<double>() < 1e-12);  // key 0 biased away
+    CHECK(r.attn[1][kStatEntropy][2][t].item<double>() == Approx(std::log(static_cast<double>(t + 1))).margin(1e-5));
+    CHECK(r.attn[1][kStatMaxProb][2][t].item<double>() == Approx(1.0 / (t + 1)).epsilon(1e-5));
+    if (t > 0) CHECK(r.attn[3][kStatSinkMass][0][t].item<double>() < 1e-12);  // key 0 biased away
   }
-  CHECK(plain.attn[3].sink_mass[0].slice(0, 1).max().item<double>() > 1e-3);  // it was attended before
-  CHECK(at::equal(r.attn[0].entropy, plain.attn[0].entropy));               // layers before are untouched
+  CHECK(plain.attn[3][kStatSinkMass][0].slice(0, 1).max().item<double>() > 1e-3);  // it was attended before
+  CHECK(at::equal(r.attn[0][kStatEntropy], plain.attn[0][kStatEntropy]));               // layers before are untouched
 }
 
 TEST_CASE("mean ablation replaces a head's output with its mean over a reference dataset", "[hooks][datasets]") {
@@ -256,7 +256,7 @@ TEST_CASE("ACT calibration of a head: the paper's formula on the materialised pa
       if (!(l == L && h == H))
         CHECK(at::equal(plain.get(Hooks::name(l, "attn.hook_z")).select(1, h), calibrated.get(Hooks::name(l, "attn.hook_z")).select(1, h)));
   // The kernel's statistics describe the calibrated attention: mass on S is beta times what it was.
-  at::Tensor ps_after = cs.attn[L].sink_mass[H].to(at::kDouble);
+  at::Tensor ps_after = cs.attn[L][kStatSinkMass][H].to(at::kDouble);
   at::Tensor ps_expect = at::where(P.squeeze(1) >= 1, P.squeeze(1), beta * P.squeeze(1));
   CHECK((ps_after - ps_expect).abs().max().item<double>() < 1e-5);
 }

@@ -64,7 +64,12 @@ TEST_CASE("WAAD and FAI of planted heads through Model::run (METRICS.md section 
   for (int l = 0; l < planted::kLayers; ++l) {
     INFO("layer " << l);
     const AttnLayerStats& a = r.attn[l];
-    check_planted_layer(a.waad, a.mean_dist, a.sink_mass, a.max_prob, a.key_recv, r.key_count, T, 10, 50);
+    check_planted_layer(a[kStatWaad], a[kStatMeanDist], a[kStatSinkMass], a[kStatMaxProb], a[kStatKeyRecv], r.key_count, T, 10, 50);
+    // prev_mass = A[t, t - 1]: 1 for the previous-token head, and for the first-token head only on row 1.
+    for (int64_t t = 0; t < T; ++t) {
+      CHECK(a[kStatPrevMass][planted::kPrevHead][t].item<float>() == (t == 0 ? 0.f : 1.f));
+      CHECK(a[kStatPrevMass][planted::kFirstHead][t].item<float>() == (t == 1 ? 1.f : 0.f));
+    }
   }
 }
 

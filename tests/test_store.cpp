@@ -149,9 +149,9 @@ TEST_CASE("record writes a run file that the C++ reader and h5py both read back 
   at::Tensor ent = reader.stat("entropy", 1), am = reader.stat("argmax", 1), kr = reader.stat("key_recv", 1);
   REQUIRE(ent.sizes() == at::IntArrayRef({static_cast<int64_t>(ids.size()), 5, 8}));
   for (int l = 0; l < 5; ++l) {
-    CHECK(at::equal(ent.select(1, l).t(), fr.attn[l].entropy));
-    CHECK(at::equal(am.select(1, l).t(), fr.attn[l].argmax));
-    CHECK(at::equal(kr.select(1, l).t(), fr.attn[l].key_recv));
+    CHECK(at::equal(ent.select(1, l).t(), fr.attn[l][kStatEntropy]));
+    CHECK(at::equal(am.select(1, l).t(), fr.attn[l][kStatArgmax]));
+    CHECK(at::equal(kr.select(1, l).t(), fr.attn[l][kStatKeyRecv]));
   }
   // h5py (Debian's python3-h5py; the product itself needs no Python).
   if (!have_h5py()) HS_SKIP("the h5py part: /usr/bin/python3 has no h5py (the README's setup command installs python3-h5py)");
@@ -221,7 +221,7 @@ TEST_CASE("record --stats/--hooks/--heads: chosen statistics, activations after 
   CHECK(reader.act("blocks.1.attn.hook_z", 1).select(1, 2).abs().max().item<float>() == 0.f);
   CHECK(at::equal(reader.act("blocks.4.hook_resid_post", 1), cache.get("blocks.4.hook_resid_post")));
   CHECK(at::equal(reader.act("unembed.hook_logits", 1), fr.logits));
-  for (int l = 0; l < 5; ++l) CHECK(at::equal(reader.stat("sink_mass", 1).select(1, l).t(), fr.attn[l].sink_mass));
+  for (int l = 0; l < 5; ++l) CHECK(at::equal(reader.stat("sink_mass", 1).select(1, l).t(), fr.attn[l][kStatSinkMass]));
   r = testutil::run_cli("record " + model_arg() + " --data " + (d / "p.txt") + " -o " + (d / "x.h5") + " --hooks blocks.9.hook_resid_post");
   CHECK(r.code == 1);
   CHECK(r.err.find("layers 0..4") != std::string::npos);

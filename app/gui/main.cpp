@@ -82,7 +82,7 @@ struct App {
   Settings settings;
   char prompt[1 << 16] = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park.";
   char path_buf[1024] = "";
-  HeadStat stat = HeadStat::Entropy;
+  int stat = kStatEntropy;  // a per-query statistic of the table (core/head_stats.h)
   int sel_layer = 0, sel_head = 0;
   int hover_token = -1, forced_hover = -1;
   float zoom = 1.f, pan_x = 0.f, pan_y = 0.f;
@@ -173,11 +173,16 @@ struct App {
 
   void draw_grid() {
     ImGui::Begin("Heads");
-    const char* stats[kHeadStatCount];
-    for (int i = 0; i < kHeadStatCount; ++i) stats[i] = head_stat_label(static_cast<HeadStat>(i));
-    int s = static_cast<int>(stat);
+    // The choices: every per-query statistic of the table.
+    const char* labels[kStatCount];
+    int ids[kStatCount], n = 0, cur = 0;
+    for (int id = 0; id < kStatCount; ++id)
+      if (head_stat_is_row_sum(id)) {
+        if (id == stat) cur = n;
+        labels[n] = head_stat(id).label, ids[n++] = id;
+      }
     ImGui::SetNextItemWidth(230);
-    if (ImGui::Combo("##statistic", &s, stats, kHeadStatCount)) stat = static_cast<HeadStat>(s);
+    if (ImGui::Combo("##statistic", &cur, labels, n)) stat = ids[cur];
     ImGui::SameLine();
     ImGui::SetNextItemWidth(110);
     const char* cmaps[] = {"viridis", "cividis"};
@@ -188,7 +193,7 @@ struct App {
       return;
     }
     const HeadSummary& hs = shown->summary;
-    const std::vector<float>& v = hs.values[static_cast<int>(stat)];
+    const std::vector<float>& v = hs.values[stat];
     const float lo = *std::min_element(v.begin(), v.end()), hi = *std::max_element(v.begin(), v.end());
     ImDrawList* dl = ImGui::GetWindowDrawList();
     ImVec2 avail = ImGui::GetContentRegionAvail();
@@ -229,11 +234,11 @@ struct App {
     ImGui::TextUnformatted("x: head, y: layer");
     if (hov_l >= 0) {
       ImGui::BeginTooltip();
-      ImGui::Text("head %d.%d\n%s = %.5g", hov_l, hov_h, head_stat_label(stat), hs.at(stat, hov_l, hov_h));
+      ImGui::Text("head %d.%d\n%s = %.5g", hov_l, hov_h, head_stat(stat).label, hs.at(stat, hov_l, hov_h));
       ImGui::EndTooltip();
       if (ImGui::IsMouseClicked(0)) select(hov_l, hov_h);
     }
-    grid = {o.x, o.y, cell, cell, hs.n_layers, hs.n_heads, lo, hi, head_stat_name(stat)};
+    grid = {o.x, o.y, cell, cell, hs.n_layers, hs.n_heads, lo, hi, head_stat(stat).name};
     ImGui::End();
   }
 
@@ -424,8 +429,8 @@ struct Script {
       if (std::sscanf(rest.c_str(), "%d.%d", &l, &h) == 2) app.select(l, h);
     } else if (cmd == "hover") app.forced_hover = std::atoi(rest.c_str());
     else if (cmd == "stat") {
-      HeadStat s;
-      if (head_stat_parse(rest, &s)) app.stat = s;
+      const int id = head_stat_find(rest.c_str());
+      if (id >= 0 && head_stat_is_row_sum(id)) app.stat = id;
       else std::fprintf(stderr, "script: unknown statistic '%s'\n", rest.c_str()), failed = true;
     } else if (cmd == "colormap") app.settings.colormap = rest == "cividis" ? 1 : 0;
     else if (cmd == "zoom") app.zoom = static_cast<float>(std::atof(rest.c_str()));

@@ -155,7 +155,7 @@ void Worker::do_record(const Job& job) {
   RecordOptions o;
   o.output = job.output;
   o.open = RunOpen::resume;  // an interrupted recording continues; a complete one is left as it is
-  for (const RunStat& s : run_stats()) o.stats.push_back(s.name);
+  for (int id = 0; id < kStatCount; ++id) o.stats.push_back(head_stat(id).name);
   o.command_line = "headscope-gui: record " + job.text;
   const RecordSummary r = record_run(*m, model_path(), load_prompts(job.text), o, [this](const RecordProgress& p) {
     progress_ = p.total ? static_cast<float>(p.committed) / static_cast<float>(p.total) : 1.f;

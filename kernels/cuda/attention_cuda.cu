@@ -106,12 +106,9 @@ __global__ void attn_forward(DevArgs a) {
   if (!kStats) return;
   const int64_t hi = h * sh.T + t;
   const AttnStats& st = a.st;
-  if (st.max_prob) st.max_prob[hi] = res.max_prob;
+  for (int id = 0; id < kStatCount; ++id)
+    if (st.query[id]) st.query[id][hi] = res.value[id];
   if (st.argmax) st.argmax[hi] = r.argmax;
-  if (st.entropy) st.entropy[hi] = res.entropy;
-  if (st.sink_mass) st.sink_mass[hi] = res.sink_mass;
-  if (st.mean_dist) st.mean_dist[hi] = res.mean_dist;
-  if (st.waad) st.waad[hi] = res.waad;
   if (a.lse) a.lse[hi] = r.l > 0.f ? res.lse : INFINITY;
   if (a.row_m) a.row_m[hi] = r.m, a.row_inv_l[hi] = res.inv_l;
   for (int j = 0; j < st.topk; ++j) {
@@ -216,7 +213,7 @@ bool attention_cuda(const AttnShape& sh, const float* q, const float* k, const f
   DevArgs a{sh, sh.scale > 0.f ? sh.scale : 1.f / sqrtf(static_cast<float>(sh.d)), q, k, v, out, st, iv, nullptr, nullptr,
             nullptr, nullptr};
   std::vector<uint8_t> is_sink;
-  if (st.n_sinks > 0 && st.sink_mass) {
+  if (st.n_sinks > 0 && st.query[kStatSinkMass]) {
     is_sink.assign(static_cast<size_t>(sh.S + kTile), 0);
     for (int i = 0; i < st.n_sinks; ++i) is_sink[st.sink_pos[i]] = 1;
     a.is_sink = buf.upload(is_sink.data(), is_sink.size());
@@ -262,8 +259,8 @@ bool attention_cuda_from_host(const AttnShape& sh, const float* q, const float* 
   float* dout = buf.alloc<float>(nq);
   auto out_f = [&](float* p, size_t n) { return p ? buf.alloc<float>(n) : nullptr; };
   auto out_i = [&](int32_t* p, size_t n) { return p ? buf.alloc<int32_t>(n) : nullptr; };
-  ds.max_prob = out_f(st.max_prob, ht), ds.entropy = out_f(st.entropy, ht), ds.sink_mass = out_f(st.sink_mass, ht);
-  ds.mean_dist = out_f(st.mean_dist, ht), ds.waad = out_f(st.waad, ht), ds.key_recv = out_f(st.key_recv, hs);
+  for (int id = 0; id < kStatCount; ++id) ds.query[id] = out_f(st.query[id], ht);
+  ds.key_recv = out_f(st.key_recv, hs);
   ds.argmax = out_i(st.argmax, ht), ds.topk_idx = out_i(st.topk_idx, ht * st.topk);
   ds.topk_prob = out_f(st.topk_prob, ht * st.topk);
   ds.key_count = nullptr;  // computed on the host below
@@ -283,8 +280,8 @@ bool attention_cuda_from_host(const AttnShape& sh, const float* q, const float* 
     if (host && dev) cudaMemcpy(host, dev, bytes, cudaMemcpyDeviceToHost);
   };
   back(out, dout, nq * 4);
-  back(st.max_prob, ds.max_prob, ht * 4), back(st.entropy, ds.entropy, ht * 4), back(st.sink_mass, ds.sink_mass, ht * 4);
-  back(st.mean_dist, ds.mean_dist, ht * 4), back(st.waad, ds.waad, ht * 4), back(st.key_recv, ds.key_recv, hs * 4);
+  for (int id = 0; id < kStatCount; ++id) back(st.query[id], ds.query[id], ht * 4);
+  back(st.key_recv, ds.key_recv, hs * 4);
   back(st.argmax, ds.argmax, ht * 4), back(st.topk_idx, ds.topk_idx, ht * st.topk * 4);
   back(st.topk_prob, ds.topk_prob, ht * st.topk * 4);
   back(npat ? st.pattern : nullptr, ds.pattern, npat * 4);
