@@ -1,6 +1,7 @@
-// The generic decoder: one forward pass for every supported family, configured by ModelConfig.
-// Weights are held as fp32 LibTorch tensors in the layout HF transformers uses (GGUF's permuted Llama q/k
-// rows are restored at load), so hook tensors line up with TransformerLens/HF conventions.
+// The generic decoder: one forward pass for every supported family, configured by ModelConfig, over the weights of
+// model/weights.h (HF layout, so hook tensors line up with TransformerLens/HF conventions); what it records from the
+// attention kernel (AttnRecord -> ForwardResult). Weight loading: weights.h; RoPE: rope.h; the kernel adapter:
+// attention_adapter.h.
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -9,37 +10,9 @@
 
 #include "core/head_stats.h"
 #include "model/config.h"
+#include "model/weights.h"
 
 namespace headscope {
-
-class Checkpoint;
-
-struct LayerWeights {
-  at::Tensor ln1_w, ln1_b, ln2_w, ln2_b;
-  at::Tensor w_qkv, b_qkv;       // [(H + 2*H_kv) * d_head, d_model]: q rows, then k, then v
-  at::Tensor w_o, b_o;           // [d_model, H * d_head]
-  at::Tensor q_norm, k_norm;     // [d_head] (Qwen3)
-  at::Tensor w_in, b_in;         // gated: [2*d_ff, d_model] (gate rows, then up); plain: [d_ff, d_model]
-  at::Tensor w_out, b_out;       // [d_model, d_ff]
-};
-
-struct Weights {
-  at::Tensor embed;              // [vocab, d_model]
-  at::Tensor pos_embed;          // [context, d_model] (GPT-2)
-  at::Tensor final_w, final_b;   // final norm
-  at::Tensor unembed, unembed_b; // [vocab, d_model] (the embedding itself when tied)
-  at::Tensor rope_freq_factors;  // [rotary_dim/2] divisors from GGUF rope_freqs.weight, or undefined
-  std::vector<LayerWeights> layers;
-};
-
-// Reads, dequantises and checks every weight against the config; throws Error naming the tensor.
-Weights load_weights(const Checkpoint& ck, const ModelConfig& cfg);
-
-// Rotary inverse frequencies [rotary_dim/2] (float32) and the cos/sin multiplier, for a sequence of length T.
-struct RopeTables {
-  at::Tensor cos, sin;  // [T, rotary_dim/2]
-};
-RopeTables rope_tables(const ModelConfig& cfg, const at::Tensor& freq_factors, int64_t T);
 
 // What a forward pass records from the instrumented attention kernel (kernels/attention.h).
 struct AttnRecord {

@@ -1,6 +1,6 @@
 // Malformed checkpoints must give one clear error (headscope::Error), never a crash, hang or huge allocation:
 // truncated files, header lengths past the end, unknown dtypes, shape mismatches, missing tensors, wrong magic,
-// huge declared counts, pickle files, unknown architectures. The CLI turns each into one line and exit code 1.
+// huge declared counts, pickle files, unknown architectures, tensors the configuration does not use. The CLI turns each into one line and exit code 1.
 #include "testing.h"
 #include <cstring>
 #include <filesystem>
@@ -155,6 +155,18 @@ TEST_CASE("config and weights that disagree are reported by tensor name", "[malf
     cfg["num_hidden_layers"] = 3;
     write_file(d / "config.json", cfg.dump());
     CHECK(load_error(d.path.string()).find("missing tensor 'model.layers.2.") != std::string::npos);
+  }
+  SECTION("tensors the configuration does not use") {
+    cfg["num_hidden_layers"] = 1;  // the file holds two layers
+    write_file(d / "config.json", cfg.dump());
+    std::string msg = load_error(d.path.string());
+    INFO(msg);
+    CHECK(msg.find("tensor(s) not part of the llama architecture as configured: model.layers.1.") != std::string::npos);
+  }
+  SECTION("a bias the configuration does not have") {
+    cfg["attention_bias"] = true;  // asks for q/k/v/o biases the file lacks
+    write_file(d / "config.json", cfg.dump());
+    CHECK(load_error(d.path.string()).find("missing tensor 'model.layers.0.self_attn.q_proj.bias'") != std::string::npos);
   }
   SECTION("shape mismatch") {
     cfg["intermediate_size"] = 65;

@@ -1,0 +1,96 @@
+// The forward pass's attention adapter (see attention_adapter.h).
+#include "model/attention_adapter.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "kernels/attention.h"
+#include "kernels/attention_act.h"
+
+namespace headscope {
+
+at::Tensor attend(const ModelConfig& c, int64_t layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                  const AttnRecord* rec, ForwardResult& res, const KernelEdits* edits) {
+  const int64_t T = q.size(0), H = c.n_heads;
+  AttnInterventions iv;
+  std::vector<uint8_t> uniform;
+  std::vector<float> bias;
+  if (edits) {
+    if (!edits->uniform_heads.empty()) {
+      uniform.assign(H, 0);
+      for (int h : edits->uniform_heads) uniform[h] = 1;
+      iv.uniform = uniform.data();
+    }
+    if (!edits->bias.empty()) {
+      bias.assign(static_cast<size_t>(H * T), 0.f);
+      for (auto& [h, key, b] : edits->bias) {
+        const int64_t s = key < 0 ? key + T : key;
+        if (s >= 0 && s < T) bias[h * T + s] += b;
+      }
+      iv.logit_bias = bias.data();
+    }
+  }
+  at::Tensor qc = q.contiguous(), kc = k.contiguous(), vc = v.contiguous();
+  AttnShape sh;
+  sh.T = sh.S = T, sh.H = H, sh.H_kv = c.n_kv_heads, sh.d = c.d_head, sh.window = c.sliding_window;
+  std::vector<float> row_bias;
+  std::vector<uint8_t> row_keys;
+  if (edits && !edits->act.empty()) {
+    row_bias.assign(static_cast<size_t>(H * T), 0.f), row_keys.assign(static_cast<size_t>(H * T), 0);
+    for (auto& [h, tau, beta] : edits->act) {
+      ActCalibration a = act_calibration(sh, qc.data_ptr<float>(), kc.data_ptr<float>(), vc.data_ptr<float>(), h, tau, beta, iv);
+      std::copy(a.row_bias.begin(), a.row_bias.end(), row_bias.begin() + h * T);
+      std::copy(a.key_mask.begin(), a.key_mask.end(), row_keys.begin() + h * T);
+    }
+    iv.row_bias = row_bias.data(), iv.row_bias_keys = row_keys.data();
+  }
+  at::Tensor out = at::empty({T, H, c.d_head}, q.options());
+  AttnStats st;
+  std::vector<int32_t> sinks;
+  at::Tensor* key_count = &res.key_count;
+  if (rec && rec->stats) {
+    AttnLayerStats& o = res.attn[layer];
+    auto f = at::TensorOptions().dtype(at::kFloat), i32 = at::TensorOptions().dtype(at::kInt);
+    // Every statistic of the table (core/head_stats.h), each [H, T].
+    for (int id = 0; id < kStatCount; ++id) {
+      if (id == kStatKeyRecv && !rec->key_recv) continue;
+      o.stat[id] = at::empty({H, T}, head_stat(id).is_int ? i32 : f);
+      if (head_stat_is_row_sum(id)) st.query[id] = o.stat[id].data_ptr<float>();
+    }
+    st.argmax = o.stat[kStatArgmax].data_ptr<int32_t>();
+    st.waad_window = rec->waad_window;
+    if (rec->key_recv) st.key_recv = o.stat[kStatKeyRecv].data_ptr<float>(), st.recv_lo = rec->recv_lo, st.recv_hi = rec->recv_hi;
+    for (int32_t s : rec->sinks)
+      if (s >= 0 && s < T) sinks.push_back(s);
+    st.sink_pos = sinks.data(), st.n_sinks = static_cast<int>(sinks.size());
+    if (rec->topk > 0) {
+      st.topk = rec->topk;
+      o.topk_idx = at::empty({H, T, rec->topk}, i32), o.topk_prob = at::empty({H, T, rec->topk}, f);
+      st.topk_idx = o.topk_idx.data_ptr<int32_t>(), st.topk_prob = o.topk_prob.data_ptr<float>();
+    }
+    if (key_count && !key_count->defined()) {
+      *key_count = at::empty({T}, i32);
+      st.key_count = key_count->data_ptr<int32_t>();
+    }
+  }
+  // hook_pattern: the probabilities this very kernel call uses, for the requested heads of this layer and window.
+  std::vector<int32_t> pattern_heads;
+  if (rec)
+    for (auto& [l, head] : rec->pattern_heads)
+      if (l == layer) pattern_heads.push_back(head);
+  at::Tensor patterns;
+  if (!pattern_heads.empty()) {
+    const int64_t q1 = rec->q_hi < 0 ? T : std::min<int64_t>(rec->q_hi, T), q0 = std::clamp<int64_t>(rec->q_lo, 0, q1);
+    const int64_t k1 = rec->k_hi < 0 ? q1 : std::min<int64_t>(rec->k_hi, q1), k0 = std::clamp<int64_t>(rec->k_lo, 0, k1);
+    patterns = at::empty({static_cast<int64_t>(pattern_heads.size()), q1 - q0, k1 - k0}, at::TensorOptions().dtype(at::kFloat));
+    st.pattern_heads = pattern_heads.data(), st.n_pattern = static_cast<int>(pattern_heads.size());
+    st.pattern_q0 = q0, st.pattern_q1 = q1, st.pattern_k0 = k0, st.pattern_k1 = k1, st.pattern = patterns.data_ptr<float>();
+  }
+  attention_cpu(sh, qc.data_ptr<float>(), kc.data_ptr<float>(), vc.data_ptr<float>(), out.data_ptr<float>(), st, iv);
+  for (size_t i = 0; i < pattern_heads.size(); ++i) res.patterns.push_back({{static_cast<int>(layer), pattern_heads[i]}, patterns[i]});
+  return out.view({T, H * c.d_head});
+}
+
+}  // namespace headscope
