@@ -1,0 +1,20 @@
+# Tests tools/check_layers.cmake itself: it passes on the repository, and it fails on a tree where store/ includes a
+# model/ header (a wrong-way include) while the same include from runs/ is accepted.
+# Usage: cmake -DROOT=<repository root> -DWORK=<scratch dir> -P check_layers_test.cmake
+execute_process(COMMAND ${CMAKE_COMMAND} -DROOT=${ROOT} -P ${ROOT}/tools/check_layers.cmake RESULT_VARIABLE rc ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "the repository itself fails the layer check:\n${err}")
+endif()
+file(REMOVE_RECURSE ${WORK})
+file(WRITE ${WORK}/runs/ok.cpp "#include \"model/model.h\"\n#include \"store/run_file.h\"\n")
+execute_process(COMMAND ${CMAKE_COMMAND} -DROOT=${WORK} -P ${ROOT}/tools/check_layers.cmake RESULT_VARIABLE rc ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "an allowed include (runs/ -> model/, store/) was refused:\n${err}")
+endif()
+file(WRITE ${WORK}/store/bad.cpp "#include <vector>\n#include \"model/transformer.h\"\n")
+execute_process(COMMAND ${CMAKE_COMMAND} -DROOT=${WORK} -P ${ROOT}/tools/check_layers.cmake RESULT_VARIABLE rc ERROR_VARIABLE err)
+if(rc EQUAL 0 OR NOT err MATCHES "store/bad.cpp: #include \"model/transformer.h\"")
+  message(FATAL_ERROR "a wrong-way include (store/ -> model/) was not refused (rc ${rc}):\n${err}")
+endif()
+file(REMOVE_RECURSE ${WORK})
+message(STATUS "layer check: accepts the repository and runs/ -> model/, refuses store/ -> model/")
