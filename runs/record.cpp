@@ -14,11 +14,12 @@
 
 namespace headscope {
 
-std::map<std::string, at::Tensor> run_item_stats(const ForwardResult& r) {
+std::map<std::string, at::Tensor> run_item_stats(const ForwardResult& r, const std::vector<std::string>& only) {
   if (r.attn.empty()) throw Error("run_item_stats: the forward pass recorded no attention statistics");
   std::map<std::string, at::Tensor> out;
   for (int id = 0; id < kStatCount; ++id) {
     if (!r.attn[0][id].defined()) continue;
+    if (!only.empty() && std::find(only.begin(), only.end(), head_stat(id).name) == only.end()) continue;
     std::vector<at::Tensor> layers;
     for (const AttnLayerStats& a : r.attn) layers.push_back(a[id]);
     out[head_stat(id).name] = at::stack(layers, 0).permute({2, 0, 1}).contiguous();  // [L, H, T] -> [T, L, H]
@@ -98,8 +99,7 @@ RecordSummary record_run(const Model& m, const std::string& model_path, const st
     ForwardResult r = m.run(ids, rec, !all_positions, hooks.empty() ? nullptr : &hooks);
     std::map<std::string, at::Tensor> arrays;
     if (rec.stats)
-      for (auto& [name, t] : run_item_stats(r))
-        if (std::find(stats.begin(), stats.end(), name) != stats.end()) arrays["stats/" + name] = t;
+      for (auto& [name, t] : run_item_stats(r, stats)) arrays["stats/" + name] = t;
     for (const std::string& h : o.hooks) {
       auto it = acts.values.find(h);
       if (it == acts.values.end())

@@ -19,8 +19,8 @@
 namespace headscope {
 
 // A forward pass's statistics in the run file's layout: name -> [T, L, H] for every statistic of the table
-// (core/head_stats.h) it computed (needs AttnRecord::stats).
-std::map<std::string, at::Tensor> run_item_stats(const ForwardResult& r);
+// (core/head_stats.h) it computed (needs AttnRecord::stats), or only those named in `only` when it is not empty.
+std::map<std::string, at::Tensor> run_item_stats(const ForwardResult& r, const std::vector<std::string>& only = {});
 
 struct RecordOptions {
   std::string output;                     // the run file
