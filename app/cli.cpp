@@ -295,10 +295,9 @@ json intervention_spec(const std::string& spec_path, const std::string& heads, c
 }
 
 // Mean ablation's reference prompts come from --mean-data.
-HeadMeans spec_means(const json& spec, const Model& m, const std::string& mean_data) {
+void require_mean_data(const json& spec, const std::string& mean_data) {
   if (spec_needs_means(spec) && mean_data.empty())
     throw Error("mean ablation needs --mean-data FILE (prompts, one per line, or JSONL with \"text\")");
-  return means_for_spec(spec, m, mean_data);
 }
 
 int cmd_ablate(const std::string& path, const std::string& prompt, const std::string& ids_arg, bool no_bos,
@@ -308,7 +307,8 @@ int cmd_ablate(const std::string& path, const std::string& prompt, const std::st
   const ModelConfig& cfg = m->config();
   auto ids = prompt_ids(*m, prompt, ids_arg, no_bos);
   const json spec = intervention_spec(spec_path, heads, mode, cfg, false);
-  const HeadMeans means = spec_means(spec, *m, mean_data);
+  require_mean_data(spec, mean_data);
+  const HeadMeans means = means_for_spec(spec, *m, mean_data);
   const InterventionEffect e = intervention_effect(*m, ids, spec, means, targets, top_k);
   json tj = json::array();
   for (const TargetLogit& t : e.targets)
@@ -379,8 +379,7 @@ int cmd_record(const std::string& path, const RecordFlags& f, const std::string&
   if (o.stats.empty() && f.hooks.empty()) throw Error("nothing to record: --stats none and no --hooks");
   o.hooks = f.hooks;
   o.spec = intervention_spec(f.spec_path, f.heads, f.mode, m->config(), true);
-  if (spec_needs_means(o.spec) && f.mean_data.empty())
-    throw Error("mean ablation needs --mean-data FILE (prompts, one per line, or JSONL with \"text\")");
+  require_mean_data(o.spec, f.mean_data);
   o.mean_data = f.mean_data;
   o.items_per_part = f.part_items;
   o.command_line = command_line;
