@@ -37,11 +37,13 @@ namespace {
 struct Common {
   bool json = false;
   int threads = 0;
+  std::string device = "cpu";
 };
 
 void add_common(CLI::App* cmd, Common& c) {
   cmd->add_flag("--json", c.json, "Print one JSON document on stdout");
-  cmd->add_option("--threads", c.threads, "Compute threads (default: all cores)");
+  cmd->add_option("--threads", c.threads, "Compute threads (default: $HEADSCOPE_THREADS, else all cores)");
+  cmd->add_option("--device", c.device, "Where the model computes: cpu, cuda or cuda:N")->capture_default_str();
 }
 
 json to_json(const std::vector<TokenScore>& top) {
@@ -79,7 +81,7 @@ std::vector<int32_t> prompt_ids(const Model& m, const std::string& prompt, const
 }
 
 int cmd_info(const std::string& path, const Common& c) {
-  auto m = Model::load(path);
+  auto m = Model::load(path, parse_device(c.device));
   const ModelConfig& cfg = m->config();
   DeviceInfo dev = query_devices();
   json j = cfg.to_json();
@@ -117,7 +119,7 @@ int cmd_info(const std::string& path, const Common& c) {
 }
 
 int cmd_tokenize(const std::string& path, const std::string& text, bool no_bos, const Common& c) {
-  auto m = Model::load(path);
+  auto m = Model::load(path, parse_device(c.device));
   auto ids = m->tokenizer().encode(text, !no_bos);
   if (c.json) {
     json texts = json::array();
@@ -131,7 +133,7 @@ int cmd_tokenize(const std::string& path, const std::string& text, bool no_bos, 
 
 int cmd_predict(const std::string& path, const std::string& prompt, const std::string& ids_arg, bool no_bos, int top_k,
                 bool all_positions, const Common& c) {
-  auto m = Model::load(path);
+  auto m = Model::load(path, parse_device(c.device));
   auto ids = prompt_ids(*m, prompt, ids_arg, no_bos);
   at::Tensor logits = m->forward(ids, /*last_only=*/!all_positions);
   const int64_t T = static_cast<int64_t>(ids.size()), first = T - logits.size(0);
@@ -150,7 +152,7 @@ int cmd_predict(const std::string& path, const std::string& prompt, const std::s
 
 int cmd_generate(const std::string& path, const std::string& prompt, const std::string& ids_arg, bool no_bos, int n,
                  const Common& c) {
-  auto m = Model::load(path);
+  auto m = Model::load(path, parse_device(c.device));
   auto ids = prompt_ids(*m, prompt, ids_arg, no_bos);
   if (n < 0) throw Error("-n must be >= 0");
   if (m->config().learned_positions && ids.size() + n > static_cast<size_t>(m->config().context))
@@ -172,7 +174,7 @@ int cmd_bench(const std::string& path, const std::vector<int>& lengths, int repe
               const Common& c) {
   if (logits_mode != "last" && logits_mode != "all") throw Error("--logits must be 'last' or 'all'");
   const bool last_only = logits_mode == "last";
-  auto m = Model::load(path);
+  auto m = Model::load(path, parse_device(c.device));
   json results = json::array();
   std::mt19937 rng(0);
   for (int T : lengths) {
@@ -197,7 +199,7 @@ int cmd_bench(const std::string& path, const std::vector<int>& lengths, int repe
 
 int cmd_attn(const std::string& path, const std::string& prompt, const std::string& ids_arg, int random_tokens, int seed,
              bool no_bos, const std::string& head, int top, bool stats, const Common& c) {
-  auto m = Model::load(path);
+  auto m = Model::load(path, parse_device(c.device));
   const ModelConfig& cfg = m->config();
   std::vector<int32_t> ids;
   if (random_tokens > 0) {
@@ -303,7 +305,7 @@ void require_mean_data(const json& spec, const std::string& mean_data) {
 int cmd_ablate(const std::string& path, const std::string& prompt, const std::string& ids_arg, bool no_bos,
                const std::string& spec_path, const std::string& heads, const std::string& mode,
                const std::string& mean_data, const std::vector<std::string>& targets, int top_k, const Common& c) {
-  auto m = Model::load(path);
+  auto m = Model::load(path, parse_device(c.device));
   const ModelConfig& cfg = m->config();
   auto ids = prompt_ids(*m, prompt, ids_arg, no_bos);
   const json spec = intervention_spec(spec_path, heads, mode, cfg, false);
@@ -362,7 +364,7 @@ void print_progress(const RecordProgress& p, bool tty, const std::string& output
 
 int cmd_record(const std::string& path, const RecordFlags& f, const std::string& command_line, const Common& c) {
   if (f.force && f.resume) throw Error("--force and --resume exclude each other");
-  auto m = Model::load(path);
+  auto m = Model::load(path, parse_device(c.device));
   RecordOptions o;
   o.output = f.output;
   o.open = f.force ? RunOpen::overwrite : f.resume ? RunOpen::resume : RunOpen::create;

@@ -1,6 +1,10 @@
 // Device discovery (see device.h).
 #include "kernels/device.h"
 
+#include <ATen/Context.h>
+
+#include "core/error.h"
+
 #ifdef HEADSCOPE_WITH_CUDA
 #include "kernels/cuda/device_query.h"
 #endif
@@ -23,6 +27,30 @@ DeviceInfo query_devices() {
   info.cuda_status = "built without CUDA (configure with -DHEADSCOPE_CUDA=ON and nvcc on PATH)";
 #endif
   return info;
+}
+
+ComputeDevice parse_device(const std::string& s) {
+  ComputeDevice d;
+  if (s == "cpu") return d;
+  d.cuda = true;
+  if (s == "cuda") return d;
+  if (s.rfind("cuda:", 0) == 0 && s.size() > 5 && s.find_first_not_of("0123456789", 5) == std::string::npos && s.size() < 10) {
+    d.index = std::stoi(s.substr(5));
+    return d;
+  }
+  throw Error("unknown device '" + s + "' (known: cpu, cuda, cuda:N)");
+}
+
+std::string device_unavailable(const ComputeDevice& d) {
+  if (!d.cuda) return "";
+  const DeviceInfo info = query_devices();
+  if (!info.cuda_built) return "this headscope was " + info.cuda_status;
+  if (d.index >= static_cast<int>(info.cuda_devices.size()))
+    return info.cuda_devices.empty() ? info.cuda_status
+                                     : "there are " + std::to_string(info.cuda_devices.size()) + " CUDA devices (cuda:0.." +
+                                           std::to_string(info.cuda_devices.size() - 1) + ")";
+  if (!at::hasCUDA()) return "the LibTorch this headscope was built against has no CUDA support (build against a CUDA LibTorch, e.g. PyTorch's)";
+  return "";
 }
 
 }  // namespace headscope

@@ -14,4 +14,15 @@ struct DeviceInfo {
 
 DeviceInfo query_devices();
 
+// Where a model computes: the CPU, or CUDA device `index`.
+struct ComputeDevice {
+  bool cuda = false;
+  int index = 0;
+  std::string name() const { return cuda ? "cuda:" + std::to_string(index) : "cpu"; }
+};
+// "cpu", "cuda" (= cuda:0) or "cuda:N"; Error otherwise.
+ComputeDevice parse_device(const std::string& s);
+// "" when this build can compute on `d` on this machine; otherwise why not, in one sentence.
+std::string device_unavailable(const ComputeDevice& d);
+
 }  // namespace headscope

@@ -33,14 +33,20 @@ at::Tensor attend(const ModelConfig& c, int64_t layer, const at::Tensor& q, cons
     }
   }
   at::Tensor qc = q.contiguous(), kc = k.contiguous(), vc = v.contiguous();
+  // On a CUDA device the kernel reads device memory: the same buffers are allocated there, the host-side
+  // interventions are copied over, and every recorded statistic and pattern comes back to the CPU at the end.
+  const bool on_gpu = q.is_cuda();
+  const at::TensorOptions f = at::TensorOptions().dtype(at::kFloat).device(q.device());
+  const at::TensorOptions i32 = at::TensorOptions().dtype(at::kInt).device(q.device());
   AttnShape sh;
   sh.T = sh.S = T, sh.H = H, sh.H_kv = c.n_kv_heads, sh.d = c.d_head, sh.window = c.sliding_window;
   std::vector<float> row_bias;
   std::vector<uint8_t> row_keys;
   if (edits && !edits->act.empty()) {
     row_bias.assign(static_cast<size_t>(H * T), 0.f), row_keys.assign(static_cast<size_t>(H * T), 0);
+    const at::Tensor qh = qc.cpu(), kh = kc.cpu(), vh = vc.cpu();  // the calibration's two passes run on the host
     for (auto& [h, tau, beta] : edits->act) {
-      ActCalibration a = act_calibration(sh, qc.data_ptr<float>(), kc.data_ptr<float>(), vc.data_ptr<float>(), h, tau, beta, iv);
+      ActCalibration a = act_calibration(sh, qh.data_ptr<float>(), kh.data_ptr<float>(), vh.data_ptr<float>(), h, tau, beta, iv);
       std::copy(a.row_bias.begin(), a.row_bias.end(), row_bias.begin() + h * T);
       std::copy(a.key_mask.begin(), a.key_mask.end(), row_keys.begin() + h * T);
     }
@@ -52,7 +58,6 @@ at::Tensor attend(const ModelConfig& c, int64_t layer, const at::Tensor& q, cons
   at::Tensor* key_count = &res.key_count;
   if (rec && rec->stats) {
     AttnLayerStats& o = res.attn[layer];
-    auto f = at::TensorOptions().dtype(at::kFloat), i32 = at::TensorOptions().dtype(at::kInt);
     // Every statistic of the table (core/head_stats.h), each [H, T].
     for (int id = 0; id < kStatCount; ++id) {
       if (id == kStatKeyRecv && !rec->key_recv) continue;
@@ -71,7 +76,7 @@ at::Tensor attend(const ModelConfig& c, int64_t layer, const at::Tensor& q, cons
       st.topk_idx = o.topk_idx.data_ptr<int32_t>(), st.topk_prob = o.topk_prob.data_ptr<float>();
     }
     if (key_count && !key_count->defined()) {
-      *key_count = at::empty({T}, i32);
+      *key_count = at::empty({T}, at::kInt);  // host memory: an O(T) count
       st.key_count = key_count->data_ptr<int32_t>();
     }
   }
@@ -84,11 +89,44 @@ at::Tensor attend(const ModelConfig& c, int64_t layer, const at::Tensor& q, cons
   if (!pattern_heads.empty()) {
     const int64_t q1 = rec->q_hi < 0 ? T : std::min<int64_t>(rec->q_hi, T), q0 = std::clamp<int64_t>(rec->q_lo, 0, q1);
     const int64_t k1 = rec->k_hi < 0 ? q1 : std::min<int64_t>(rec->k_hi, q1), k0 = std::clamp<int64_t>(rec->k_lo, 0, k1);
-    patterns = at::empty({static_cast<int64_t>(pattern_heads.size()), q1 - q0, k1 - k0}, at::TensorOptions().dtype(at::kFloat));
+    patterns = at::empty({static_cast<int64_t>(pattern_heads.size()), q1 - q0, k1 - k0}, f);
     st.pattern_heads = pattern_heads.data(), st.n_pattern = static_cast<int>(pattern_heads.size());
     st.pattern_q0 = q0, st.pattern_q1 = q1, st.pattern_k0 = k0, st.pattern_k1 = k1, st.pattern = patterns.data_ptr<float>();
   }
-  attention_cpu(sh, qc.data_ptr<float>(), kc.data_ptr<float>(), vc.data_ptr<float>(), out.data_ptr<float>(), st, iv);
+  if (!on_gpu) {
+    attention_cpu(sh, qc.data_ptr<float>(), kc.data_ptr<float>(), vc.data_ptr<float>(), out.data_ptr<float>(), st, iv);
+  } else {
+    auto up = [&](const auto& v, at::ScalarType t) {
+      return at::from_blob(const_cast<void*>(static_cast<const void*>(v.data())), {static_cast<int64_t>(v.size())}, t).to(q.device());
+    };
+    at::Tensor d_uniform, d_bias, d_row_bias, d_row_keys, d_pattern_heads;
+    AttnInterventions div;
+    if (iv.uniform) d_uniform = up(uniform, at::kByte), div.uniform = d_uniform.data_ptr<uint8_t>();
+    if (iv.logit_bias) d_bias = up(bias, at::kFloat), div.logit_bias = d_bias.data_ptr<float>();
+    if (iv.row_bias) {
+      d_row_bias = up(row_bias, at::kFloat), d_row_keys = up(row_keys, at::kByte);
+      div.row_bias = d_row_bias.data_ptr<float>(), div.row_bias_keys = d_row_keys.data_ptr<uint8_t>();
+    }
+    AttnStats dst = st;
+    dst.key_count = nullptr;  // counted on the host below
+    if (!pattern_heads.empty()) d_pattern_heads = up(pattern_heads, at::kInt), dst.pattern_heads = d_pattern_heads.data_ptr<int32_t>();
+    char err[512];
+    if (!attention_cuda(sh, qc.data_ptr<float>(), kc.data_ptr<float>(), vc.data_ptr<float>(), out.data_ptr<float>(), dst, div, err,
+                        sizeof err))
+      throw Error(err);
+    if (st.key_count) {
+      AttnStats only;
+      only.key_count = st.key_count, only.recv_lo = st.recv_lo, only.recv_hi = st.recv_hi;
+      attention_key_count(sh, only, AttnInterventions{});
+    }
+    if (rec && rec->stats) {
+      AttnLayerStats& o = res.attn[layer];
+      for (at::Tensor& t : o.stat)
+        if (t.defined()) t = t.cpu();
+      if (o.topk_idx.defined()) o.topk_idx = o.topk_idx.cpu(), o.topk_prob = o.topk_prob.cpu();
+    }
+    if (patterns.defined()) patterns = patterns.cpu();
+  }
   for (size_t i = 0; i < pattern_heads.size(); ++i) res.patterns.push_back({{static_cast<int>(layer), pattern_heads[i]}, patterns[i]});
   return out.view({T, H * c.d_head});
 }

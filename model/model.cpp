@@ -12,8 +12,11 @@
 
 namespace headscope {
 
-std::unique_ptr<Model> Model::load(const std::string& path) {
+std::unique_ptr<Model> Model::load(const std::string& path, const ComputeDevice& device) {
+  const std::string why = device_unavailable(device);
+  if (!why.empty()) throw Error("cannot compute on " + device.name() + ": " + why);
   auto m = std::unique_ptr<Model>(new Model());
+  m->device_ = device;
   m->ck_ = Checkpoint::open(path);
   const Checkpoint& ck = *m->ck_;
   if (ck.format() == Checkpoint::Format::GGUF) {
@@ -27,6 +30,7 @@ std::unique_ptr<Model> Model::load(const std::string& path) {
     throw Error(path + ": the tokenizer has " + std::to_string(m->tok_->vocab_size()) + " tokens but the model's vocabulary is " +
                 std::to_string(m->cfg_.vocab));
   m->w_ = load_weights(ck, m->cfg_);
+  if (device.cuda) m->w_ = weights_to(m->w_, at::Device(at::kCUDA, static_cast<at::DeviceIndex>(device.index)));
   return m;
 }
 

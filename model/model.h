@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/device.h"
 #include "model/checkpoint.h"
 #include "model/config.h"
 #include "model/tokenizer.h"
@@ -16,10 +17,13 @@ namespace headscope {
 
 class Model {
  public:
-  // path: a .gguf file, a .safetensors file (config.json beside it), a sharded index, or a folder.
-  static std::unique_ptr<Model> load(const std::string& path);
+  // path: a .gguf file, a .safetensors file (config.json beside it), a sharded index, or a folder. On a CUDA
+  // device the weights and every activation live on the GPU and attention runs the CUDA kernel; Error (saying why)
+  // when this build cannot compute there. Results (logits, statistics, patterns) are the same tensors either way.
+  static std::unique_ptr<Model> load(const std::string& path, const ComputeDevice& device = {});
 
   const ModelConfig& config() const { return cfg_; }
+  const ComputeDevice& device() const { return device_; }
   const Checkpoint& checkpoint() const { return *ck_; }
   const Weights& weights() const { return w_; }
   bool has_tokenizer() const { return tok_ != nullptr; }
@@ -39,6 +43,7 @@ class Model {
   ModelConfig cfg_;
   Weights w_;
   std::unique_ptr<Tokenizer> tok_;
+  ComputeDevice device_;
 };
 
 // Sets LibTorch's intra-op threads (and with them OpenBLAS's OpenMP threads). n <= 0: $HEADSCOPE_THREADS when it

@@ -46,7 +46,7 @@ RopeTables rope_tables(const ModelConfig& c, const at::Tensor& freq_factors, int
     at::Tensor inv_interp = 1.0 / (r.factor * pos_freqs);
     inv_freq = inv_interp * (1 - extrap) + inv_freq * extrap;
   }
-  if (freq_factors.defined()) inv_freq = inv_freq / freq_factors;
+  if (freq_factors.defined()) inv_freq = inv_freq / freq_factors.to(at::kCPU);
   at::Tensor pos = at::arange(T, f32);
   at::Tensor freqs = at::outer(pos, inv_freq);
   return {freqs.cos() * attn_scale, freqs.sin() * attn_scale};

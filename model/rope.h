@@ -7,7 +7,7 @@
 
 namespace headscope {
 
-// cos/sin multipliers for positions 0..T-1 (yarn's attention factor folded in).
+// cos/sin multipliers for positions 0..T-1 (yarn's attention factor folded in), on the CPU.
 struct RopeTables {
   at::Tensor cos, sin;  // [T, rotary_dim/2]
 };

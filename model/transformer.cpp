@@ -63,12 +63,16 @@ ForwardResult forward(const ModelConfig& c, const Weights& w, const std::vector<
     if (id < 0 || id >= c.vocab) throw Error("token id " + std::to_string(id) + " is outside the vocabulary (0.." + std::to_string(c.vocab - 1) + ")");
   if (c.learned_positions && T > c.context)
     throw Error("the prompt has " + std::to_string(T) + " tokens; this model's learned positions stop at " + std::to_string(c.context));
-  at::Tensor idt = at::from_blob(const_cast<int32_t*>(ids.data()), {T}, at::TensorOptions().dtype(at::kInt)).to(at::kLong);
+  const at::Device dev = w.embed.device();  // where the model computes (Model::load)
+  at::Tensor idt = at::from_blob(const_cast<int32_t*>(ids.data()), {T}, at::TensorOptions().dtype(at::kInt)).to(at::kLong).to(dev);
   at::Tensor x = w.embed.index_select(0, idt);
   if (c.learned_positions) x = x + w.pos_embed.narrow(0, 0, T);
 
   RopeTables rt;
-  if (c.rope.rotary_dim > 0) rt = rope_tables(c, w.rope_freq_factors, T);
+  if (c.rope.rotary_dim > 0) {
+    rt = rope_tables(c, w.rope_freq_factors, T);
+    rt.cos = rt.cos.to(dev), rt.sin = rt.sin.to(dev);
+  }
   const int64_t H = c.n_heads, Hk = c.n_kv_heads, d = c.d_head;
   for (int64_t layer = 0; layer < c.n_layers; ++layer) {
     if (rec && rec->on_layer && !rec->on_layer(layer, c.n_layers)) throw Cancelled();

@@ -284,6 +284,17 @@ at::Tensor cat_defined(std::initializer_list<at::Tensor> parts) {
 
 }  // namespace
 
+Weights weights_to(const Weights& w, const at::Device& device) {
+  auto to = [&](const at::Tensor& t) { return t.defined() ? t.to(device) : t; };
+  Weights o;
+  o.embed = to(w.embed), o.pos_embed = to(w.pos_embed), o.final_w = to(w.final_w), o.final_b = to(w.final_b);
+  o.unembed = to(w.unembed), o.unembed_b = to(w.unembed_b), o.rope_freq_factors = to(w.rope_freq_factors);
+  for (const LayerWeights& l : w.layers)
+    o.layers.push_back({to(l.ln1_w), to(l.ln1_b), to(l.ln2_w), to(l.ln2_b), to(l.w_qkv), to(l.b_qkv), to(l.w_o), to(l.b_o),
+                        to(l.q_norm), to(l.k_norm), to(l.w_in), to(l.b_in), to(l.w_out), to(l.b_out)});
+  return o;
+}
+
 Weights load_weights(const Checkpoint& ck, const ModelConfig& c) {
   const bool gguf = ck.format() == Checkpoint::Format::GGUF;
   const TensorName* table;

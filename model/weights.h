@@ -34,5 +34,7 @@ struct Weights {
 // Reads, dequantises and checks every weight against the config; throws Error naming the tensor that is missing,
 // has the wrong shape, or is in the checkpoint but not part of the architecture as configured.
 Weights load_weights(const Checkpoint& ck, const ModelConfig& cfg);
+// The same weights on another device (each defined tensor copied there).
+Weights weights_to(const Weights& w, const at::Device& device);
 
 }  // namespace headscope

@@ -104,7 +104,7 @@ RecordSummary record_run(const Model& m, const std::string& model_path, const st
       auto it = acts.values.find(h);
       if (it == acts.values.end())
         throw Error("hook " + h + " did not run in this model (hook_resid_mid exists only with a sequential residual stream)");
-      arrays["acts/" + h] = it->second;
+      arrays["acts/" + h] = it->second.cpu();  // a no-op on the CPU; from the GPU when the model computes there
     }
     sum.tokens += static_cast<int64_t>(ids.size());
     w.append(i, std::move(arrays));

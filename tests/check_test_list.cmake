@@ -1,5 +1,6 @@
 # Checks that ctest has exactly one entry for each Catch2 test case of headscope_tests (a name that ctest
-# discovery would split or mangle, e.g. one containing ';', shows up here as missing).
+# discovery would split or mangle, e.g. one containing ';', shows up here as missing), and that no name would be
+# read as something else when ctest passes it to Catch2 (a leading '-' or '~', a '*').
 # Usage: cmake -DTESTS=<headscope_tests> -DBUILD=<build dir> -DCTEST=<ctest> -P check_test_list.cmake
 execute_process(COMMAND ${TESTS} --list-test-names-only OUTPUT_VARIABLE catch_out RESULT_VARIABLE rc)
 if(rc LESS 0)
@@ -25,6 +26,9 @@ foreach(name IN LISTS catch_lines)
     continue()
   endif()
   math(EXPR count "${count} + 1")
+  if(name MATCHES "^[-~]" OR name MATCHES "[*]")
+    string(APPEND bad "\n  '${name}': ctest passes the name to Catch2 as a filter, where a leading - or ~ or a * means something else")
+  endif()
   set(hits 0)
   foreach(c IN LISTS ctest_names)
     if(c STREQUAL name)

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "kernels/device.h"
 #include "model/checkpoint.h"
 #include "core/error.h"
 #include "model/model.h"
@@ -218,4 +219,21 @@ TEST_CASE("the CLI reports bad input in one line with a non-zero exit code", "[m
     CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
     CHECK(r.out.empty());
   }
+}
+
+TEST_CASE("an unknown --device, or CUDA where this build cannot use it, is one clear line", "[malformed][cli][device]") {
+  const std::string model = testutil::shell_quote(testutil::stories260k());
+  auto r = testutil::run_cli("predict " + model + " --ids 1,2 --device tpu");
+  CHECK(r.code == 1);
+  CHECK(r.err == "headscope: error: unknown device 'tpu' (known: cpu, cuda, cuda:N)\n");
+  const std::string why = headscope::device_unavailable(headscope::parse_device("cuda"));
+  if (!why.empty()) {
+    r = testutil::run_cli("predict " + model + " --ids 1,2 --device cuda");
+    INFO(r.err);
+    CHECK(r.code == 1);
+    CHECK(r.err == "headscope: error: cannot compute on cuda:0: " + why + "\n");
+    CHECK(r.out.empty());
+  }
+  r = testutil::run_cli("predict " + model + " --ids 1,2 --device cpu --json");
+  CHECK(r.code == 0);
 }
