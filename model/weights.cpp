@@ -27,7 +27,7 @@ enum class Dim { none, D, V, F, Hd, Kd, Qkv, ctx, d, rot2 };
 
 // When the tensor is part of the architecture: always, or only under a config flag. Optional tensors are read
 // when present (GGUF files say by their tensors what a config.json says by flags).
-enum class When { always, optional, qkv_bias, o_bias, mlp_bias, qk_norm, gated, plain, untied };
+enum class When { always, optional, qkv_bias, o_bias, mlp_bias, qk_norm, gated, untied };
 
 struct TensorName {
   Slot slot;
@@ -217,7 +217,6 @@ class Reader {
       case When::mlp_bias: return c_.mlp_bias;
       case When::qk_norm: return c_.qk_norm;
       case When::gated: return c_.gated_mlp;
-      case When::plain: return !c_.gated_mlp;
       case When::untied: return !c_.tied_embeddings;
     }
     return false;
