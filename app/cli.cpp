@@ -564,7 +564,10 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    // A usage error: one line, naming the option (CLI11's message does), exit 1 like every other error.
+    std::fprintf(stderr, "headscope: error: %s (see headscope --help)\n", first_line(e.what()).c_str());
+    return 1;
   }
   try {
     set_threads(common.threads);

@@ -1,10 +1,42 @@
-// Text for display: a token's text with control characters escaped, so that one token stays on one line of a
-// terminal or one chip of the GUI ("\n" -> "\\n", "\t" -> "\\t", other bytes below 0x20 -> "\\xNN").
+// Small text helpers shared by the libraries and both programs: UTF-8 validation, and a token's text for display
+// with control characters escaped, so that one token stays on one line of a terminal or one chip of the GUI
+// ("\n" -> "\\n", "\t" -> "\\t", other bytes below 0x20 -> "\\xNN").
 #pragma once
+#include <cstdint>
 #include <cstdio>
 #include <string>
 
 namespace headscope {
+
+// Offset of the first byte where `s` stops being well-formed UTF-8 (RFC 3629: no overlong forms, no surrogates,
+// nothing above U+10FFFF), or std::string::npos.
+inline size_t utf8_error_offset(const std::string& s) {
+  const size_t n = s.size();
+  for (size_t i = 0; i < n;) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    int len;
+    uint32_t cp;
+    if ((c & 0xE0) == 0xC0) len = 2, cp = c & 0x1F;
+    else if ((c & 0xF0) == 0xE0) len = 3, cp = c & 0x0F;
+    else if ((c & 0xF8) == 0xF0) len = 4, cp = c & 0x07;
+    else return i;
+    if (i + len > n) return i;
+    for (int k = 1; k < len; ++k) {
+      const unsigned char d = static_cast<unsigned char>(s[i + k]);
+      if ((d & 0xC0) != 0x80) return i;
+      cp = (cp << 6) | (d & 0x3F);
+    }
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+      return i;
+    i += len;
+  }
+  return std::string::npos;
+}
 
 inline std::string escape_control(const std::string& s) {
   std::string o;

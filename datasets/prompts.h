@@ -1,5 +1,6 @@
 // Prompt sets from files: JSONL ({"text": ..., "meta": {...}} per line) or plain text (one prompt per line).
-// Blank lines are skipped; a malformed line is an Error naming the file and line.
+// Blank lines are skipped; a malformed line, a text with a NUL character or invalid UTF-8 is an Error naming the
+// file and line.
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>
@@ -12,7 +13,7 @@ struct PromptItem {
   nlohmann::json meta;  // null for plain text
 };
 
-// .jsonl/.json lines files are read as JSONL; anything else as plain text.
+// .jsonl and .json files are read as JSONL (one object per line); anything else as plain text.
 std::vector<PromptItem> load_prompts(const std::string& path);
 
 }  // namespace headscope

@@ -3,6 +3,7 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 
@@ -13,9 +14,12 @@ namespace headscope {
 namespace {
 
 std::pair<int, int> parse_head(const std::string& s, const ModelConfig& cfg) {
-  int l = -1, h = -1;
-  char extra;
-  if (std::sscanf(s.c_str(), "%d.%d%c", &l, &h, &extra) != 2) throw Error("'" + s + "' is not a head; write LAYER.HEAD, e.g. 3.1");
+  // Exactly digits, a dot, digits: no spaces, signs or trailing characters.
+  const size_t dot = s.find('.');
+  const bool digits = dot != std::string::npos && dot > 0 && dot + 1 < s.size() && dot < 6 && s.size() - dot < 7 &&
+                      s.find_first_not_of("0123456789.") == std::string::npos && s.find('.', dot + 1) == std::string::npos;
+  if (!digits) throw Error("'" + s + "' is not a head; write LAYER.HEAD, e.g. 3.1");
+  const int l = std::stoi(s.substr(0, dot)), h = std::stoi(s.substr(dot + 1));
   if (l < 0 || l >= cfg.n_layers || h < 0 || h >= cfg.n_heads)
     throw Error("head " + s + " does not exist: this model has layers 0.." + std::to_string(cfg.n_layers - 1) +
                 " and heads 0.." + std::to_string(cfg.n_heads - 1));
@@ -65,12 +69,15 @@ nlohmann::json spec_for_heads(const std::string& heads, const std::string& mode,
   if (mode == "mean") return nlohmann::json::array({{{"type", "ablate"}, {"heads", list}, {"mode", "mean"}}});
   if (mode == "act") return nlohmann::json::array({{{"type", "act"}, {"heads", list}}});
   if (mode.rfind("scale=", 0) == 0) {
-    float f;
+    const std::string num = mode.substr(6);
+    float f = 0.f;
+    size_t used = 0;
     try {
-      f = std::stof(mode.substr(6));
+      f = std::stof(num, &used);
     } catch (const std::exception&) {
-      throw Error("mode scale=F needs a number, not '" + mode.substr(6) + "'");
+      used = 0;
     }
+    if (used == 0 || used != num.size() || !std::isfinite(f)) throw Error("mode scale=F needs a finite number, not '" + num + "'");
     return nlohmann::json::array({{{"type", "scale"}, {"heads", list}, {"factor", f}}});
   }
   throw Error("unknown mode '" + mode + "' (known: zero, mean, scale=F, act)");
@@ -80,7 +87,7 @@ bool spec_needs_means(const nlohmann::json& spec_in) {
   const nlohmann::json& spec = spec_in.is_object() && spec_in.contains("interventions") ? spec_in["interventions"] : spec_in;
   if (!spec.is_array()) return false;
   for (const auto& e : spec)
-    if (e.is_object() && e.value("type", "") == "ablate" && e.value("mode", "zero") == "mean") return true;
+    if (e.is_object() && e.contains("type") && e["type"] == "ablate" && e.contains("mode") && e["mode"] == "mean") return true;
   return false;
 }
 
@@ -89,13 +96,39 @@ void install_interventions(const nlohmann::json& spec_in, const ModelConfig& cfg
   const nlohmann::json& spec = spec_in.is_object() && spec_in.contains("interventions") ? spec_in["interventions"] : spec_in;
   if (!spec.is_array()) throw Error("an intervention spec is a list, or an object with an \"interventions\" list");
   const int64_t H = cfg.n_heads;
-  for (const auto& e : spec) {
-    const std::string type = e.value("type", "");
+  for (size_t index = 0; index < spec.size(); ++index) {
+    const nlohmann::json& e = spec[index];
+    const std::string at = "intervention " + std::to_string(index);  // how errors name the entry
+    if (!e.is_object()) throw Error(at + ": expected an object with a \"type\", got a " + std::string(e.type_name()));
+    if (!e.contains("type") || !e["type"].is_string()) throw Error(at + ": needs a \"type\" string");
+    const std::string type = e["type"].get<std::string>();
+    const std::string where = at + " (" + type + ")";
+    // A field that must be a finite number (as float, the precision the hooks and the kernel use).
+    auto number = [&](const char* field, double fallback, bool required) {
+      if (!e.contains(field)) {
+        if (required) throw Error(where + ": needs a \"" + field + "\" number");
+        return static_cast<float>(fallback);
+      }
+      const nlohmann::json& v = e[field];
+      if (!v.is_number() || !std::isfinite(static_cast<float>(v.get<double>())))
+        throw Error(where + ": \"" + field + "\" must be a finite number, not " + v.dump());
+      return static_cast<float>(v.get<double>());
+    };
+    // The "heads" list: "L.H" strings.
+    auto heads = [&]() {
+      if (!e.contains("heads") || !e["heads"].is_array())
+        throw Error(where + ": needs \"heads\", a list of \"L.H\" strings");
+      std::vector<std::pair<int, int>> out;
+      for (const auto& hs : e["heads"]) {
+        if (!hs.is_string()) throw Error(where + ": \"heads\" holds " + hs.dump() + ", not an \"L.H\" string");
+        out.push_back(parse_head(hs.get<std::string>(), cfg));
+      }
+      return out;
+    };
     try {
       if (type == "ablate" && e.value("mode", "zero") == "mean") {
         if (!means) throw Error("mean ablation needs head means from a reference set of prompts");
-        for (auto& hs : e.at("heads")) {
-          auto [l, h] = parse_head(hs.get<std::string>(), cfg);
+        for (auto [l, h] : heads()) {
           at::Tensor mean = means->z.at(l).select(0, h);  // [d]
           hooks.add(Hooks::name(l, "attn.hook_z"), [h = h, mean](const at::Tensor& z, const HookContext&) {
             at::Tensor out = z.clone();
@@ -106,9 +139,8 @@ void install_interventions(const nlohmann::json& spec_in, const ModelConfig& cfg
       } else if (type == "ablate" || type == "scale") {
         if (type == "ablate" && e.value("mode", "zero") != "zero")
           throw Error("ablate mode must be zero or mean, not '" + e.value("mode", "") + "'");
-        const float factor = type == "ablate" ? 0.f : e.at("factor").get<float>();
-        for (auto& hs : e.at("heads")) {
-          auto [l, h] = parse_head(hs.get<std::string>(), cfg);
+        const float factor = type == "ablate" ? 0.f : number("factor", 0, true);
+        for (auto [l, h] : heads()) {
           hooks.add(Hooks::name(l, "attn.hook_z"), [h = h, factor](const at::Tensor& z, const HookContext&) {
             at::Tensor out = z.clone();
             out.select(1, h).mul_(factor);  // z [T, H, d]
@@ -142,41 +174,35 @@ void install_interventions(const nlohmann::json& spec_in, const ModelConfig& cfg
       } else if (type == "steer") {
         std::vector<float> vec = e.at("vector").get<std::vector<float>>();
         if (static_cast<int64_t>(vec.size()) != cfg.d_model)
-          throw Error("steer: the vector has " + std::to_string(vec.size()) + " entries, d_model is " + std::to_string(cfg.d_model));
-        const float scale = e.value("scale", 1.0f);
+          throw Error(where + ": the vector has " + std::to_string(vec.size()) + " entries, d_model is " + std::to_string(cfg.d_model));
+        for (float x : vec)
+          if (!std::isfinite(x)) throw Error(where + ": the vector holds a value that is not a finite float");
+        const float scale = number("scale", 1.0, false);
         at::Tensor v = at::tensor(vec, at::kFloat) * scale;
         const nlohmann::json positions = e.value("positions", nlohmann::json());
         for (auto& l : e.at("layers")) {
           int layer = l.get<int>();
-          if (layer < 0 || layer >= cfg.n_layers) throw Error("steer: layer " + std::to_string(layer) + " does not exist");
+          if (layer < 0 || layer >= cfg.n_layers) throw Error(where + ": layer " + std::to_string(layer) + " does not exist");
           hooks.add(Hooks::name(layer, "hook_resid_pre"), [v, positions](const at::Tensor& x, const HookContext&) {
             at::Tensor mask = position_mask(positions, x.size(0)).to(at::kFloat).unsqueeze(1);
             return x + mask * v.unsqueeze(0);
           });
         }
       } else if (type == "uniform") {  // the retrieval-head masking experiment: uniform attention, not zero output
-        for (auto& hs : e.at("heads")) {
-          auto [l, h] = parse_head(hs.get<std::string>(), cfg);
-          hooks.kernel_edits(l).uniform_heads.push_back(h);
-        }
+        for (auto [l, h] : heads()) hooks.kernel_edits(l).uniform_heads.push_back(h);
       } else if (type == "attn_bias") {  // additive logit bias on chosen key positions (attention steering)
-        const float b = e.at("bias").get<float>();
-        for (auto& hs : e.at("heads")) {
-          auto [l, h] = parse_head(hs.get<std::string>(), cfg);
+        const float b = number("bias", 0, true);
+        for (auto [l, h] : heads())
           for (auto& key : e.at("keys")) hooks.kernel_edits(l).bias.emplace_back(h, key.get<int64_t>(), b);
-        }
       } else if (type == "act") {  // ACT attention calibration: sink-like keys past the first scaled by beta, per row
-        const float tau = e.value("tau", 0.1f), beta = e.value("beta", 0.4f);
-        if (!(tau > 0.f) || !(beta >= 0.f && beta <= 1.f)) throw Error("act: needs tau > 0 and 0 <= beta <= 1");
-        for (auto& hs : e.at("heads")) {
-          auto [l, h] = parse_head(hs.get<std::string>(), cfg);
-          hooks.kernel_edits(l).act.emplace_back(h, tau, beta);
-        }
+        const float tau = number("tau", 0.1, false), beta = number("beta", 0.4, false);
+        if (!(tau > 0.f) || !(beta >= 0.f && beta <= 1.f)) throw Error(where + ": needs tau > 0 and 0 <= beta <= 1");
+        for (auto [l, h] : heads()) hooks.kernel_edits(l).act.emplace_back(h, tau, beta);
       } else {
-        throw Error("unknown intervention type '" + type + "' (known: ablate, scale, patch, steer, uniform, attn_bias, act)");
+        throw Error(at + ": unknown type '" + type + "' (known: ablate, scale, patch, steer, uniform, attn_bias, act)");
       }
     } catch (const nlohmann::json::exception& ex) {
-      throw Error("intervention " + e.dump() + ": " + ex.what());
+      throw Error(where + ": a field has the wrong type (" + ex.what() + ")");
     }
   }
 }

@@ -70,12 +70,15 @@ std::vector<int32_t> Model::generate_greedy(std::vector<int32_t> ids, int n) con
 }
 
 void set_threads(int n) {
-  if (n <= 0) {
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (n < 0 || n > 4 * cores)
+    throw Error("threads must be between 1 and " + std::to_string(4 * cores) + " (4 x the " + std::to_string(cores) +
+                " cores of this machine), not " + std::to_string(n));
+  if (n == 0) {
     const char* env = std::getenv("HEADSCOPE_THREADS");
     char* end = nullptr;
     const long e = env ? std::strtol(env, &end, 10) : 0;
-    n = env && *env && *end == 0 && e > 0 && e <= 4096 ? static_cast<int>(e)
-                                                       : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    n = env && *env && *end == 0 && e > 0 && e <= 4 * cores ? static_cast<int>(e) : cores;
   }
   at::set_num_threads(n);
 }

@@ -46,8 +46,8 @@ class Model {
   ComputeDevice device_;
 };
 
-// Sets LibTorch's intra-op threads (and with them OpenBLAS's OpenMP threads). n <= 0: $HEADSCOPE_THREADS when it
-// holds a positive number, else all cores.
+// Sets LibTorch's intra-op threads (and with them OpenBLAS's OpenMP threads): 1 .. 4 x cores, else Error. n = 0:
+// $HEADSCOPE_THREADS when it holds a number in that range, else all cores.
 void set_threads(int n);
 int get_threads();
 

@@ -16,6 +16,7 @@
 #include <unordered_map>
 
 #include "core/error.h"
+#include "core/text.h"
 #include "model/gguf.h"
 
 namespace headscope {
@@ -105,20 +106,6 @@ void split_isolated(const Regex& re, const std::string& s, std::vector<std::stri
   }
   if (last < s.size()) out.push_back(s.substr(last));
   pcre2_match_data_free(md);
-}
-
-bool valid_utf8(const std::string& s, size_t* bad_at) {
-  utf8proc_int32_t cp;
-  size_t i = 0;
-  while (i < s.size()) {
-    auto n = utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(s.data() + i), s.size() - i, &cp);
-    if (n <= 0) {
-      *bad_at = i;
-      return false;
-    }
-    i += n;
-  }
-  return true;
 }
 
 std::string nfc(const std::string& s) {
@@ -337,8 +324,8 @@ Tokenizer::Tokenizer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Tokenizer::~Tokenizer() = default;
 
 std::vector<int32_t> Tokenizer::encode(const std::string& text, bool add_special) const {
-  size_t bad;
-  if (!valid_utf8(text, &bad)) throw Error("the text is not valid UTF-8 (bad byte at offset " + std::to_string(bad) + ")");
+  if (const size_t bad = utf8_error_offset(text); bad != std::string::npos)
+    throw Error("the text is not valid UTF-8 (bad byte at offset " + std::to_string(bad) + ")");
   const Impl& m = *impl_;
   std::vector<int32_t> out;
   if (add_special && m.add_bos && m.bos >= 0) out.push_back(m.bos);

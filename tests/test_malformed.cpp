@@ -2,6 +2,7 @@
 // truncated files, header lengths past the end, unknown dtypes, shape mismatches, missing tensors, wrong magic,
 // huge declared counts, pickle files, unknown architectures, tensors the configuration does not use. The CLI turns each into one line and exit code 1.
 #include "testing.h"
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -10,6 +11,7 @@
 #include "model/checkpoint.h"
 #include "core/error.h"
 #include "model/model.h"
+#include "store/run_file.h"
 #include "test_helpers.h"
 
 using namespace headscope;
@@ -236,4 +238,64 @@ TEST_CASE("an unknown --device, or CUDA where this build cannot use it, is one c
   }
   r = testutil::run_cli("predict " + model + " --ids 1,2 --device cpu --json");
   CHECK(r.code == 0);
+}
+
+TEST_CASE("bad options, specs and prompt files give one headscope: error: line naming what is wrong", "[malformed][cli]") {
+  testutil::TempDir d;
+  const std::string m = testutil::shell_quote(testutil::stories260k());
+  auto spec = [&](const std::string& name, const std::string& json) {
+    write_file(d / name, json);
+    return "ablate " + m + " --prompt 'Once upon a time' --spec " + (d / name);
+  };
+  write_file(d / "nul.json", "{\"text\": \"before\\u0000after\"}\n");
+  write_file(d / "bad.txt", "a fine line\n\xff not UTF-8\n");
+  write_file(d / "ok.txt", "Once upon a time\n");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"info " + m + " --threads abc", "Could not convert: --threads = abc"},
+      {"info " + m + " --threads 100000", "threads must be between 1 and "},
+      {"info " + m + " --threads -2", "threads must be between 1 and "},
+      {"record " + m + " -o " + (d / "r.h5"), "--data is required"},
+      {"record " + m + " --data " + (d / "ok.txt") + " -o " + (d / "r.h5") + " --part-items abc", "--part-items"},
+      {"ablate " + m + " --prompt 'Once' --heads 1.2 --mode scale=nan", "scale=F needs a finite number, not 'nan'"},
+      {"ablate " + m + " --prompt 'Once' --heads 1.2 --mode scale=0.5x", "scale=F needs a finite number, not '0.5x'"},
+      {"ablate " + m + " --prompt 'Once' --heads ' 1.2'", "' 1.2' is not a head"},
+      {"ablate " + m + " --prompt 'Once' --heads '1.2 '", "'1.2 ' is not a head"},
+      {spec("s1.json", "[5]"), "intervention 0: expected an object with a \"type\", got a number"},
+      {spec("s2.json", "[\"ablate\"]"), "intervention 0: expected an object with a \"type\", got a string"},
+      {spec("s3.json", "[{\"type\": 5}]"), "intervention 0: needs a \"type\" string"},
+      {spec("s4.json", "[{\"type\": \"uniform\", \"heads\": [\"1.1\"]}, {\"type\": \"ablate\", \"heads\": {\"a\": 1}}]"),
+       "intervention 1 (ablate): needs \"heads\", a list of \"L.H\" strings"},
+      {spec("s5.json", "[{\"type\": \"uniform\", \"heads\": \"1.1\"}]"), "intervention 0 (uniform): needs \"heads\""},
+      {spec("s6.json", "[{\"type\": \"attn_bias\", \"heads\": [\"1.1\"], \"keys\": [0], \"bias\": 1e39}]"),
+       "intervention 0 (attn_bias): \"bias\" must be a finite number"},
+      {spec("s7.json", "[{\"type\": \"scale\", \"heads\": [\"1.1\"], \"factor\": \"x\"}]"),
+       "intervention 0 (scale): \"factor\" must be a finite number, not \"x\""},
+      {"record " + m + " --data " + (d / "nul.json") + " -o " + (d / "r.h5"), "nul.json:1: the text holds a NUL character"},
+      {"record " + m + " --data " + (d / "bad.txt") + " -o " + (d / "r.h5"), "bad.txt:2: the text is not valid UTF-8"},
+      {"record " + m + " --data " + d.path.string() + " -o " + (d / "r.h5"), ": is a folder; give a prompt file"},
+  };
+  for (const auto& [args, expect] : cases) {
+    auto r = testutil::run_cli(args);
+    INFO(args << "\nstderr: " << r.err);
+    CHECK(r.code == 1);
+    CHECK(r.err.rfind("headscope: error: ", 0) == 0);
+    CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+    CHECK(r.err.find(expect) != std::string::npos);
+    CHECK(r.out.empty());
+  }
+  CHECK_FALSE(fs::exists(d / "r.h5"));  // nothing was written by any of them
+}
+
+TEST_CASE("a .json prompt file is read as JSONL, as the docs say", "[malformed][datasets]") {
+  testutil::TempDir d;
+  write_file(d / "p.json", "{\"text\": \"Once upon a time\", \"meta\": {\"i\": 1}}\n{\"text\": \"Lily saw a bird.\"}\n");
+  auto r = testutil::run_cli("record " + testutil::shell_quote(testutil::stories260k()) + " --data " + (d / "p.json") + " -o " +
+                             (d / "r.h5") + " --stats entropy --json");
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  headscope::RunReader run(d / "r.h5");
+  REQUIRE(run.n_items() == 2);
+  CHECK(run.text(0) == "Once upon a time");
+  CHECK(run.meta(0)["i"] == 1);
+  CHECK(run.text(1) == "Lily saw a bird.");
 }
