@@ -57,6 +57,9 @@ RecordSummary record_run(const Model& m, const std::string& model_path, const st
   }
   if (stats.empty() && o.hooks.empty()) throw Error("nothing to record: no statistics and no hook activations chosen");
   bool all_positions = false;
+  for (size_t i = 0; i < o.hooks.size(); ++i)
+    if (std::find(o.hooks.begin(), o.hooks.begin() + i, o.hooks[i]) != o.hooks.begin() + i)
+      throw Error("hook " + o.hooks[i] + " is listed twice");
   for (const std::string& h : o.hooks) {
     std::vector<int64_t> shape = hook_shape(cfg, h);
     std::string dims = "[token";
@@ -112,6 +115,7 @@ RecordSummary record_run(const Model& m, const std::string& model_path, const st
     report(static_cast<int64_t>(n + 1));
   }
   w.finish();
+  if (!todo.empty()) report(static_cast<int64_t>(todo.size()));  // the final state: every item committed
   sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   sum.items = w.n_items();
   sum.recorded_now = static_cast<int64_t>(todo.size());

@@ -87,6 +87,14 @@ struct Mapping {
   std::string file, dataset;
 };
 
+// HDF5 reads a virtual dataset's source file and dataset names as printf-like patterns (%b is a block number):
+// a literal '%' must be written "%%".
+std::string vds_name(const std::string& s) {
+  std::string o;
+  for (char c : s) o += c == '%' ? std::string("%%") : std::string(1, c);
+  return o;
+}
+
 hid_t create_virtual(hid_t loc, const std::string& name, hid_t file_type, hid_t mem_type, const void* fill,
                      const std::vector<hsize_t>& dims, const std::vector<Mapping>& maps, hid_t lcpl) {
   Handle dcpl(check(H5Pcreate(H5P_DATASET_CREATE), "plist"), H5Pclose);
@@ -99,7 +107,7 @@ hid_t create_virtual(hid_t loc, const std::string& name, hid_t file_type, hid_t 
     start[0] = m.row0, count[0] = m.rows;
     check_status(H5Sselect_hyperslab(vspace, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr), "select " + name);
     Handle src(check(H5Screate_simple(rank, count.data(), nullptr), "source space"), H5Sclose);
-    check_status(H5Pset_virtual(dcpl, vspace, m.file.c_str(), m.dataset.c_str(), src), "map " + name);
+    check_status(H5Pset_virtual(dcpl, vspace, vds_name(m.file).c_str(), vds_name(m.dataset).c_str(), src), "map " + name);
   }
   Handle space(check(H5Screate_simple(rank, dims.data(), nullptr), "space " + name), H5Sclose);
   return check(H5Dcreate2(loc, name.c_str(), file_type, space, lcpl, dcpl, H5P_DEFAULT), "create " + name);

@@ -273,6 +273,8 @@ TEST_CASE("bad options, specs and prompt files give one headscope: error: line n
       {"record " + m + " --data " + (d / "nul.json") + " -o " + (d / "r.h5"), "nul.json:1: the text holds a NUL character"},
       {"record " + m + " --data " + (d / "bad.txt") + " -o " + (d / "r.h5"), "bad.txt:2: the text is not valid UTF-8"},
       {"record " + m + " --data " + d.path.string() + " -o " + (d / "r.h5"), ": is a folder; give a prompt file"},
+      {"record " + m + " --data " + (d / "ok.txt") + " -o " + (d / "r.h5") + " --hooks blocks.1.hook_resid_post,blocks.1.hook_resid_post",
+       "hook blocks.1.hook_resid_post is listed twice"},
   };
   for (const auto& [args, expect] : cases) {
     auto r = testutil::run_cli(args);

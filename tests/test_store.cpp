@@ -434,3 +434,21 @@ TEST_CASE("a second job on the same run file is refused while the first runs", "
   CHECK(r.code == 0);
   CHECK(RunReader(d / "run.h5").status() == "complete");
 }
+
+TEST_CASE("run file names with % work, and the last progress line says every item is recorded", "[store][cli]") {
+  testutil::TempDir d;
+  std::ofstream(d / "p.txt") << "Once upon a time there was a cat.\nLily saw a bird.\n";
+  for (const std::string name : {"run%b.h5", "100%.h5", "a%%d%s.h5"}) {
+    auto r = testutil::run_cli("record " + model_arg() + " --data " + (d / "p.txt") + " -o " + testutil::shell_quote(d / name));
+    INFO(name << "\n" << r.err);
+    REQUIRE(r.code == 0);
+    RunReader run(d / name);
+    CHECK(run.status() == "complete");
+    CHECK(run.n_recorded() == 2);
+    CHECK(run.stat("entropy", 1).size(0) == static_cast<int64_t>(run.tokens(1).size()));
+    // Progress lines (stderr is not a terminal: one per line); the last one reports both items committed.
+    const size_t last = r.err.rfind("items recorded]");
+    REQUIRE(last != std::string::npos);
+    CHECK(r.err.substr(r.err.rfind('[', last), last - r.err.rfind('[', last)) == "[2/2 ");
+  }
+}
