@@ -97,9 +97,19 @@ RunReader::RunReader(const std::string& path) : impl_(std::make_unique<Impl>()) 
   impl_->file = h5::file_open_read(path);
   if (impl_->file.id < 0) throw Error(path + ": not an HDF5 file, or damaged");
   if (!h5::has_attr(impl_->file, "schema_version")) throw Error(path + ": not a headscope run file (no schema_version)");
-  const int64_t v = h5::read_int_attr(impl_->file, "schema_version");
+  int64_t v = 0;
+  try {
+    v = h5::read_int_attr(impl_->file, "schema_version");
+  } catch (const Error&) {
+    throw Error(path + ": not a headscope run file (its schema_version is not an integer)");
+  }
   if (v != kRunSchemaVersion)
     throw Error(path + ": run file schema " + std::to_string(v) + ", this headscope reads schema " + std::to_string(kRunSchemaVersion));
+  // Everything the reader relies on, named when missing, so that a damaged or foreign file fails here in one line.
+  for (const char* a : {"status", "settings", "spec", "run_id", "created", "command_line", "headscope_version", "items_per_part"})
+    if (!h5::has_attr(impl_->file, a)) throw Error(path + ": not a complete headscope run file (no attribute '" + std::string(a) + "')");
+  for (const char* d : {"model", "items/text", "items/meta", "items/offset", "items/length", "items/recorded", "tokens"})
+    if (!h5::exists(impl_->file, d)) throw Error(path + ": not a complete headscope run file (no /" + std::string(d) + ")");
 }
 
 RunReader::~RunReader() = default;

@@ -452,3 +452,25 @@ TEST_CASE("run file names with % work, and the last progress line says every ite
     CHECK(r.err.substr(r.err.rfind('[', last), last - r.err.rfind('[', last)) == "[2/2 ");
   }
 }
+
+TEST_CASE("inspect on HDF5 files that are not complete run files names the file and what is wrong", "[store][cli]") {
+  if (!have_h5py()) HS_SKIP("/usr/bin/python3 has no h5py (the README's setup command installs python3-h5py)");
+  testutil::TempDir d;
+  const std::string py = "/usr/bin/python3 -c \"import h5py, sys; "
+                         "f = h5py.File(sys.argv[1], 'w'); f.attrs['schema_version'] = 2; "
+                         "g = h5py.File(sys.argv[2], 'w'); g.attrs['schema_version'] = 'two'\" " +
+                         (d / "only.h5") + " " + (d / "two.h5");
+  REQUIRE(std::system(py.c_str()) == 0);
+  const std::pair<std::string, std::string> cases[] = {
+      {"only.h5", "only.h5: not a complete headscope run file (no attribute 'status')"},
+      {"two.h5", "two.h5: not a headscope run file (its schema_version is not an integer)"},
+  };
+  for (const auto& [file, expect] : cases) {
+    auto r = testutil::run_cli("inspect " + (d / file));
+    INFO(r.err);
+    CHECK(r.code == 1);
+    CHECK(r.err.rfind("headscope: error: ", 0) == 0);
+    CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+    CHECK(r.err.find(expect) != std::string::npos);
+  }
+}
