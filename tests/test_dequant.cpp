@@ -390,6 +390,6 @@ TEST_CASE("stories260K's F32 tensors read exactly as the gguf package reads them
 
 TEST_CASE("SmolLM2's Q4_1/Q8_0/F32 tensors dequantise exactly as the gguf package does", "[dequant][gguf][real]") {
   const std::string path = testutil::smollm2();
-  if (path.empty()) HS_SKIP("SmolLM2-135M-Instruct.Q4_1.gguf is not in " << testutil::model_dir() << " (the README's setup command downloads it)");
+  if (path.empty()) HS_SKIP(testutil::not_downloaded("SmolLM2-135M-Instruct.Q4_1.gguf"));
   check_real_tensors("SmolLM2-135M-Instruct.Q4_1.gguf", path);
 }

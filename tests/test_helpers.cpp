@@ -50,6 +50,9 @@ std::set<std::string> skipped;
 
 std::string smollm2() { return cached("SmolLM2-135M-Instruct.Q4_1.gguf"); }
 std::string qwen3_tokenizer() { return cached("qwen3-tokenizer.json"); }
+std::string not_downloaded(const std::string& name) {
+  return name + " is not in " + model_dir() + " (the README's setup command downloads it)";
+}
 
 void skip(const std::string& why) {
   WARN("SKIPPED: " << why);

