@@ -6,7 +6,10 @@
 #include <CLI/CLI.hpp>
 #include <unistd.h>
 
+#include <cctype>
+#include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <map>
 #include <fstream>
@@ -52,6 +55,16 @@ json to_json(const std::vector<TokenScore>& top) {
   return out;
 }
 
+// CLI11 check: a positive integer (named by CLI11 as "--option: ...").
+std::string positive_integer(const std::string& v) {
+  char* end = nullptr;
+  errno = 0;
+  const long long n = std::strtoll(v.c_str(), &end, 10);
+  if (v.empty() || std::isspace(static_cast<unsigned char>(v[0])) || *end != 0 || errno != 0 || n < 1)
+    return "must be a positive integer, not '" + v + "'";
+  return "";
+}
+
 void print_json(const json& j) { std::cout << j.dump(-1, ' ', false, json::error_handler_t::replace) << "\n"; }
 
 std::vector<int32_t> parse_ids(const std::string& s) {
@@ -74,10 +87,22 @@ std::vector<int32_t> parse_ids(const std::string& s) {
   return ids;
 }
 
-std::vector<int32_t> prompt_ids(const Model& m, const std::string& prompt, const std::string& ids, bool no_bos) {
-  if (!ids.empty()) return parse_ids(ids);
-  if (prompt.empty()) throw Error("give a prompt with --prompt TEXT (or token ids with --ids 1,2,3)");
-  return m.tokenizer().encode(prompt, !no_bos);
+// What every command that runs the model on one prompt is given: the text or the ids, and how to fit the context.
+struct PromptArgs {
+  std::string text, ids;
+  bool no_bos = false;
+  ContextPolicy context;
+};
+
+// The prompt's token ids (from --ids or --prompt), fitted to the model's context (--max-tokens,
+// --allow-beyond-context); `extra` tokens are still to be generated.
+std::vector<int32_t> prompt_ids(const Model& m, const PromptArgs& p, int64_t extra = 0) {
+  std::vector<int32_t> out;
+  if (!p.ids.empty()) out = parse_ids(p.ids);
+  else if (p.text.empty()) throw Error("give a prompt with --prompt TEXT (or token ids with --ids 1,2,3)");
+  else out = m.tokenizer().encode(p.text, !p.no_bos);
+  fit_context(m.config(), out, p.context, "the prompt", extra);
+  return out;
 }
 
 int cmd_info(const std::string& path, const Common& c) {
@@ -131,10 +156,10 @@ int cmd_tokenize(const std::string& path, const std::string& text, bool no_bos, 
   return 0;
 }
 
-int cmd_predict(const std::string& path, const std::string& prompt, const std::string& ids_arg, bool no_bos, int top_k,
+int cmd_predict(const std::string& path, const PromptArgs& prompt, int top_k,
                 bool all_positions, const Common& c) {
   auto m = Model::load(path, parse_device(c.device));
-  auto ids = prompt_ids(*m, prompt, ids_arg, no_bos);
+  auto ids = prompt_ids(*m, prompt);
   at::Tensor logits = m->forward(ids, /*last_only=*/!all_positions);
   const int64_t T = static_cast<int64_t>(ids.size()), first = T - logits.size(0);
   json positions = json::array();
@@ -150,13 +175,10 @@ int cmd_predict(const std::string& path, const std::string& prompt, const std::s
   return 0;
 }
 
-int cmd_generate(const std::string& path, const std::string& prompt, const std::string& ids_arg, bool no_bos, int n,
-                 const Common& c) {
-  auto m = Model::load(path, parse_device(c.device));
-  auto ids = prompt_ids(*m, prompt, ids_arg, no_bos);
+int cmd_generate(const std::string& path, const PromptArgs& prompt, int n, const Common& c) {
   if (n < 0) throw Error("-n must be >= 0");
-  if (m->config().learned_positions && ids.size() + n > static_cast<size_t>(m->config().context))
-    throw Error("prompt + generated tokens exceed this model's context of " + std::to_string(m->config().context));
+  auto m = Model::load(path, parse_device(c.device));
+  auto ids = prompt_ids(*m, prompt, n);
   auto gen = m->generate_greedy(ids, n);
   std::string text;
   if (m->has_tokenizer()) {
@@ -197,8 +219,8 @@ int cmd_bench(const std::string& path, const std::vector<int>& lengths, int repe
   return 0;
 }
 
-int cmd_attn(const std::string& path, const std::string& prompt, const std::string& ids_arg, int random_tokens, int seed,
-             bool no_bos, const std::string& head, int top, bool stats, const Common& c) {
+int cmd_attn(const std::string& path, const PromptArgs& prompt, int random_tokens, int seed, const std::string& head, int top,
+             bool stats, const Common& c) {
   auto m = Model::load(path, parse_device(c.device));
   const ModelConfig& cfg = m->config();
   std::vector<int32_t> ids;
@@ -207,8 +229,9 @@ int cmd_attn(const std::string& path, const std::string& prompt, const std::stri
     std::uniform_int_distribution<int32_t> dist(0, static_cast<int32_t>(cfg.vocab - 1));
     ids.resize(random_tokens);
     for (auto& id : ids) id = dist(rng);
+    fit_context(cfg, ids, prompt.context, "the random prompt");
   } else {
-    ids = prompt_ids(*m, prompt, ids_arg, no_bos);
+    ids = prompt_ids(*m, prompt);
   }
   if (head.empty() && !stats) throw Error("say what to show: --head L.H (a head's top keys per query) and/or --stats");
   if (top < 1 || top > kMaxTopK) throw Error("--top must be between 1 and " + std::to_string(kMaxTopK));
@@ -280,17 +303,21 @@ int cmd_attn(const std::string& path, const std::string& prompt, const std::stri
   return 0;
 }
 
+// How ablate and record are told what to change.
+struct InterventionArgs {
+  std::string spec_path, heads, mode = "zero", mean_data;
+};
+
 // The intervention spec of --spec FILE, or of --heads/--mode; an empty list when neither is given and
 // `optional`.
-json intervention_spec(const std::string& spec_path, const std::string& heads, const std::string& mode, const ModelConfig& cfg,
-                       bool optional) {
-  if (!spec_path.empty()) return load_spec(spec_path);
-  if (heads.empty()) {
+json intervention_spec(const InterventionArgs& a, const ModelConfig& cfg, bool optional) {
+  if (!a.spec_path.empty()) return load_spec(a.spec_path);
+  if (a.heads.empty()) {
     if (optional) return json::array();
     throw Error("say what to change: --heads 3.1,4.2 [--mode zero|mean|scale=F|act] or --spec SPEC.json");
   }
   try {
-    return spec_for_heads(heads, mode, cfg);
+    return spec_for_heads(a.heads, a.mode, cfg);
   } catch (const Error& e) {
     throw Error(std::string("--heads/--mode: ") + e.what());
   }
@@ -302,15 +329,14 @@ void require_mean_data(const json& spec, const std::string& mean_data) {
     throw Error("mean ablation needs --mean-data FILE (prompts, one per line, or JSONL with \"text\")");
 }
 
-int cmd_ablate(const std::string& path, const std::string& prompt, const std::string& ids_arg, bool no_bos,
-               const std::string& spec_path, const std::string& heads, const std::string& mode,
-               const std::string& mean_data, const std::vector<std::string>& targets, int top_k, const Common& c) {
+int cmd_ablate(const std::string& path, const PromptArgs& prompt, const InterventionArgs& iv,
+               const std::vector<std::string>& targets, int top_k, const Common& c) {
   auto m = Model::load(path, parse_device(c.device));
   const ModelConfig& cfg = m->config();
-  auto ids = prompt_ids(*m, prompt, ids_arg, no_bos);
-  const json spec = intervention_spec(spec_path, heads, mode, cfg, false);
-  require_mean_data(spec, mean_data);
-  const HeadMeans means = means_for_spec(spec, *m, mean_data);
+  auto ids = prompt_ids(*m, prompt);
+  const json spec = intervention_spec(iv, cfg, false);
+  require_mean_data(spec, iv.mean_data);
+  const HeadMeans means = means_for_spec(spec, *m, iv.mean_data);
   const InterventionEffect e = intervention_effect(*m, ids, spec, means, targets, top_k);
   json tj = json::array();
   for (const TargetLogit& t : e.targets)
@@ -338,18 +364,28 @@ int cmd_ablate(const std::string& path, const std::string& prompt, const std::st
 }
 
 struct RecordFlags {
-  std::string data, output, spec_path, heads, mode = "zero", mean_data;
+  std::string data, output;
+  InterventionArgs iv;
+  ContextPolicy context;
   std::vector<std::string> stats{"all"}, hooks;
   bool force = false, resume = false, compare_plain = false;
   int64_t part_items = 0;
 };
 
 // One line of progress on stderr: rewritten in place on a terminal, one line per item otherwise.
+// A job above this many tokens or bytes gets a warning with its size before it starts.
+constexpr int64_t kWarnTokens = 1000000;
+constexpr double kWarnBytes = 10.0 * (1 << 30);
+
 void print_progress(const RecordProgress& p, bool tty, const std::string& output) {
   if (p.done_now == 0) {
     if (p.resumed)
       std::fprintf(stderr, "resuming %s: %lld of %lld items already recorded\n", output.c_str(), static_cast<long long>(p.committed),
                    static_cast<long long>(p.total));
+    if (p.planned_tokens > kWarnTokens || p.planned_bytes > kWarnBytes)
+      std::fprintf(stderr, "headscope: warning: %lld items, %lld tokens to record, about %.1f GiB of arrays before compression; "
+                   "a stopped job continues with --resume\n", static_cast<long long>(p.left_now),
+                   static_cast<long long>(p.planned_tokens), p.planned_bytes / (1 << 30));
     return;
   }
   const double eta = p.seconds / p.done_now * p.left_now;
@@ -363,7 +399,6 @@ void print_progress(const RecordProgress& p, bool tty, const std::string& output
 }
 
 int cmd_record(const std::string& path, const RecordFlags& f, const std::string& command_line, const Common& c) {
-  if (f.force && f.resume) throw Error("--force and --resume exclude each other");
   auto m = Model::load(path, parse_device(c.device));
   RecordOptions o;
   o.output = f.output;
@@ -380,9 +415,10 @@ int cmd_record(const std::string& path, const RecordFlags& f, const std::string&
   }
   if (o.stats.empty() && f.hooks.empty()) throw Error("nothing to record: --stats none and no --hooks");
   o.hooks = f.hooks;
-  o.spec = intervention_spec(f.spec_path, f.heads, f.mode, m->config(), true);
-  require_mean_data(o.spec, f.mean_data);
-  o.mean_data = f.mean_data;
+  o.spec = intervention_spec(f.iv, m->config(), true);
+  require_mean_data(o.spec, f.iv.mean_data);
+  o.mean_data = f.iv.mean_data;
+  o.context = f.context;
   o.items_per_part = f.part_items;
   o.command_line = command_line;
   const bool tty = isatty(2);
@@ -464,18 +500,27 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("headscope ") + HEADSCOPE_VERSION);
   Common common;
-  std::string model, prompt, ids, text;
+  std::string model, text;
+  PromptArgs prompt;
   bool no_bos = false, all_positions = false;
   int top_k = 5, n = 20, repeat = 3;
   std::string logits_mode = "last";
   std::vector<int> lengths{128, 512, 2048};
 
-  // Every command that runs the model on a prompt takes the same three inputs.
+  // How a command that runs the model fits prompts to its context (record takes them for every prompt).
+  auto add_context_options = [&](CLI::App* cmd, ContextPolicy& context) {
+    cmd->add_option("--max-tokens", context.max_tokens, "Keep only the first N tokens of a prompt longer than N")
+        ->check(positive_integer);
+    cmd->add_flag("--allow-beyond-context", context.beyond_context,
+                  "Run prompts longer than the model's context (rotary models; for extrapolation studies)");
+  };
+  // Every command that runs the model on a prompt takes the same inputs.
   auto add_prompt_options = [&](CLI::App* cmd) {
     cmd->add_option("MODEL", model, "Checkpoint")->required();
-    cmd->add_option("--prompt", prompt, "Prompt text");
-    cmd->add_option("--ids", ids, "Token ids instead of a prompt: 1,2,3");
-    cmd->add_flag("--no-bos", no_bos, "Do not prepend the BOS token");
+    auto* text_opt = cmd->add_option("--prompt", prompt.text, "Prompt text");
+    cmd->add_option("--ids", prompt.ids, "Token ids instead of a prompt: 1,2,3")->excludes(text_opt);
+    cmd->add_flag("--no-bos", prompt.no_bos, "Do not prepend the BOS token");
+    add_context_options(cmd, prompt.context);
   };
 
   auto* info = app.add_subcommand("info", "Describe a model: family, layers, heads, sizes, dtype, vocabulary");
@@ -519,15 +564,23 @@ int main(int argc, char** argv) {
   attn->add_flag("--stats", stats, "Per-head summary for all heads: mean entropy, sink mass, distance, max probability");
   add_common(attn, common);
 
+  // What ablate and record change: a spec file, or heads and a mode (not both).
+  auto add_intervention_options = [](CLI::App* cmd, InterventionArgs& iv) {
+    auto* spec = cmd->add_option("--spec", iv.spec_path, "Intervention spec (JSON; see hooks/intervention_spec.h)");
+    auto* heads = cmd->add_option("--heads", iv.heads, "Heads to change: 3.1,4.2 (with --mode)")
+                      ->check([](const std::string& v) { return v.empty() ? std::string("no heads given") : std::string(); })
+                      ->excludes(spec);
+    cmd->add_option("--mode", iv.mode, "zero | mean | scale=F | act (ACT attention calibration), for --heads")
+        ->capture_default_str()
+        ->needs(heads);
+    cmd->add_option("--mean-data", iv.mean_data, "Reference prompts for mean ablation (text, one per line, or JSONL)");
+  };
+
   auto* ablate = app.add_subcommand("ablate", "Change heads (ablate, scale, patch, steer) and compare the next-token predictions");
-  std::string spec_path, heads, mode = "zero";
+  InterventionArgs ablate_iv;
   std::vector<std::string> targets;
   add_prompt_options(ablate);
-  ablate->add_option("--spec", spec_path, "Intervention spec (JSON; see hooks/interventions.h)");
-  ablate->add_option("--heads", heads, "Heads to change: 3.1,4.2");
-  ablate->add_option("--mode", mode, "zero | mean | scale=F | act (ACT attention calibration)")->capture_default_str();
-  std::string mean_data;
-  ablate->add_option("--mean-data", mean_data, "Reference prompts for --mode mean (text, one per line, or JSONL)");
+  add_intervention_options(ablate, ablate_iv);
   ablate->add_option("--targets", targets, "Answer strings whose first-token logits to compare (two give a logit difference)")
       ->delimiter(',');
   ablate->add_option("--top-k", top_k, "How many tokens to show")->capture_default_str();
@@ -545,13 +598,12 @@ int main(int argc, char** argv) {
       ->delimiter(',')->capture_default_str();
   record->add_option("--hooks", ro.hooks, "Activations to store per token: hook names, e.g. blocks.3.attn.hook_z,blocks.5.hook_resid_post "
                                           "(values after any intervention)")->delimiter(',');
-  record->add_option("--spec", ro.spec_path, "Intervention spec applied while recording (JSON; see hooks/interventions.h)");
-  record->add_option("--heads", ro.heads, "Heads to change while recording: 3.1,4.2 (with --mode)");
-  record->add_option("--mode", ro.mode, "zero | mean | scale=F | act, for --heads")->capture_default_str();
-  record->add_option("--mean-data", ro.mean_data, "Reference prompts for mean ablation");
-  record->add_flag("--force", ro.force, "Overwrite an existing run file");
-  record->add_flag("--resume", ro.resume, "Continue an interrupted job: record only the items the run file lacks");
-  record->add_option("--part-items", ro.part_items, "Items per committed part (default: items / 4096, at least 1)");
+  add_intervention_options(record, ro.iv);
+  add_context_options(record, ro.context);
+  auto* force = record->add_flag("--force", ro.force, "Replace an existing run file (the old one stays until the new one is complete)");
+  record->add_flag("--resume", ro.resume, "Continue an interrupted job: record only the items the run file lacks")->excludes(force);
+  record->add_option("--part-items", ro.part_items, "Items per committed part (default: items / 4096, at least 1)")
+      ->check(positive_integer);
   record->add_flag("--compare-plain", ro.compare_plain,
                    "Benchmark: afterwards run the same prompts through the plain forward and report the throughput ratio "
                    "and the file size per token");
@@ -573,22 +625,26 @@ int main(int argc, char** argv) {
     set_threads(common.threads);
     if (*info) return cmd_info(model, common);
     if (*tokenize) return cmd_tokenize(model, text, no_bos, common);
-    if (*predict) return cmd_predict(model, prompt, ids, no_bos, top_k, all_positions, common);
-    if (*generate) return cmd_generate(model, prompt, ids, no_bos, n, common);
+    if (*predict) return cmd_predict(model, prompt, top_k, all_positions, common);
+    if (*generate) return cmd_generate(model, prompt, n, common);
     if (*bench) return cmd_bench(model, lengths, repeat, logits_mode, common);
-    if (*ablate) return cmd_ablate(model, prompt, ids, no_bos, spec_path, heads, mode, mean_data, targets, top_k, common);
+    if (*ablate) return cmd_ablate(model, prompt, ablate_iv, targets, top_k, common);
     if (*record) {
       std::string cl;
       for (int i = 0; i < argc; ++i) cl += (i ? " " : "") + std::string(argv[i]);
       return cmd_record(model, ro, cl, common);
     }
     if (*inspect) return cmd_inspect(model, common);
-    if (*attn) return cmd_attn(model, prompt, ids, random_tokens, seed, no_bos, head, top, stats, common);
+    if (*attn) return cmd_attn(model, prompt, random_tokens, seed, head, top, stats, common);
   } catch (const ChoiceError& e) {
     // The library's remedies in this program's words.
-    const char* how = e.remedy == ChoiceError::Remedy::overwrite ? "; pass --force to replace it"
-                      : e.remedy == ChoiceError::Remedy::resume  ? " (rerun with --resume)"
-                                                                 : "; pass --force to overwrite it, or --resume to continue an interrupted job";
+    using R = ChoiceError::Remedy;
+    const char* how = e.remedy == R::overwrite             ? "; pass --force to replace it"
+                      : e.remedy == R::resume              ? " (rerun with --resume)"
+                      : e.remedy == R::overwrite_or_resume ? "; pass --force to overwrite it, or --resume to continue an interrupted job"
+                      : e.remedy == R::truncate            ? "; pass --max-tokens N to keep the first N tokens"
+                                                           : "; pass --max-tokens N to keep the first N tokens, or --allow-beyond-context "
+                                                             "to run past the context (extrapolation)";
     std::fprintf(stderr, "headscope: error: %s%s\n", e.what(), how);
     return 1;
   } catch (const headscope::Error& e) {

@@ -11,10 +11,11 @@ struct Error : std::runtime_error {
   explicit Error(const std::string& msg) : std::runtime_error(msg) {}
 };
 
-// An error the caller resolves by a choice of its own: replace what is there, or resume it. The library says what
-// happened and what can be done in its own terms; the CLI names its flags (--force, --resume), the GUI its buttons.
+// An error the caller resolves by a choice of its own: replace what is there, or resume it; truncate a prompt
+// longer than the model's context, or run past the context. The library says what happened in its own terms; the
+// CLI names its flags (--force, --resume, --max-tokens, --allow-beyond-context), the GUI its buttons.
 struct ChoiceError : Error {
-  enum class Remedy { overwrite, resume, overwrite_or_resume };
+  enum class Remedy { overwrite, resume, overwrite_or_resume, truncate, truncate_or_extrapolate };
   Remedy remedy;
   ChoiceError(const std::string& msg, Remedy r) : Error(msg), remedy(r) {}
 };

@@ -27,7 +27,9 @@ at::Tensor attend(const ModelConfig& c, int64_t layer, const at::Tensor& q, cons
       bias.assign(static_cast<size_t>(H * T), 0.f);
       for (auto& [h, key, b] : edits->bias) {
         const int64_t s = key < 0 ? key + T : key;
-        if (s >= 0 && s < T) bias[h * T + s] += b;
+        if (s < 0 || s >= T)
+          throw Error("attn_bias key " + std::to_string(key) + " is outside the " + std::to_string(T) + " tokens of this forward");
+        bias[h * T + s] += b;
       }
       iv.logit_bias = bias.data();
     }

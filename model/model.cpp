@@ -69,6 +69,21 @@ std::vector<int32_t> Model::generate_greedy(std::vector<int32_t> ids, int n) con
   return out;
 }
 
+void fit_context(const ModelConfig& cfg, std::vector<int32_t>& ids, const ContextPolicy& policy, const std::string& what,
+                 int64_t extra) {
+  if (policy.max_tokens < 0) throw Error("max_tokens must be positive, not " + std::to_string(policy.max_tokens));
+  if (policy.max_tokens > 0 && static_cast<int64_t>(ids.size()) > policy.max_tokens) ids.resize(static_cast<size_t>(policy.max_tokens));
+  const int64_t T = static_cast<int64_t>(ids.size()) + extra;
+  if (T <= cfg.context || (policy.beyond_context && !cfg.learned_positions)) return;
+  const std::string n = extra ? std::to_string(ids.size()) + " tokens + " + std::to_string(extra) + " to generate"
+                              : std::to_string(T) + " tokens";
+  if (cfg.learned_positions)
+    throw ChoiceError(what + " has " + n + ", more than this model's " + std::to_string(cfg.context) +
+                          " learned positions (it cannot run past them)", ChoiceError::Remedy::truncate);
+  throw ChoiceError(what + " has " + n + ", more than this model's context of " + std::to_string(cfg.context) + " tokens",
+                    ChoiceError::Remedy::truncate_or_extrapolate);
+}
+
 void set_threads(int n) {
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (n < 0 || n > 4 * cores)

@@ -46,6 +46,18 @@ class Model {
   ComputeDevice device_;
 };
 
+// What to do with a prompt longer than the model's context (its trained length: context_length in GGUF,
+// max_position_embeddings in config.json).
+struct ContextPolicy {
+  int64_t max_tokens = 0;       // > 0: keep only the first max_tokens tokens of every prompt
+  bool beyond_context = false;  // run past the context anyway (rotary models only: extrapolation studies)
+};
+
+// Applies `policy` to a prompt's ids: truncates to max_tokens, then refuses a prompt (or, with `extra`, a prompt
+// plus tokens still to generate) longer than the context with a ChoiceError naming `what` and the numbers.
+void fit_context(const ModelConfig& cfg, std::vector<int32_t>& ids, const ContextPolicy& policy, const std::string& what,
+                 int64_t extra = 0);
+
 // Sets LibTorch's intra-op threads (and with them OpenBLAS's OpenMP threads): 1 .. 4 x cores, else Error. n = 0:
 // $HEADSCOPE_THREADS when it holds a number in that range, else all cores.
 void set_threads(int n);

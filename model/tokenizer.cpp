@@ -86,12 +86,13 @@ struct Regex {
   ~Regex() { pcre2_code_free(code); }
 };
 
-// HF "Isolated" split: matches and the gaps between them both become pieces.
+// HF "Isolated" split: matches and the gaps between them both become pieces. `s` is valid UTF-8 (encode checks
+// it once): PCRE2 would otherwise check the whole subject again at every match, quadratic in the text's length.
 void split_isolated(const Regex& re, const std::string& s, std::vector<std::string>& out) {
   pcre2_match_data* md = pcre2_match_data_create_from_pattern(re.code, nullptr);
   size_t pos = 0, last = 0;
   while (pos <= s.size()) {
-    int rc = pcre2_match(re.code, reinterpret_cast<PCRE2_SPTR>(s.data()), s.size(), pos, 0, md, nullptr);
+    int rc = pcre2_match(re.code, reinterpret_cast<PCRE2_SPTR>(s.data()), s.size(), pos, PCRE2_NO_UTF_CHECK, md, nullptr);
     if (rc < 0) break;
     PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
     size_t b = ov[0], e = ov[1];

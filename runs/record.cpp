@@ -35,9 +35,17 @@ RecordSummary record_run(const Model& m, const std::string& model_path, const st
   plan.model = {{"path", model_path}, {"family", cfg.family_name()}, {"architecture", cfg.architecture},
                 {"config", cfg.to_json().dump()}, {"checkpoint_sha256", sha256_file(m.checkpoint().files().at(0))}};
   plan.items_per_part = o.items_per_part;
+  const std::vector<Intervention> checked_spec = parse_spec(o.spec, cfg);
   for (size_t i = 0; i < prompts.size(); ++i) {
+    const std::string what = "prompt " + std::to_string(i + 1);
     auto ids = m.tokenizer().encode(prompts[i].text);
-    if (ids.empty()) throw Error("prompt " + std::to_string(i + 1) + " has no tokens");
+    if (ids.empty()) throw Error(what + " has no tokens");
+    fit_context(cfg, ids, o.context, what);
+    try {
+      check_spec_positions(checked_spec, static_cast<int64_t>(ids.size()));
+    } catch (const Error& e) {
+      throw Error(what + ": " + e.what());
+    }
     plan.items.push_back({prompts[i].text, prompts[i].meta, std::move(ids)});
   }
   if (plan.items.empty()) throw Error("no prompts to record");
@@ -73,7 +81,14 @@ RecordSummary record_run(const Model& m, const std::string& model_path, const st
   rec.stats = !stats.empty();
   rec.key_recv = std::find(stats.begin(), stats.end(), "key_recv") != stats.end();
   plan.settings = {{"sinks", rec.sinks}, {"waad_window", rec.waad_window}, {"recv_window", {rec.recv_lo, rec.recv_hi}},
-                   {"mean_data_sha256", o.mean_data.empty() ? "" : sha256_file(o.mean_data)}};
+                   {"mean_data_sha256", o.mean_data.empty() ? "" : sha256_file(o.mean_data)},
+                   {"max_tokens", o.context.max_tokens}, {"beyond_context", o.context.beyond_context}};
+  double row_bytes = 0;  // one token's bytes over every array
+  for (const ArraySpec& a : plan.arrays) {
+    double n = 4;
+    for (int64_t x : a.inner) n *= static_cast<double>(x);
+    row_bytes += n;
+  }
   Hooks hooks;
   install_interventions(plan.spec, cfg, hooks, nullptr, &means);
   ActivationCache acts;  // installed after the interventions: it records the values the forward goes on with
@@ -83,6 +98,8 @@ RecordSummary record_run(const Model& m, const std::string& model_path, const st
   for (const PlannedItem& it : plan.items) item_ids.push_back(it.tokens);
   RunWriter w(o.output, std::move(plan), o.open);
   const std::vector<int64_t> todo = w.pending();
+  int64_t planned_tokens = 0;
+  for (int64_t i : todo) planned_tokens += static_cast<int64_t>(item_ids[i].size());
   RecordSummary sum;
   sum.resumed = w.resumed();
   const auto t0 = std::chrono::steady_clock::now();
@@ -91,6 +108,7 @@ RecordSummary record_run(const Model& m, const std::string& model_path, const st
     RecordProgress p;
     p.committed = w.committed(), p.total = w.n_items(), p.done_now = done;
     p.left_now = static_cast<int64_t>(todo.size()) - done, p.tokens = sum.tokens, p.resumed = sum.resumed;
+    p.planned_tokens = planned_tokens, p.planned_bytes = static_cast<double>(planned_tokens) * row_bytes;
     p.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (!progress(p)) throw Cancelled();
   };

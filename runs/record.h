@@ -29,6 +29,7 @@ struct RecordOptions {
   std::vector<std::string> hooks;         // hook points whose activations are stored per token
   nlohmann::json spec = nlohmann::json::array();  // interventions applied while recording (hooks/interventions.h)
   std::string mean_data;                  // prompts for mean ablation, when the spec has a mean-ablation entry
+  ContextPolicy context;                  // prompts longer than the model's context: truncated, refused or run
   int64_t items_per_part = 0;             // 0: the writer's default
   std::string command_line;               // stored in the file
 };
@@ -37,6 +38,8 @@ struct RecordProgress {
   int64_t committed = 0, total = 0;       // items in the file (earlier jobs included), items planned
   int64_t done_now = 0, left_now = 0;     // items recorded by this call, still to record
   int64_t tokens = 0;                     // tokens recorded by this call
+  int64_t planned_tokens = 0;             // tokens this call is to record (its items' tokens)
+  double planned_bytes = 0;               // their arrays' bytes before compression (the file is smaller)
   double seconds = 0;                     // since recording started
   bool resumed = false;                   // an earlier job's items were kept
 };
@@ -48,8 +51,8 @@ struct RecordSummary {
   std::vector<std::vector<int32_t>> recorded_ids;  // the token ids of the items recorded by this call
 };
 
-// Validates everything (statistic names, hook points, the spec, the prompts) before anything is written, then
-// records. `progress` is called once before the first item (done_now = 0) and after each committed item.
+// Validates everything (statistic names, hook points, the spec, every prompt's length against the context and
+// the spec's positions) before anything is written, naming the prompt (1-based, in file order), then records. `progress` is called once before the first item (done_now = 0) and after each committed item.
 RecordSummary record_run(const Model& model, const std::string& model_path, const std::vector<PromptItem>& prompts,
                          const RecordOptions& options,
                          const std::function<bool(const RecordProgress&)>& progress = nullptr);

@@ -20,6 +20,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/resource.h>
 #include <unistd.h>
 #include <sys/statvfs.h>
@@ -125,10 +126,58 @@ void remove_quietly(const fs::path& p) {
 }  // namespace
 
 struct RunWriter::Impl {
-  std::string path, new_path;
+  std::string final_path;  // the run file the caller named
+  std::string path;        // the file this job writes: final_path, or "<run>.replacement" while replacing a run
+  std::string new_path;    // path + ".new": the whole file being written before its rename
   int lock_fd = -1;  // flock on "<run>.lock" while this job writes (a killed job's lock goes with its process)
   ~Impl() {
-    if (lock_fd >= 0) ::unlink((path + ".lock").c_str()), ::close(lock_fd);
+    if (lock_fd >= 0) ::unlink((final_path + ".lock").c_str()), ::close(lock_fd);
+  }
+
+  // Takes "<run>.lock". A lock file left by a killed job holds no lock and is simply locked again; the inode check
+  // covers a job that removed its lock file between our open and our flock.
+  void lock() {
+    const std::string lock_path = final_path + ".lock";
+    for (;;) {
+      lock_fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+      if (lock_fd < 0) throw Error(final_path + ": cannot create the run file (cannot create " + lock_path + ": " + std::strerror(errno) + ")");
+      if (flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        ::close(lock_fd);
+        lock_fd = -1;
+        throw Error(final_path + ": another headscope job is writing this run file (it holds " + lock_path + ")");
+      }
+      struct stat held, named;
+      if (fstat(lock_fd, &held) == 0 && ::stat(lock_path.c_str(), &named) == 0 && held.st_ino == named.st_ino && held.st_dev == named.st_dev)
+        return;
+      ::close(lock_fd);  // that file was removed: lock the one now there
+      lock_fd = -1;
+    }
+  }
+
+  void set_work_path(const std::string& p) {
+    path = p, new_path = p + ".new";
+    parts_dir = fs::path(p + ".parts");
+    parts_rel = fs::path(p).filename().string() + ".parts";
+  }
+
+  // The settings a run file was started with, or null when it is not a readable run file of this schema.
+  static nlohmann::json saved_settings(const std::string& file) {
+    Handle f = h5::file_open_read(file);
+    if (f.id < 0) return nullptr;
+    try {
+      if (!h5::has_attr(f, "schema_version") || h5::read_int_attr(f, "schema_version") != kRunSchemaVersion) return nullptr;
+      nlohmann::json j = nlohmann::json::parse(h5::read_str_attr(f, "settings"), nullptr, false);
+      return j.is_discarded() ? nlohmann::json() : j;
+    } catch (const std::exception&) {
+      return nullptr;
+    }
+  }
+
+  // A complete replacement takes the run file's place (one rename: the old run until then, the new one after).
+  void promote() {
+    if (path == final_path) return;
+    fs::rename(path, final_path);
+    remove_quietly(parts_dir), remove_quietly(new_path);
   }
   fs::path parts_dir;
   std::string parts_rel;  // parts_dir relative to the run file's folder (virtual dataset sources)
@@ -295,6 +344,8 @@ struct RunWriter::Impl {
       if (h5::read_str_attr(f, "status") == "complete") {
         complete = true;
         remove_quietly(parts_dir), remove_quietly(new_path);  // leftovers of a job killed after its last rename
+        f.close_checked("close " + path);
+        promote();
         return;
       }
     }
@@ -439,6 +490,12 @@ struct RunWriter::Impl {
                         ChoiceError::Remedy::resume);
     }
     remove_quietly(parts_dir);
+    try {
+      promote();
+    } catch (const std::exception& e) {
+      throw ChoiceError(path + " holds the complete run, but it could not replace " + final_path + " (" + e.what() + ")",
+                        ChoiceError::Remedy::resume);
+    }
     complete = true;
   }
 };
@@ -446,9 +503,8 @@ struct RunWriter::Impl {
 RunWriter::RunWriter(const std::string& path, RunPlan plan, RunOpen mode) : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   if (plan.items.empty()) throw Error("nothing to record: the prompt set is empty");
-  m.path = path, m.new_path = path + ".new";
-  m.parts_dir = fs::path(path + ".parts");
-  m.parts_rel = fs::path(path).filename().string() + ".parts";
+  m.final_path = path;
+  m.set_work_path(path);
   m.plan = std::move(plan);
   const int64_t N = m.n();
   m.per = m.plan.items_per_part > 0 ? m.plan.items_per_part : std::max<int64_t>(1, (N + 4095) / 4096);
@@ -472,18 +528,27 @@ RunWriter::RunWriter(const std::string& path, RunPlan plan, RunOpen mode) : impl
   m.settings["arrays"] = arrays;
 
   // One job per run file: a second one (a resubmitted batch job, say) would write the same parts.
-  m.lock_fd = ::open((path + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (m.lock_fd < 0) throw Error(path + ": cannot create the run file (cannot create " + path + ".lock: " + std::strerror(errno) + ")");
-  if (flock(m.lock_fd, LOCK_EX | LOCK_NB) != 0) {
-    ::close(m.lock_fd);
-    m.lock_fd = -1;
-    throw Error(path + ": another headscope job is writing this run file (it holds " + path + ".lock)");
-  }
+  m.lock();
   const bool exists = fs::exists(path);
   if (mode == RunOpen::create && exists)
     throw ChoiceError(path + ": exists", ChoiceError::Remedy::overwrite_or_resume);
-  if (mode == RunOpen::resume && exists) m.open_existing();
-  else m.start_new();
+  const std::string replacement = path + ".replacement";
+  auto remove_replacement = [&] {
+    for (const char* suffix : {"", ".new", ".parts"}) remove_quietly(replacement + suffix);
+  };
+  if (mode == RunOpen::overwrite && exists) {
+    remove_replacement();  // an earlier replacement that never completed
+    m.set_work_path(replacement);
+    m.start_new();
+  } else if (mode == RunOpen::resume && fs::exists(replacement) && Impl::saved_settings(replacement) == m.settings) {
+    m.set_work_path(replacement);  // a replacement with these settings was interrupted: continue it
+    m.open_existing();
+  } else if (mode == RunOpen::resume && exists) {
+    m.open_existing();
+  } else {
+    if (!exists) remove_replacement();  // nothing left to replace
+    m.start_new();
+  }
   if (!m.complete) m.thread = std::thread([&m] { m.loop(); });
 }
 

@@ -7,6 +7,11 @@
 //   * at the end every part is copied into "<run>.new", which is renamed over the run file; then the folder goes.
 // Resume compares the settings (checkpoint, items, arrays, interventions) with the file's, keeps every valid part
 // of this run and records the missing ones. A write error (disk full) removes only the part being written.
+// Replacing an existing run (RunOpen::overwrite) records into "<run>.replacement" (with its own parts folder) and
+// renames it over the run only when it is complete: until then the old run stays whole, and a killed replacement
+// is resumed (RunOpen::resume with the same settings) from where it stopped.
+// One job per run: "<run>.lock" is held (flock) while a job writes and removed when it ends; a lock file a killed
+// job left behind holds no lock and is reused.
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -44,8 +49,8 @@ struct RunPlan {
 
 enum class RunOpen {
   create,     // the run file must not exist
-  overwrite,  // replace it (the old one stays until the new one is in place)
-  resume,     // continue it (or start it when absent)
+  overwrite,  // replace it (the old one stays until the new one is complete)
+  resume,     // continue it, or an interrupted replacement of it (or start it when absent)
 };
 
 class RunWriter {

@@ -260,3 +260,69 @@ TEST_CASE("ACT calibration of a head: the paper's formula on the materialised pa
   at::Tensor ps_expect = at::where(P.squeeze(1) >= 1, P.squeeze(1), beta * P.squeeze(1));
   CHECK((ps_after - ps_expect).abs().max().item<double>() < 1e-5);
 }
+
+TEST_CASE("intervention specs are checked entry by entry, and positions against each prompt's length", "[hooks][spec]") {
+  ModelConfig cfg;
+  cfg.n_layers = 4, cfg.n_heads = 6, cfg.d_model = 3, cfg.d_head = 2;
+  auto error_of = [&](const std::string& text) {
+    try {
+      parse_spec(nlohmann::json::parse(text), cfg);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("(accepted)");
+  };
+  CHECK(error_of("{\"interventions\": 3}") == "an intervention spec is a list, or an object with an \"interventions\" list");
+  CHECK(error_of("[{\"type\": \"ablate\", \"heads\": [\"1.1\"]}, {\"type\": \"ablate\", \"heads\": []}]") ==
+        "intervention 1 (ablate): \"heads\" is empty");
+  CHECK(error_of("[{\"type\": \"ablate\", \"heads\": [\"4.0\"]}]") ==
+        "intervention 0 (ablate): head 4.0 does not exist: this model has layers 0..3 and heads 0..5");
+  CHECK(error_of("[{\"type\": \"ablate\", \"heads\": [\"1.1\"], \"mode\": \"half\"}]") ==
+        "intervention 0 (ablate): \"mode\" must be zero or mean, not 'half'");
+  CHECK(error_of("[{\"type\": \"scale\", \"heads\": [\"1.1\"], \"factor\": 1e39}]") ==
+        "intervention 0 (scale): \"factor\" must be a finite number, not 1e+39");
+  CHECK(error_of("[{\"type\": \"steer\", \"layers\": [1], \"vector\": [1, 2, 3], \"positions\": [1.5]}]") ==
+        "intervention 0 (steer): \"positions\" holds 1.5, not an integer token index");
+  CHECK(error_of("[{\"type\": \"steer\", \"layers\": [4], \"vector\": [1, 2, 3]}]") ==
+        "intervention 0 (steer): layer 4 does not exist (layers 0..3)");
+  CHECK(error_of("[{\"type\": \"steer\", \"layers\": [0], \"vector\": [1, 2]}]") ==
+        "intervention 0 (steer): the vector has 2 entries, d_model is 3");
+  CHECK(error_of("[{\"type\": \"steer\", \"layers\": [0], \"vector\": [1, 2, 3e38], \"scale\": 10}]") ==
+        "intervention 0 (steer): \"vector\" holds 3e+38, not a finite number (after \"scale\")");
+  CHECK(error_of("[{\"type\": \"attn_bias\", \"heads\": [\"0.0\"], \"bias\": 1}]") ==
+        "intervention 0 (attn_bias): needs \"keys\", a list of integers");
+  CHECK(error_of("[{\"type\": \"attn_bias\", \"heads\": [\"0.0\"], \"bias\": 1, \"keys\": [99999999999]}]") ==
+        "intervention 0 (attn_bias): \"keys\" holds 99999999999, not an integer token index");
+  CHECK(error_of("[{\"type\": \"patch\", \"hook\": 3}]") == "intervention 0 (patch): \"hook\" must be a string, not 3");
+  CHECK(error_of("[{\"type\": \"act\", \"heads\": [\"0.0\"], \"beta\": 2}]") == "intervention 0 (act): needs tau > 0 and 0 <= beta <= 1");
+  // 100,000 nested lists: parsed without recursion trouble and refused as an entry that is not an object.
+  CHECK(error_of(std::string(100000, '[') + std::string(100000, ']')) ==
+        "intervention 0: expected an object with a \"type\", got an array");
+
+  // Positions: -T <= p < T for a prompt of T tokens, for steer/patch positions and attn_bias keys alike.
+  const auto spec = parse_spec(nlohmann::json::parse(R"([{"type": "uniform", "heads": ["0.1"]},
+      {"type": "steer", "layers": [1], "vector": [1, 2, 3], "positions": [0, -3]},
+      {"type": "attn_bias", "heads": ["2.2"], "keys": [2], "bias": -1}])"), cfg);
+  CHECK(spec[1].vector == std::vector<float>{1, 2, 3});
+  CHECK_NOTHROW(check_spec_positions(spec, 3));
+  try {
+    check_spec_positions(spec, 2);
+    FAIL("a position past the prompt was accepted");
+  } catch (const Error& e) {
+    CHECK(std::string(e.what()) == "intervention 1 (steer): position -3 is outside the prompt's 2 tokens (valid: -2..1)");
+  }
+}
+
+TEST_CASE("an attn_bias key outside the forward's tokens is refused, not ignored", "[hooks][attention]") {
+  auto model = Model::load(testutil::stories260k());
+  Hooks hooks;
+  install_interventions(nlohmann::json::parse(R"([{"type": "attn_bias", "heads": ["1.1"], "keys": [5], "bias": -3}])"),
+                        model->config(), hooks);
+  CHECK_NOTHROW(model->run({1, 2, 3, 4, 5, 6}, AttnRecord{}, true, &hooks));
+  try {
+    model->run({1, 2, 3}, AttnRecord{}, true, &hooks);
+    FAIL("the out-of-range key was ignored");
+  } catch (const Error& e) {
+    CHECK(std::string(e.what()) == "attn_bias key 5 is outside the 3 tokens of this forward");
+  }
+}

@@ -250,6 +250,19 @@ TEST_CASE("bad options, specs and prompt files give one headscope: error: line n
   write_file(d / "nul.json", "{\"text\": \"before\\u0000after\"}\n");
   write_file(d / "bad.txt", "a fine line\n\xff not UTF-8\n");
   write_file(d / "ok.txt", "Once upon a time\n");
+  // A line of about 3,000 tokens (stories260K's context is 2,048) after a short one, and one line of 1 MB.
+  std::string long_text;
+  for (int i = 0; i < 300; ++i) long_text += "Once upon a time there was a cat. ";
+  write_file(d / "long.txt", "Hi\n" + long_text + "\n");
+  std::string megabyte;
+  while (megabyte.size() < (1 << 20)) megabyte += "the cat sat on a mat and then went home ";
+  write_file(d / "mega.txt", megabyte + "\n");
+  // A steer at position 7 and a logit bias on key 9, against a 9-token prompt and "Hi" (3 tokens).
+  write_file(d / "three.txt", "Once upon a time there was a cat\nHi\n");
+  nlohmann::json steer = nlohmann::json::array({{{"type", "steer"}, {"layers", {1}}, {"positions", {7}}, {"vector", std::vector<float>(64, 0.1f)}}});
+  write_file(d / "steer.json", steer.dump());
+  write_file(d / "bias.json", R"([{"type": "attn_bias", "heads": ["1.1"], "keys": [0, 9], "bias": -2}])");
+  const std::string rec = "record " + m + " -o " + (d / "r.h5") + " --data ";
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"info " + m + " --threads abc", "Could not convert: --threads = abc"},
       {"info " + m + " --threads 100000", "threads must be between 1 and "},
@@ -275,6 +288,32 @@ TEST_CASE("bad options, specs and prompt files give one headscope: error: line n
       {"record " + m + " --data " + d.path.string() + " -o " + (d / "r.h5"), ": is a folder; give a prompt file"},
       {"record " + m + " --data " + (d / "ok.txt") + " -o " + (d / "r.h5") + " --hooks blocks.1.hook_resid_post,blocks.1.hook_resid_post",
        "hook blocks.1.hook_resid_post is listed twice"},
+      {rec + (d / "ok.txt") + " --threads 100000", "threads must be between 1 and "},
+      {rec + (d / "nope.txt"), "nope.txt: cannot open"},
+      {"ablate " + m + " --prompt 'Once' --heads 1.2 --mode scale=inf", "scale=F needs a finite number, not 'inf'"},
+      // Lenient parsing, now strict.
+      {rec + (d / "ok.txt") + " --heads ''", "--heads: no heads given"},
+      {rec + (d / "ok.txt") + " --part-items 0", "--part-items: must be a positive integer, not '0'"},
+      {rec + (d / "ok.txt") + " --part-items -5", "--part-items: must be a positive integer, not '-5'"},
+      {rec + (d / "ok.txt") + " --heads 1.1 --spec " + (d / "bias.json"), "excludes"},
+      {rec + (d / "ok.txt") + " --mode mean", "--mode requires --heads"},
+      {rec + (d / "ok.txt") + " --force --resume", "--force excludes --resume"},
+      {"predict " + m + " --ids 1,2 --prompt Hi", "--prompt excludes --ids"},
+      {"predict " + m + " --ids 1,2 --max-tokens 0", "--max-tokens: must be a positive integer, not '0'"},
+      // Positions are checked against every prompt before the run file is created, naming the prompt.
+      {rec + (d / "three.txt") + " --spec " + (d / "steer.json"),
+       "prompt 2: intervention 0 (steer): position 7 is outside the prompt's 3 tokens (valid: -3..2)"},
+      {rec + (d / "three.txt") + " --spec " + (d / "bias.json"),
+       "prompt 2: intervention 0 (attn_bias): key 9 is outside the prompt's 3 tokens (valid: -3..2)"},
+      {"ablate " + m + " --prompt Hi --spec " + (d / "bias.json"), "intervention 0 (attn_bias): key 9 is outside the prompt's 3 tokens"},
+      // Prompts longer than the context: the numbers and the two ways on.
+      {rec + (d / "long.txt"), "prompt 2 has 3"},
+      {rec + (d / "long.txt"), " tokens, more than this model's context of 2048 tokens; pass --max-tokens N to keep the first N "
+                               "tokens, or --allow-beyond-context to run past the context (extrapolation)"},
+      {rec + (d / "mega.txt"), "prompt 1 has 445657 tokens, more than this model's context of 2048 tokens"},
+      {"attn " + m + " --stats --prompt '" + long_text + "'", "the prompt has 3"},
+      {"ablate " + m + " --heads 1.1 --prompt '" + long_text + "'", "more than this model's context of 2048 tokens"},
+      {"generate " + m + " --prompt 'Once upon a time' -n 2044", "the prompt has 5 tokens + 2044 to generate, more than this model's context of 2048"},
   };
   for (const auto& [args, expect] : cases) {
     auto r = testutil::run_cli(args);
@@ -300,4 +339,50 @@ TEST_CASE("a .json prompt file is read as JSONL, as the docs say", "[malformed][
   CHECK(run.text(0) == "Once upon a time");
   CHECK(run.meta(0)["i"] == 1);
   CHECK(run.text(1) == "Lily saw a bird.");
+}
+
+TEST_CASE("prompts longer than the context: --max-tokens keeps the first N, --allow-beyond-context runs them", "[malformed][context]") {
+  testutil::TempDir d;
+  const std::string m = testutil::shell_quote(testutil::stories260k());
+  std::string long_text;
+  for (int i = 0; i < 300; ++i) long_text += "Once upon a time there was a cat. ";
+  write_file(d / "p.txt", "Hi\n" + long_text + "\n");
+  auto model = Model::load(testutil::stories260k());
+  const std::vector<int32_t> full = model->tokenizer().encode(long_text);
+  REQUIRE(full.size() > 2048);
+  auto r = testutil::run_cli("record " + m + " --data " + (d / "p.txt") + " -o " + (d / "r.h5") + " --max-tokens 100 --stats entropy");
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  RunReader run(d / "r.h5");
+  CHECK(run.tokens(0) == model->tokenizer().encode("Hi"));  // shorter prompts are left alone
+  CHECK(run.tokens(1) == std::vector<int32_t>(full.begin(), full.begin() + 100));
+  CHECK(run.stat("entropy", 1).size(0) == 100);
+  CHECK(run.text(1) == long_text);  // the text as given; its first 100 tokens were recorded
+  // Past the context on a rotary model: it runs, and its first 2,048 positions match the truncated run exactly
+  // (causal attention: later tokens cannot change earlier rows).
+  r = testutil::run_cli("predict " + m + " --prompt '" + long_text + "' --allow-beyond-context --all-positions --top-k 1 --json");
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  auto beyond = nlohmann::json::parse(r.out);
+  CHECK(beyond["positions"].size() == full.size());
+  r = testutil::run_cli("predict " + m + " --prompt '" + long_text + "' --max-tokens 2048 --all-positions --top-k 1 --json");
+  REQUIRE(r.code == 0);
+  auto within = nlohmann::json::parse(r.out);
+  REQUIRE(within["positions"].size() == 2048);
+  for (size_t t : {size_t(0), size_t(1000), size_t(2047)})
+    CHECK(within["positions"][t]["top"][0]["id"] == beyond["positions"][t]["top"][0]["id"]);
+
+  // Learned positions (GPT-2) cannot run past the context: only truncation is offered.
+  ModelConfig gpt2;
+  gpt2.context = 8, gpt2.learned_positions = true;
+  std::vector<int32_t> ids(10, 1);
+  try {
+    fit_context(gpt2, ids, ContextPolicy{0, true}, "prompt 4");
+    FAIL("a GPT-2 prompt past its learned positions was accepted");
+  } catch (const ChoiceError& e) {
+    CHECK(std::string(e.what()) == "prompt 4 has 10 tokens, more than this model's 8 learned positions (it cannot run past them)");
+    CHECK(e.remedy == ChoiceError::Remedy::truncate);
+  }
+  fit_context(gpt2, ids, ContextPolicy{8, false}, "prompt 4");
+  CHECK(ids.size() == 8);
 }
