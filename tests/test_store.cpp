@@ -429,10 +429,72 @@ TEST_CASE("a second job on the same run file is refused while the first runs", "
   REQUIRE(still_running);  // 400 prompts take seconds; the run file appears at the start
   CHECK(r.code == 1);
   CHECK(r.err.find("another headscope job is writing this run file") != std::string::npos);
-  // After the kill the lock is free again: the job resumes and completes.
+  // The killed job left its lock file behind, holding no lock: the job resumes, completes, and removes it.
+  CHECK(std::filesystem::exists(d / "run.h5.lock"));
   r = testutil::run_cli(args + " --resume");
   CHECK(r.code == 0);
   CHECK(RunReader(d / "run.h5").status() == "complete");
+  CHECK_FALSE(std::filesystem::exists(d / "run.h5.lock"));
+}
+
+TEST_CASE("record --force keeps the old run whole until the new one is complete, and a killed replacement resumes", "[store][cli]") {
+  testutil::TempDir d;
+  const int n_items = 120;
+  write_prompts(d / "p.jsonl", n_items);
+  const std::string base = "record " + model_arg() + " --data " + (d / "p.jsonl") + " --part-items 2 ";
+  const std::string old_args = base + "--stats entropy -o ", new_args = base + "--stats max_prob,sink_mass -o ";
+  REQUIRE(testutil::run_cli(old_args + (d / "run.h5")).code == 0);
+  REQUIRE(testutil::run_cli(old_args + (d / "old.h5")).code == 0);  // the same run, to compare with
+  REQUIRE(testutil::run_cli(new_args + (d / "new.h5")).code == 0);  // what the replacement must end as
+  // Killed at once (while starting), then after some of its items are committed.
+  for (int64_t target : {int64_t(0), int64_t(10)}) {
+    const std::string err = target ? run_and_kill_after(new_args + (d / "run.h5") + " --force", target, std::chrono::microseconds(1500), d / "err.txt")
+                                   : run_and_kill(new_args + (d / "run.h5") + " --force", std::chrono::milliseconds(150), d / "err.txt");
+    INFO("killed once " << target << " items were reported; stderr:\n" << err);
+    CHECK(reported_committed(err) >= target);
+    RunReader run(d / "run.h5");
+    CHECK(run.status() == "complete");
+    CHECK(run.stat_names() == std::vector<std::string>{"entropy"});
+    require_same(run, RunReader(d / "old.h5"), true);
+  }
+  CHECK(std::filesystem::exists(d / "run.h5.replacement"));
+  // --resume with the new settings continues the replacement (not the old run), then puts it in place.
+  auto r = testutil::run_cli(new_args + (d / "run.h5") + " --resume --json");
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  CHECK(r.err.find("resuming") != std::string::npos);
+  CHECK(nlohmann::json::parse(r.out)["recorded_now"].get<int64_t>() <= n_items - 10);
+  require_same(RunReader(d / "run.h5"), RunReader(d / "new.h5"), true);
+  for (const char* left : {"run.h5.replacement", "run.h5.replacement.parts", "run.h5.replacement.new", "run.h5.parts", "run.h5.lock"})
+    CHECK_FALSE(std::filesystem::exists(d / left));
+  // A --force that completes replaces the run in one step.
+  r = testutil::run_cli(old_args + (d / "run.h5") + " --force");
+  REQUIRE(r.code == 0);
+  require_same(RunReader(d / "run.h5"), RunReader(d / "old.h5"), true);
+}
+
+TEST_CASE("a job above a million tokens warns with its size before it starts", "[store][cli]") {
+  testutil::TempDir d;
+  std::string line;  // 1,996 tokens on stories260K
+  for (int i = 0; i < 95; ++i) line += std::string(i ? " " : "") + "Once upon a time there was a little girl named Lily who liked to play.";
+  {
+    std::ofstream out(d / "p.txt");
+    for (int i = 0; i < 505; ++i) out << line << "\n";
+  }
+  const pid_t pid = spawn_cli("record " + model_arg() + " --data " + (d / "p.txt") + " -o " + (d / "run.h5"), d / "err.txt");
+  std::string err;
+  for (int i = 0; i < 1200 && err.find("items recorded]") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    err = slurp(d / "err.txt");
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  INFO(err);
+  // 505 x 1,996 tokens; each token holds 8 statistics x 5 layers x 8 heads x 4 bytes.
+  char expect[200];
+  std::snprintf(expect, sizeof expect, "headscope: warning: 505 items, 1007980 tokens to record, about %.1f GiB of arrays before compression",
+                1007980.0 * 8 * 5 * 8 * 4 / (1 << 30));
+  CHECK(err.rfind(expect, 0) == 0);
 }
 
 TEST_CASE("run file names with % work, and the last progress line says every item is recorded", "[store][cli]") {
