@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "core/text.h"
 
 namespace headscope {
 
@@ -19,7 +20,7 @@ std::pair<int, int> parse_head(const std::string& s, const ModelConfig& cfg) {
   const size_t dot = s.find('.');
   const bool digits = dot != std::string::npos && dot > 0 && dot + 1 < s.size() && dot < 6 && s.size() - dot < 7 &&
                       s.find_first_not_of("0123456789.") == std::string::npos && s.find('.', dot + 1) == std::string::npos;
-  if (!digits) throw Error("'" + s + "' is not a head; write LAYER.HEAD, e.g. 3.1");
+  if (!digits) throw Error("'" + escape_control(s) + "' is not a head; write LAYER.HEAD, e.g. 3.1");
   const int l = std::stoi(s.substr(0, dot)), h = std::stoi(s.substr(dot + 1));
   if (l < 0 || l >= cfg.n_layers || h < 0 || h >= cfg.n_heads)
     throw Error("head " + s + " does not exist: this model has layers 0.." + std::to_string(cfg.n_layers - 1) +
@@ -111,12 +112,12 @@ std::vector<Intervention> parse_spec(const json& spec_in, const ModelConfig& cfg
     if (!e.contains("type") || !e["type"].is_string()) throw Error(at + ": needs a \"type\" string");
     const std::string type = e["type"].get<std::string>();
     Intervention iv;
-    iv.where = at + " (" + type + ")";
+    iv.where = at + " (" + escape_control(type) + ")";
     const Fields f{e, iv.where, cfg};
     using K = Intervention::Kind;
     if (type == "ablate") {
       const std::string mode = f.string("mode", "zero", false);
-      if (mode != "zero" && mode != "mean") f.fail("\"mode\" must be zero or mean, not '" + mode + "'");
+      if (mode != "zero" && mode != "mean") f.fail("\"mode\" must be zero or mean, not '" + escape_control(mode) + "'");
       iv.kind = mode == "mean" ? K::mean_ablate : K::ablate;
       iv.heads = f.heads(true);
     } else if (type == "scale") {
@@ -152,7 +153,7 @@ std::vector<Intervention> parse_spec(const json& spec_in, const ModelConfig& cfg
       if (!(iv.tau > 0.f) || !(iv.beta >= 0.f && iv.beta <= 1.f)) f.fail("needs tau > 0 and 0 <= beta <= 1");
       iv.heads = f.heads(true);
     } else {
-      throw Error(at + ": unknown type '" + type + "' (known: ablate, scale, patch, steer, uniform, attn_bias, act)");
+      throw Error(at + ": unknown type '" + escape_control(type) + "' (known: ablate, scale, patch, steer, uniform, attn_bias, act)");
     }
     out.push_back(std::move(iv));
   }
@@ -208,10 +209,10 @@ json spec_for_heads(const std::string& heads, const std::string& mode, const Mod
     } catch (const std::exception&) {
       used = 0;
     }
-    if (used == 0 || used != num.size() || std::isspace(static_cast<unsigned char>(num[0])) || !std::isfinite(f)) throw Error("mode scale=F needs a finite number, not '" + num + "'");
+    if (used == 0 || used != num.size() || std::isspace(static_cast<unsigned char>(num[0])) || !std::isfinite(f)) throw Error("mode scale=F needs a finite number, not '" + escape_control(num) + "'");
     return json::array({{{"type", "scale"}, {"heads", list}, {"factor", f}}});
   }
-  throw Error("unknown mode '" + mode + "' (known: zero, mean, scale=F, act)");
+  throw Error("unknown mode '" + escape_control(mode) + "' (known: zero, mean, scale=F, act)");
 }
 
 bool spec_needs_means(const json& spec_in) {

@@ -4,10 +4,16 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <openssl/evp.h>
+
 #include <cerrno>
+#include <cinttypes>
+#include <cstdio>
 #include <cstdlib>
-#include <map>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
 
 #include "core/error.h"
 
@@ -54,9 +60,95 @@ Handle file_access(bool in_memory) {
 }
 }  // namespace
 
+namespace {
+
+// File creation with room for the checksum block.
+Handle file_creation() {
+  Handle fcpl(check(H5Pcreate(H5P_FILE_CREATE), "file creation plist"), H5Pclose);
+  check_status(H5Pset_userblock(fcpl, kUserBlock), "userblock");
+  return fcpl;
+}
+
+constexpr char kSealMagic[] = "headscope checksum block\n";
+
+// The block's text for `bytes` bytes after it with SHA-256 `hex`, zero-padded to kUserBlock.
+std::string seal_block(uint64_t bytes, const std::string& hex) {
+  std::string b = std::string(kSealMagic) + "bytes " + std::to_string(bytes) + "\nsha256 " + hex + "\n";
+  b.resize(kUserBlock, '\0');
+  return b;
+}
+
+std::string hex_of(const unsigned char* md, unsigned len) {
+  static const char* digits = "0123456789abcdef";
+  std::string s;
+  for (unsigned i = 0; i < len; ++i) s += digits[md[i] >> 4], s += digits[md[i] & 15];
+  return s;
+}
+
+}  // namespace
+
+std::string sha256_of_bytes(const char* data, size_t n) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned len = 0;
+  EVP_Digest(data, n, md, &len, EVP_sha256(), nullptr);
+  return hex_of(md, len);
+}
+
+std::string sha256_of_file(const std::string& path, uint64_t offset) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot open for hashing");
+  in.seekg(static_cast<std::streamoff>(offset));
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  std::vector<char> buf(1 << 20);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    EVP_DigestUpdate(ctx, buf.data(), static_cast<size_t>(in.gcount()));
+  }
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned len = 0;
+  EVP_DigestFinal_ex(ctx, md, &len);
+  EVP_MD_CTX_free(ctx);
+  return hex_of(md, len);
+}
+
 Handle file_create(const std::string& path) {
   Handle fapl = file_access(false);
-  return Handle(check(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), "create " + path), H5Fclose);
+  Handle fcpl = file_creation();
+  return Handle(check(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl, fapl), "create " + path), H5Fclose);
+}
+
+void seal(const std::string& path) {
+  const uint64_t size = std::filesystem::file_size(path);
+  if (size < kUserBlock) throw Error(path + ": too short to hold a checksum block");
+  const std::string block = seal_block(size - kUserBlock, sha256_of_file(path, kUserBlock));
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0 || ::pwrite(fd, block.data(), block.size(), 0) != static_cast<ssize_t>(block.size())) {
+    const int e = errno;
+    if (fd >= 0) ::close(fd);
+    throw Error("cannot write " + path + ": " + std::strerror(e));
+  }
+  if (::close(fd) != 0) throw Error("cannot write " + path + ": " + std::strerror(errno));
+}
+
+bool verify_seal(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot open it");
+  std::string block(kUserBlock, '\0');
+  in.read(block.data(), static_cast<std::streamsize>(kUserBlock));
+  const size_t got = static_cast<size_t>(in.gcount());
+  if (block.compare(0, sizeof kSealMagic - 1, kSealMagic) != 0) return false;
+  if (got < kUserBlock) throw Error("truncated inside its checksum block");
+  uint64_t bytes = 0;
+  char hex[65] = {0};
+  if (std::sscanf(block.c_str() + sizeof kSealMagic - 1, "bytes %20" SCNu64 "\nsha256 %64[0-9a-f]", &bytes, hex) != 2 ||
+      block != seal_block(bytes, hex))
+    throw Error("its checksum block is damaged");
+  const uint64_t size = std::filesystem::file_size(path) - kUserBlock;
+  if (size < bytes) throw Error("truncated: it holds " + std::to_string(size) + " of its " + std::to_string(bytes) + " bytes");
+  if (size > bytes) throw Error("it holds " + std::to_string(size - bytes) + " bytes more than it was written with");
+  if (sha256_of_file(path, kUserBlock) != hex) throw Error("its bytes have changed since it was written (checksum mismatch)");
+  return true;
 }
 
 namespace {
@@ -102,11 +194,23 @@ void write_file_via_image(const std::string& path, const std::function<void(hid_
     H5FD_file_image_callbacks_t cb{&ImageCapture::alloc, &ImageCapture::copy, &ImageCapture::resize, &ImageCapture::release,
                                    &ImageCapture::same, &ImageCapture::keep, &cap};
     check_status(H5Pset_file_image_callbacks(fapl, &cb), "file image callbacks");
-    Handle f(check(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), "create " + path + " in memory"), H5Fclose);
+    Handle fcpl = file_creation();
+    Handle f(check(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl, fapl), "create " + path + " in memory"), H5Fclose);
     fill(f);
     f.close_checked("close " + path + " in memory");
   }
-  if (cap.bytes.empty()) throw Error("HDF5: no file image for " + path);
+  if (cap.bytes.size() < kUserBlock + 56) throw Error("HDF5: no file image for " + path);
+  // With a userblock the core driver hands back its whole allocation: keep the file's bytes, up to the end-of-file
+  // address of its superblock (version 2/3, 8-byte addresses: the byte count of the whole file, block included).
+  const char* sb = cap.bytes.data() + kUserBlock;
+  if (std::memcmp(sb, "\x89HDF\r\n\x1a\n", 8) != 0 || (sb[8] != 2 && sb[8] != 3) || sb[9] != 8)
+    throw Error("HDF5: unexpected superblock in the file image for " + path);
+  uint64_t eof = 0;
+  std::memcpy(&eof, sb + 28, 8);  // little-endian on every platform headscope builds on
+  if (eof < kUserBlock + 56 || eof > cap.bytes.size()) throw Error("HDF5: unexpected end of file in the image for " + path);
+  cap.bytes.resize(static_cast<size_t>(eof));
+  const std::string block = seal_block(cap.bytes.size() - kUserBlock, sha256_of_bytes(cap.bytes.data() + kUserBlock, cap.bytes.size() - kUserBlock));
+  std::memcpy(cap.bytes.data(), block.data(), kUserBlock);
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw Error("cannot create " + path + ": " + std::strerror(errno));
   size_t done = 0;

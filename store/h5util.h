@@ -4,6 +4,7 @@
 #pragma once
 #include <hdf5.h>
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -44,11 +45,26 @@ struct Handle {
   operator hid_t() const { return id; }
 };
 
-Handle file_create(const std::string& path);     // truncates; errors become headscope::Error
-Handle file_open_read(const std::string& path);
-// Builds an HDF5 file in memory with `fill`, then writes its bytes to `path` with plain POSIX I/O, so that a full
-// disk is an Error with the system's words and HDF5 never holds a half-written file. For files that fit in memory.
-void write_file_via_image(const std::string& path, const std::function<void(hid_t)>& fill);  // id < 0 when it cannot be opened (no throw)
+// Every file store/ writes begins with a checksum block: HDF5 leaves the first kUserBlock bytes of a file to its
+// user (the "userblock"), and headscope keeps there the length and the SHA-256 of everything after it. A damaged
+// file (truncated, bytes changed) is then refused before HDF5 reads it: HDF5 1.10 checksums its metadata but not
+// its global heap (variable-length strings), and some damage there crashes it. h5py and HDF5 tools skip the block.
+constexpr size_t kUserBlock = 512;
+
+Handle file_create(const std::string& path);     // truncates, with a checksum block; errors become headscope::Error
+Handle file_open_read(const std::string& path);  // id < 0 when it cannot be opened (no throw)
+// Builds an HDF5 file in memory with `fill`, then writes its bytes (checksum block filled) to `path` with plain
+// POSIX I/O, so that a full disk is an Error with the system's words and HDF5 never holds a half-written file. For
+// files that fit in memory.
+void write_file_via_image(const std::string& path, const std::function<void(hid_t)>& fill);
+// Fills the checksum block of a closed file made by file_create.
+void seal(const std::string& path);
+// Checks a file's checksum block: true when it matches, false when the file has none (not written by this
+// headscope); Error saying what is wrong otherwise (truncated, changed bytes).
+bool verify_seal(const std::string& path);
+// SHA-256 (hex) of a file's bytes from `offset` on, and of bytes in memory.
+std::string sha256_of_file(const std::string& path, uint64_t offset = 0);
+std::string sha256_of_bytes(const char* data, size_t n);
 Handle str_type();                               // variable-length UTF-8 string
 Handle link_plist();                             // link creation that makes intermediate groups ("a/b/c")
 

@@ -2,7 +2,6 @@
 #include "store/run_file.h"
 
 #include <ATen/ATen.h>
-#include <openssl/evp.h>
 
 #include <filesystem>
 #include <fstream>
@@ -16,38 +15,10 @@ using h5::check;
 using h5::check_status;
 using h5::Handle;
 
-namespace {
-std::string hex(const unsigned char* md, unsigned len) {
-  std::string s;
-  char b[3];
-  for (unsigned i = 0; i < len; ++i) std::snprintf(b, sizeof b, "%02x", md[i]), s += b;
-  return s;
-}
-}  // namespace
 
-std::string sha256_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot open for hashing");
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
-  std::vector<char> buf(1 << 20);
-  while (in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    EVP_DigestUpdate(ctx, buf.data(), static_cast<size_t>(in.gcount()));
-  }
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx, md, &len);
-  EVP_MD_CTX_free(ctx);
-  return hex(md, len);
-}
+std::string sha256_file(const std::string& path) { return h5::sha256_of_file(path); }
 
-std::string sha256_hex(const std::string& bytes) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(bytes.data(), bytes.size(), md, &len, EVP_sha256(), nullptr);
-  return hex(md, len);
-}
+std::string sha256_hex(const std::string& bytes) { return h5::sha256_of_bytes(bytes.data(), bytes.size()); }
 
 struct RunReader::Impl {
   std::string path;
@@ -56,11 +27,16 @@ struct RunReader::Impl {
     if (!h5::exists(file, name)) throw Error(path + ": has no dataset " + name);
     return Handle(check(H5Dopen2(file, name.c_str(), H5P_DEFAULT), "open " + name), H5Dclose);
   }
+  // Item `item`'s rows of the per-token arrays, checked against /tokens (a damaged file may hold anything).
   std::pair<int64_t, int32_t> span(int64_t item) const {
     int64_t off;
     int32_t len;
     h5::read_rows(open_ds("items/offset"), H5T_NATIVE_INT64, &off, item, 1);
     h5::read_rows(open_ds("items/length"), H5T_NATIVE_INT32, &len, item, 1);
+    const int64_t rows = static_cast<int64_t>(h5::dims(open_ds("tokens"))[0]);
+    if (off < 0 || len < 0 || off > rows || len > rows - off)
+      throw Error(path + ": damaged run file (item " + std::to_string(item) + " claims tokens " + std::to_string(off) + " + " +
+                  std::to_string(len) + " of " + std::to_string(rows) + ")");
     return {off, len};
   }
   std::vector<std::string> names(const std::string& group) const {
@@ -89,32 +65,72 @@ struct RunReader::Impl {
   void check_item(int64_t item, int64_t n) const {
     if (item < 0 || item >= n) throw Error(path + ": no item " + std::to_string(item) + " (the file has " + std::to_string(n) + ")");
   }
+  // Runs one read; any failure (HDF5's, a damaged value) becomes one Error that names the file.
+  template <class F>
+  auto named(F&& f) const -> decltype(f()) {
+    try {
+      return f();
+    } catch (const std::exception& e) {
+      const std::string m = e.what();
+      if (dynamic_cast<const Error*>(&e) && m.rfind(path + ":", 0) == 0) throw;
+      throw Error(path + ": damaged or unreadable run file (" + m.substr(0, m.find('\n')) + ")");
+    }
+  }
 };
 
 RunReader::RunReader(const std::string& path) : impl_(std::make_unique<Impl>()) {
   impl_->path = path;
   if (!std::filesystem::exists(path)) throw Error(path + ": no such file");
+  if (std::filesystem::is_directory(path)) throw Error(path + ": is a folder, not a run file");
+  // The checksum block first (h5util.h): a damaged file never reaches HDF5.
+  bool sealed = false;
+  try {
+    sealed = h5::verify_seal(path);
+  } catch (const Error& e) {
+    throw Error(path + ": damaged run file (" + e.what() + ")");
+  }
   impl_->file = h5::file_open_read(path);
   if (impl_->file.id < 0) throw Error(path + ": not an HDF5 file, or damaged");
-  if (!h5::has_attr(impl_->file, "schema_version")) throw Error(path + ": not a headscope run file (no schema_version)");
-  int64_t v = 0;
-  try {
-    v = h5::read_int_attr(impl_->file, "schema_version");
-  } catch (const Error&) {
-    throw Error(path + ": not a headscope run file (its schema_version is not an integer)");
-  }
-  if (v != kRunSchemaVersion)
-    throw Error(path + ": run file schema " + std::to_string(v) + ", this headscope reads schema " + std::to_string(kRunSchemaVersion));
-  // Everything the reader relies on, named when missing, so that a damaged or foreign file fails here in one line.
-  for (const char* a : {"status", "settings", "spec", "run_id", "created", "command_line", "headscope_version", "items_per_part"})
-    if (!h5::has_attr(impl_->file, a)) throw Error(path + ": not a complete headscope run file (no attribute '" + std::string(a) + "')");
-  for (const char* d : {"model", "items/text", "items/meta", "items/offset", "items/length", "items/recorded", "tokens"})
-    if (!h5::exists(impl_->file, d)) throw Error(path + ": not a complete headscope run file (no /" + std::string(d) + ")");
+  impl_->named([&] {
+    if (!h5::has_attr(impl_->file, "schema_version")) throw Error(path + ": not a headscope run file (no schema_version)");
+    int64_t v = 0;
+    try {
+      v = h5::read_int_attr(impl_->file, "schema_version");
+    } catch (const Error&) {
+      throw Error(path + ": not a headscope run file (its schema_version is not an integer)");
+    }
+    if (v != kRunSchemaVersion)
+      throw Error(path + ": run file schema " + std::to_string(v) + ", this headscope reads schema " + std::to_string(kRunSchemaVersion));
+    if (!sealed)
+      throw Error(path + ": not a headscope run file, or damaged (it has no checksum block: headscope writes one before the HDF5 data)");
+    // Everything the reader relies on, named when missing, so that a damaged or foreign file fails here in one line.
+    for (const char* a : {"status", "settings", "spec", "run_id", "created", "command_line", "headscope_version", "items_per_part"})
+      if (!h5::has_attr(impl_->file, a)) throw Error(path + ": not a complete headscope run file (no attribute '" + std::string(a) + "')");
+    for (const char* d : {"model", "items/text", "items/meta", "items/offset", "items/length", "items/recorded", "tokens"})
+      if (!h5::exists(impl_->file, d)) throw Error(path + ": not a complete headscope run file (no /" + std::string(d) + ")");
+    // A run still recording reads its arrays from the part files beside it (HDF5 opens them itself): check them too.
+    const std::filesystem::path parts(path + ".parts");
+    std::error_code ec;
+    if (h5::read_str_attr(impl_->file, "status") != "complete" && std::filesystem::is_directory(parts, ec))
+      for (const auto& e : std::filesystem::directory_iterator(parts, ec)) {
+        if (e.path().extension() != ".h5") continue;
+        try {
+          if (!h5::verify_seal(e.path().string())) throw Error("it has no checksum block");
+        } catch (const Error& err) {
+          throw Error(path + ": its part file " + e.path().filename().string() + " is damaged (" + err.what() +
+                      "); resuming the job records that part again");
+        }
+      }
+  });
 }
 
 RunReader::~RunReader() = default;
 
 nlohmann::json RunReader::header() const {
+  return impl_->named([&] { return read_header(); });
+}
+
+nlohmann::json RunReader::read_header() const {
   nlohmann::json j;
   hid_t f = impl_->file;
   j["schema_version"] = h5::read_int_attr(f, "schema_version");
@@ -126,60 +142,83 @@ nlohmann::json RunReader::header() const {
   return j;
 }
 
-int64_t RunReader::n_tokens() const { return static_cast<int64_t>(h5::dims(impl_->open_ds("tokens"))[0]); }
+int64_t RunReader::n_tokens() const {
+  return impl_->named([&] { return static_cast<int64_t>(h5::dims(impl_->open_ds("tokens"))[0]); });
+}
 
-std::string RunReader::status() const { return h5::read_str_attr(impl_->file, "status"); }
+std::string RunReader::status() const {
+  return impl_->named([&] { return h5::read_str_attr(impl_->file, "status"); });
+}
 
-int64_t RunReader::n_items() const { return static_cast<int64_t>(h5::dims(impl_->open_ds("items/length"))[0]); }
+int64_t RunReader::n_items() const {
+  return impl_->named([&] { return static_cast<int64_t>(h5::dims(impl_->open_ds("items/length"))[0]); });
+}
 
 int64_t RunReader::n_recorded() const {
   const int64_t n = n_items();
-  std::vector<uint8_t> r(static_cast<size_t>(n));
-  h5::read_rows(impl_->open_ds("items/recorded"), H5T_NATIVE_UINT8, r.data(), 0, n);
-  int64_t c = 0;
-  for (uint8_t x : r) c += x != 0;
-  return c;
+  return impl_->named([&] {
+    std::vector<uint8_t> r(static_cast<size_t>(n));
+    h5::read_rows(impl_->open_ds("items/recorded"), H5T_NATIVE_UINT8, r.data(), 0, n);
+    int64_t c = 0;
+    for (uint8_t x : r) c += x != 0;
+    return c;
+  });
 }
 
 bool RunReader::recorded(int64_t item) const {
   impl_->check_item(item, n_items());
-  uint8_t r = 0;
-  h5::read_rows(impl_->open_ds("items/recorded"), H5T_NATIVE_UINT8, &r, item, 1);
-  return r != 0;
+  return impl_->named([&] {
+    uint8_t r = 0;
+    h5::read_rows(impl_->open_ds("items/recorded"), H5T_NATIVE_UINT8, &r, item, 1);
+    return r != 0;
+  });
 }
 
-std::vector<std::string> RunReader::stat_names() const { return impl_->names("stats"); }
-std::vector<std::string> RunReader::act_names() const { return impl_->names("acts"); }
+std::vector<std::string> RunReader::stat_names() const {
+  return impl_->named([&] { return impl_->names("stats"); });
+}
+std::vector<std::string> RunReader::act_names() const {
+  return impl_->named([&] { return impl_->names("acts"); });
+}
 
-std::string RunReader::text(int64_t item) const { return impl_->string_at("items/text", item, n_items()); }
+std::string RunReader::text(int64_t item) const {
+  const int64_t n = n_items();
+  return impl_->named([&] { return impl_->string_at("items/text", item, n); });
+}
 
 nlohmann::json RunReader::meta(int64_t item) const {
-  const std::string s = impl_->string_at("items/meta", item, n_items());
+  const int64_t n = n_items();
+  const std::string s = impl_->named([&] { return impl_->string_at("items/meta", item, n); });
   return nlohmann::json::parse(s.empty() ? "null" : s, nullptr, false);
 }
 
 std::vector<int32_t> RunReader::tokens(int64_t item) const {
   impl_->check_item(item, n_items());
-  auto [off, len] = impl_->span(item);
-  std::vector<int32_t> out(static_cast<size_t>(len));
-  h5::read_rows(impl_->open_ds("tokens"), H5T_NATIVE_INT32, out.data(), off, len);
-  return out;
+  return impl_->named([&] {
+    auto [off, len] = impl_->span(item);
+    std::vector<int32_t> out(static_cast<size_t>(len));
+    h5::read_rows(impl_->open_ds("tokens"), H5T_NATIVE_INT32, out.data(), off, len);
+    return out;
+  });
 }
 
 at::Tensor RunReader::array(const std::string& path, int64_t item) const {
   if (!recorded(item))
     throw Error(impl_->path + ": item " + std::to_string(item) +
                 " is not recorded yet (the job was interrupted; resuming it completes the file)");
-  auto [off, len] = impl_->span(item);
-  Handle ds = impl_->open_ds(path);
-  std::vector<hsize_t> d = h5::dims(ds);
-  std::vector<int64_t> shape{len};
-  for (size_t i = 1; i < d.size(); ++i) shape.push_back(static_cast<int64_t>(d[i]));
-  Handle type(H5Dget_type(ds), H5Tclose);
-  const bool is_int = H5Tget_class(type) == H5T_INTEGER;
-  at::Tensor out = at::empty(shape, is_int ? at::kInt : at::kFloat);
-  h5::read_rows(ds, is_int ? H5T_NATIVE_INT32 : H5T_NATIVE_FLOAT, out.data_ptr(), off, len);
-  return out;
+  return impl_->named([&] {
+    auto [off, len] = impl_->span(item);
+    Handle ds = impl_->open_ds(path);
+    std::vector<hsize_t> d = h5::dims(ds);
+    if (d.empty() || d[0] != static_cast<hsize_t>(n_tokens())) throw Error("/" + path + " does not have a row per token");
+    std::vector<int64_t> shape{len};
+    for (size_t i = 1; i < d.size(); ++i) shape.push_back(static_cast<int64_t>(d[i]));
+    Handle type(check(H5Dget_type(ds), "type of " + path), H5Tclose);
+    const bool is_int = H5Tget_class(type) == H5T_INTEGER;
+    at::Tensor out = at::empty(shape, is_int ? at::kInt : at::kFloat);
+    h5::read_rows(ds, is_int ? H5T_NATIVE_INT32 : H5T_NATIVE_FLOAT, out.data_ptr(), off, len);
+    return out;
+  });
 }
 
 at::Tensor RunReader::stat(const std::string& name, int64_t item) const { return array("stats/" + name, item); }

@@ -2,7 +2,9 @@
 // and from Python with plain h5py. Per-token arrays of all items are stored end to end ("ragged" layout);
 // /items/offset and /items/length give each item's rows. run_writer.h writes it so that it survives SIGKILL.
 //
-// Schema (schema_version 2):
+// Schema (schema_version 3):
+//   bytes 0..511        a checksum block (store/h5util.h): the length and SHA-256 of the rest of the file, which
+//                       readers check before HDF5 reads anything; HDF5 and h5py see it as the file's userblock
 //   /                   attrs schema_version, headscope_version, created, command_line, run_id,
 //                       status ("recording": interrupted or in progress | "complete"),
 //                       settings (JSON: checkpoint, items digest, arrays, intervention spec, …; --resume checks it),
@@ -20,6 +22,7 @@
 // see plain arrays); rows of items not recorded read as NaN (int32: -1). While a job runs, the parts are
 // separate files in "<run>.parts/", each renamed into place when complete, and the virtual datasets point there;
 // the finished job copies them into the run file (compressed chunks, copied raw) and removes the folder.
+// Schema 2 files (no checksum block) are refused with their schema named: record them again.
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -32,10 +35,12 @@
 
 namespace headscope {
 
-constexpr int kRunSchemaVersion = 2;
+constexpr int kRunSchemaVersion = 3;  // 3: a checksum block before the HDF5 data (store/h5util.h)
 
 class RunReader {
  public:
+  // Every method throws one Error naming the file when it is not a run file or is damaged (truncated, changed
+  // bytes): never HDF5's own stack, never a crash for the damage HDF5's checksums and the reader's checks catch.
   explicit RunReader(const std::string& path);  // throws Error when it is not a headscope run file
   ~RunReader();
   nlohmann::json header() const;                 // root and /model attributes
@@ -58,6 +63,7 @@ class RunReader {
   struct Impl;
 
  private:
+  nlohmann::json read_header() const;
   std::unique_ptr<Impl> impl_;
 };
 

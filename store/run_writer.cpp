@@ -278,6 +278,7 @@ struct RunWriter::Impl {
         extra(f);
         write_layout(f, status, src_file, src_prefix);
         f.close_checked("close " + new_path);
+        h5::seal(new_path);
       } else {
         h5::write_file_via_image(new_path, [&](hid_t f) { write_layout(f, status, src_file, src_prefix); });
       }
@@ -304,6 +305,11 @@ struct RunWriter::Impl {
   bool part_valid(int64_t k) const {
     const fs::path p = parts_dir / part_file(k);
     if (!fs::exists(p)) return false;
+    try {
+      if (!h5::verify_seal(p.string())) return false;
+    } catch (const std::exception&) {
+      return false;  // damaged: recorded again
+    }
     Handle f = h5::file_open_read(p.string());
     if (f.id < 0) return false;
     try {
@@ -324,6 +330,12 @@ struct RunWriter::Impl {
 
   void open_existing() {
     {
+      bool sealed = false;
+      try {
+        sealed = h5::verify_seal(path);
+      } catch (const Error& e) {
+        throw ChoiceError(path + ": exists but is damaged (" + std::string(e.what()) + ")", ChoiceError::Remedy::overwrite);
+      }
       Handle f = h5::file_open_read(path);
       if (f.id < 0) throw ChoiceError(path + ": exists but is not an HDF5 file (or is damaged)", ChoiceError::Remedy::overwrite);
       if (!h5::has_attr(f, "schema_version")) throw ChoiceError(path + ": exists but is not a headscope run file", ChoiceError::Remedy::overwrite);
@@ -331,6 +343,7 @@ struct RunWriter::Impl {
       if (v != kRunSchemaVersion)
         throw ChoiceError(path + ": written with run file schema " + std::to_string(v) + ", which cannot be resumed by this "
                           "headscope (schema " + std::to_string(kRunSchemaVersion) + "); record it again", ChoiceError::Remedy::overwrite);
+      if (!sealed) throw ChoiceError(path + ": exists but is damaged (it has no checksum block)", ChoiceError::Remedy::overwrite);
       run_id = h5::read_str_attr(f, "run_id"), created = h5::read_str_attr(f, "created");
       command_line = h5::read_str_attr(f, "command_line");
       nlohmann::json saved = nlohmann::json::parse(h5::read_str_attr(f, "settings"), nullptr, false);
