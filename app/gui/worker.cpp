@@ -114,6 +114,7 @@ void Worker::do_run(const Job& job) {
   auto res = std::make_shared<RunResult>();
   res->ids = m->tokenizer().encode(job.text);
   if (res->ids.empty()) throw Error("the prompt is empty");
+  fit_context(m->config(), res->ids, ContextPolicy{}, "the prompt");  // the GUI stays within the context
   for (int32_t id : res->ids) res->tokens.push_back(m->tokenizer().token_text(id));
   AttnRecord rec;
   rec.stats = true;
