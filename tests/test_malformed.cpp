@@ -250,6 +250,8 @@ TEST_CASE("bad options, specs and prompt files give one headscope: error: line n
   write_file(d / "nul.json", "{\"text\": \"before\\u0000after\"}\n");
   write_file(d / "bad.txt", "a fine line\n\xff not UTF-8\n");
   write_file(d / "ok.txt", "Once upon a time\n");
+  write_file(d / "nul.txt", std::string("fine\nbefore\0after\n", 19));
+  write_file(d / "deep.json", std::string(100000, '[') + std::string(100000, ']'));
   // A line of about 3,000 tokens (stories260K's context is 2,048) after a short one, and one line of 1 MB.
   std::string long_text;
   for (int i = 0; i < 300; ++i) long_text += "Once upon a time there was a cat. ";
@@ -289,6 +291,8 @@ TEST_CASE("bad options, specs and prompt files give one headscope: error: line n
       {"record " + m + " --data " + (d / "ok.txt") + " -o " + (d / "r.h5") + " --hooks blocks.1.hook_resid_post,blocks.1.hook_resid_post",
        "hook blocks.1.hook_resid_post is listed twice"},
       {rec + (d / "ok.txt") + " --threads 100000", "threads must be between 1 and "},
+      {rec + (d / "nul.txt"), "nul.txt:2: the text holds a NUL character"},
+      {"ablate " + m + " --prompt 'Once upon a time' --spec " + (d / "deep.json"), "intervention 0: expected an object with a \"type\", got an array"},
       {rec + (d / "nope.txt"), "nope.txt: cannot open"},
       {"ablate " + m + " --prompt 'Once' --heads 1.2 --mode scale=inf", "scale=F needs a finite number, not 'inf'"},
       // Lenient parsing, now strict.
@@ -385,4 +389,13 @@ TEST_CASE("prompts longer than the context: --max-tokens keeps the first N, --al
   }
   fit_context(gpt2, ids, ContextPolicy{8, false}, "prompt 4");
   CHECK(ids.size() == 8);
+}
+
+TEST_CASE("SmolLM2 refuses a 9,000-token prompt with its context of 8,192", "[malformed][context]") {
+  const std::string smol = testutil::smollm2();
+  if (smol.empty()) HS_SKIP(testutil::not_downloaded("SmolLM2-135M-Instruct.Q4_1.gguf"));
+  auto r = testutil::run_cli("attn " + testutil::shell_quote(smol) + " --stats --random-tokens 9000");
+  CHECK(r.code == 1);
+  CHECK(r.err == "headscope: error: the random prompt has 9000 tokens, more than this model's context of 8192 tokens; pass "
+                 "--max-tokens N to keep the first N tokens, or --allow-beyond-context to run past the context (extrapolation)\n");
 }
