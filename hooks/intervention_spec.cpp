@@ -28,6 +28,10 @@ std::pair<int, int> parse_head(const std::string& s, const ModelConfig& cfg) {
   return {l, h};
 }
 
+// Scale factors and steering values beyond this only measure float32 overflow: the residual stream's next norm
+// squares them (1e19 squared is already past float32's range).
+constexpr float kMaxFactor = 1e6f;
+
 const json& entries_of(const json& spec) {
   return spec.is_object() && spec.contains("interventions") ? spec["interventions"] : spec;
 }
@@ -122,6 +126,8 @@ std::vector<Intervention> parse_spec(const json& spec_in, const ModelConfig& cfg
       iv.heads = f.heads(true);
     } else if (type == "scale") {
       iv.kind = K::scale, iv.factor = f.number("factor", 0, true), iv.heads = f.heads(true);
+      if (std::fabs(iv.factor) > kMaxFactor)
+        f.fail("\"factor\" must be within ±1e6 (larger factors overflow float32 in the next norm), not " + e["factor"].dump());
     } else if (type == "patch") {
       iv.kind = K::patch, iv.hook = f.string("hook", "", true), iv.heads = f.heads(false);
       iv.positions = f.integers("positions", false);
@@ -137,8 +143,8 @@ std::vector<Intervention> parse_spec(const json& spec_in, const ModelConfig& cfg
       const float scale = f.number("scale", 1.0, false);
       for (const json& x : e["vector"]) {
         if (!x.is_number() || !std::isfinite(static_cast<float>(x.get<double>())) ||
-            !std::isfinite(static_cast<float>(x.get<double>()) * scale))
-          f.fail("\"vector\" holds " + x.dump() + ", not a finite number (after \"scale\")");
+            !(std::fabs(static_cast<float>(x.get<double>()) * scale) <= kMaxFactor))
+          f.fail("\"vector\" holds " + x.dump() + ", not a number within ±1e6 (after \"scale\")");
         iv.vector.push_back(static_cast<float>(x.get<double>()) * scale);
       }
       if (static_cast<int64_t>(iv.vector.size()) != cfg.d_model)
@@ -209,7 +215,9 @@ json spec_for_heads(const std::string& heads, const std::string& mode, const Mod
     } catch (const std::exception&) {
       used = 0;
     }
-    if (used == 0 || used != num.size() || std::isspace(static_cast<unsigned char>(num[0])) || !std::isfinite(f)) throw Error("mode scale=F needs a finite number, not '" + escape_control(num) + "'");
+    if (used == 0 || used != num.size() || std::isspace(static_cast<unsigned char>(num[0])) || !std::isfinite(f))
+      throw Error("mode scale=F needs a finite number, not '" + escape_control(num) + "'");
+    if (std::fabs(f) > kMaxFactor) throw Error("mode scale=F needs a factor within ±1e6, not '" + escape_control(num) + "'");
     return json::array({{{"type", "scale"}, {"heads", list}, {"factor", f}}});
   }
   throw Error("unknown mode '" + escape_control(mode) + "' (known: zero, mean, scale=F, act)");

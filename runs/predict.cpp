@@ -31,6 +31,8 @@ InterventionEffect intervention_effect(const Model& m, const std::vector<int32_t
   install_interventions(spec, m.config(), hooks, nullptr, &means);
   at::Tensor before = m.run(ids, AttnRecord{}, true).logits[0];
   at::Tensor after = m.run(ids, AttnRecord{}, true, &hooks).logits[0];
+  if (!at::isfinite(after).all().item<bool>())
+    throw Error("the intervention made the next-token logits NaN or infinite; nothing to compare");
   at::Tensor lp_b = at::log_softmax(before.to(at::kDouble), -1), lp_a = at::log_softmax(after.to(at::kDouble), -1);
   InterventionEffect e;
   e.kl = (lp_b.exp() * (lp_b - lp_a)).sum().item<double>();

@@ -288,7 +288,9 @@ TEST_CASE("intervention specs are checked entry by entry, and positions against 
   CHECK(error_of("[{\"type\": \"steer\", \"layers\": [0], \"vector\": [1, 2]}]") ==
         "intervention 0 (steer): the vector has 2 entries, d_model is 3");
   CHECK(error_of("[{\"type\": \"steer\", \"layers\": [0], \"vector\": [1, 2, 3e38], \"scale\": 10}]") ==
-        "intervention 0 (steer): \"vector\" holds 3e+38, not a finite number (after \"scale\")");
+        "intervention 0 (steer): \"vector\" holds 3e+38, not a number within ±1e6 (after \"scale\")");
+  CHECK(error_of("[{\"type\": \"scale\", \"heads\": [\"1.1\"], \"factor\": -2e6}]") ==
+        "intervention 0 (scale): \"factor\" must be within ±1e6 (larger factors overflow float32 in the next norm), not -2000000.0");
   CHECK(error_of("[{\"type\": \"attn_bias\", \"heads\": [\"0.0\"], \"bias\": 1}]") ==
         "intervention 0 (attn_bias): needs \"keys\", a list of integers");
   CHECK(error_of("[{\"type\": \"attn_bias\", \"heads\": [\"0.0\"], \"bias\": 1, \"keys\": [99999999999]}]") ==

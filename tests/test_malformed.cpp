@@ -295,6 +295,7 @@ TEST_CASE("bad options, specs and prompt files give one headscope: error: line n
       {"ablate " + m + " --prompt 'Once upon a time' --spec " + (d / "deep.json"), "intervention 0: expected an object with a \"type\", got an array"},
       {rec + (d / "nope.txt"), "nope.txt: cannot open"},
       {"ablate " + m + " --prompt 'Once' --heads 1.2 --mode scale=inf", "scale=F needs a finite number, not 'inf'"},
+      {"ablate " + m + " --prompt 'Once' --heads 1.2 --mode scale=1e30", "scale=F needs a factor within ±1e6, not '1e30'"},
       // Lenient parsing, now strict.
       {rec + (d / "ok.txt") + " --heads ''", "--heads: no heads given"},
       {rec + (d / "ok.txt") + " --part-items 0", "--part-items: must be a positive integer, not '0'"},
