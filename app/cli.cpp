@@ -7,10 +7,12 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <cmath>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <fstream>
 #include <cstdio>
@@ -63,6 +65,17 @@ std::string positive_integer(const std::string& v) {
   if (v.empty() || std::isspace(static_cast<unsigned char>(v[0])) || *end != 0 || errno != 0 || n < 1)
     return "must be a positive integer, not '" + v + "'";
   return "";
+}
+
+// CLI11 check: a finite number for which `ok` holds; `rule` says which ("in (0, 1]").
+std::function<std::string(const std::string&)> number_where(const char* rule, bool (*ok)(double)) {
+  return [rule, ok](const std::string& v) -> std::string {
+    char* end = nullptr;
+    const double x = std::strtod(v.c_str(), &end);
+    if (v.empty() || std::isspace(static_cast<unsigned char>(v[0])) || *end != 0 || !std::isfinite(x) || !ok(x))
+      return "must be a number " + std::string(rule) + ", not '" + v + "'";
+    return "";
+  };
 }
 
 void print_json(const json& j) { std::cout << j.dump(-1, ' ', false, json::error_handler_t::replace) << "\n"; }
@@ -175,11 +188,17 @@ int cmd_predict(const std::string& path, const PromptArgs& prompt, int top_k,
   return 0;
 }
 
-int cmd_generate(const std::string& path, const PromptArgs& prompt, int n, const Common& c) {
+int cmd_generate(const std::string& path, const PromptArgs& prompt, int n, const Sampling& sampling, bool stats, const Common& c) {
   if (n < 0) throw Error("-n must be >= 0");
   auto m = Model::load(path, parse_device(c.device));
   auto ids = prompt_ids(*m, prompt, n);
-  auto gen = m->generate_greedy(ids, n);
+  AttnRecord rec;
+  rec.stats = stats;
+  rec.key_recv = false;
+  const auto t0 = std::chrono::steady_clock::now();
+  const Model::Generation g = m->generate(ids, n, sampling, stats ? &rec : nullptr);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const std::vector<int32_t>& gen = g.tokens;
   std::string text;
   if (m->has_tokenizer()) {
     std::vector<int32_t> all = ids;
@@ -187,8 +206,44 @@ int cmd_generate(const std::string& path, const PromptArgs& prompt, int n, const
     if (!all.empty() && all[0] == m->tokenizer().bos_id()) all.erase(all.begin());
     text = m->tokenizer().decode(all);
   }
-  if (c.json) return print_json({{"prompt_tokens", ids}, {"generated", gen}, {"text", text}}), 0;
+  json j = {{"prompt_tokens", ids}, {"generated", gen}, {"text", text}, {"seconds", secs},
+            {"sampling", {{"temperature", sampling.temperature}, {"top_p", sampling.top_p}, {"seed", sampling.seed}}}};
+  // --stats: each generated token's row of every per-query statistic, [layer][head], read by the step that
+  // produced it (the last row of the pass before it).
+  json steps = json::array();
+  for (size_t i = 0; stats && i < g.steps.size(); ++i) {
+    json st = {{"token", gen[i]}, {"text", token_label(*m, gen[i])}};
+    for (int id = 0; id < kStatCount; ++id) {
+      if (!head_stat_is_row_sum(id) && id != kStatArgmax) continue;
+      json layers = json::array();
+      for (const AttnLayerStats& a : g.steps[i].attn) {
+        at::Tensor row = a[id].select(1, -1).contiguous();  // [H]
+        json heads = json::array();
+        for (int64_t h = 0; h < row.size(0); ++h)
+          heads.push_back(head_stat(id).is_int ? json(row[h].item<int32_t>()) : json(row[h].item<float>()));
+        layers.push_back(heads);
+      }
+      st[head_stat(id).name] = layers;
+    }
+    steps.push_back(st);
+  }
+  if (stats) j["steps"] = steps;
+  if (c.json) return print_json(j), 0;
   std::printf("%s\n", text.c_str());
+  if (stats) {
+    std::printf("%-5s %-16s %12s %12s   (means over the %lld heads of the query row that produced the token)\n", "step", "token",
+                "entropy", "sink_mass", static_cast<long long>(m->config().n_layers * m->config().n_heads));
+    // The mean over every layer and head of statistic `id` in the last query row of step i.
+    auto mean_last_row = [&](size_t i, int id) {
+      double sum = 0;
+      for (const AttnLayerStats& a : g.steps[i].attn) sum += a[id].select(1, -1).sum().item<double>();
+      return sum / static_cast<double>(m->config().n_layers * m->config().n_heads);
+    };
+    for (size_t i = 0; i < g.steps.size(); ++i)
+      std::printf("%-5zu %-16s %12.4f %12.4f\n", i, ("'" + escape_control(token_label(*m, gen[i])) + "'").c_str(),
+                  mean_last_row(i, kStatEntropy), mean_last_row(i, kStatSinkMass));
+  }
+  std::fprintf(stderr, "%zu tokens in %.3f s (%.1f tok/s, prompt included)\n", gen.size(), secs, gen.size() / std::max(secs, 1e-9));
   return 0;
 }
 
@@ -539,9 +594,17 @@ int main(int argc, char** argv) {
   predict->add_flag("--all-positions", all_positions, "Predictions at every position, not only the last");
   add_common(predict, common);
 
-  auto* generate = app.add_subcommand("generate", "Greedy continuation of a prompt");
+  auto* generate = app.add_subcommand("generate", "Continue a prompt (greedy by default) with a KV cache");
+  Sampling sampling;
+  bool gen_stats = false;
   add_prompt_options(generate);
   generate->add_option("-n", n, "Tokens to generate")->capture_default_str();
+  generate->add_option("--temperature", sampling.temperature, "Sample from softmax(logits / T) (0: greedy)")
+      ->capture_default_str()->check(number_where(">= 0", [](double x) { return x >= 0; }));
+  generate->add_option("--top-p", sampling.top_p, "Sample only from the smallest set of tokens holding this probability")
+      ->capture_default_str()->check(number_where("in (0, 1]", [](double x) { return x > 0 && x <= 1; }));
+  generate->add_option("--seed", sampling.seed, "Seed of the sampler (the same seed gives the same text)")->capture_default_str();
+  generate->add_flag("--stats", gen_stats, "Every head's attention statistics for each generated token's query row");
   add_common(generate, common);
 
   auto* bench = app.add_subcommand("bench", "Prompt-processing speed: one full forward over T tokens");
@@ -626,7 +689,7 @@ int main(int argc, char** argv) {
     if (*info) return cmd_info(model, common);
     if (*tokenize) return cmd_tokenize(model, text, no_bos, common);
     if (*predict) return cmd_predict(model, prompt, top_k, all_positions, common);
-    if (*generate) return cmd_generate(model, prompt, n, common);
+    if (*generate) return cmd_generate(model, prompt, n, sampling, gen_stats, common);
     if (*bench) return cmd_bench(model, lengths, repeat, logits_mode, common);
     if (*ablate) return cmd_ablate(model, prompt, ablate_iv, targets, top_k, common);
     if (*record) {

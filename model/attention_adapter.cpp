@@ -12,8 +12,8 @@
 namespace headscope {
 
 at::Tensor attend(const ModelConfig& c, int64_t layer, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                  const AttnRecord* rec, ForwardResult& res, const KernelEdits* edits) {
-  const int64_t T = q.size(0), H = c.n_heads;
+                  int64_t pos0, const AttnRecord* rec, ForwardResult& res, const KernelEdits* edits) {
+  const int64_t T = q.size(0), S = k.size(0), H = c.n_heads;
   AttnInterventions iv;
   std::vector<uint8_t> uniform;
   std::vector<float> bias;
@@ -24,12 +24,12 @@ at::Tensor attend(const ModelConfig& c, int64_t layer, const at::Tensor& q, cons
       iv.uniform = uniform.data();
     }
     if (!edits->bias.empty()) {
-      bias.assign(static_cast<size_t>(H * T), 0.f);
+      bias.assign(static_cast<size_t>(H * S), 0.f);
       for (auto& [h, key, b] : edits->bias) {
-        const int64_t s = key < 0 ? key + T : key;
-        if (s < 0 || s >= T)
-          throw Error("attn_bias key " + std::to_string(key) + " is outside the " + std::to_string(T) + " tokens of this forward");
-        bias[h * T + s] += b;
+        const int64_t s = key < 0 ? key + S : key;
+        if (s < 0 || s >= S)
+          throw Error("attn_bias key " + std::to_string(key) + " is outside the " + std::to_string(S) + " tokens of this forward");
+        bias[h * S + s] += b;
       }
       iv.logit_bias = bias.data();
     }
@@ -41,10 +41,11 @@ at::Tensor attend(const ModelConfig& c, int64_t layer, const at::Tensor& q, cons
   const at::TensorOptions f = at::TensorOptions().dtype(at::kFloat).device(q.device());
   const at::TensorOptions i32 = at::TensorOptions().dtype(at::kInt).device(q.device());
   AttnShape sh;
-  sh.T = sh.S = T, sh.H = H, sh.H_kv = c.n_kv_heads, sh.d = c.d_head, sh.window = c.sliding_window;
+  sh.T = T, sh.S = S, sh.q_pos0 = pos0, sh.H = H, sh.H_kv = c.n_kv_heads, sh.d = c.d_head, sh.window = c.sliding_window;
   std::vector<float> row_bias;
   std::vector<uint8_t> row_keys;
   if (edits && !edits->act.empty()) {
+    if (pos0 != 0) throw Error("ACT calibration needs the whole sequence in one pass; it does not run on decode steps");
     row_bias.assign(static_cast<size_t>(H * T), 0.f), row_keys.assign(static_cast<size_t>(H * T), 0);
     const at::Tensor qh = qc.cpu(), kh = kc.cpu(), vh = vc.cpu();  // the calibration's two passes run on the host
     for (auto& [h, tau, beta] : edits->act) {
@@ -60,17 +61,17 @@ at::Tensor attend(const ModelConfig& c, int64_t layer, const at::Tensor& q, cons
   at::Tensor* key_count = &res.key_count;
   if (rec && rec->stats) {
     AttnLayerStats& o = res.attn[layer];
-    // Every statistic of the table (core/head_stats.h), each [H, T].
+    // Every statistic of the table (core/head_stats.h), each [H, T] (per key: [H, S]).
     for (int id = 0; id < kStatCount; ++id) {
       if (id == kStatKeyRecv && !rec->key_recv) continue;
-      o.stat[id] = at::empty({H, T}, head_stat(id).is_int ? i32 : f);
+      o.stat[id] = at::empty({H, head_stat(id).per_key ? S : T}, head_stat(id).is_int ? i32 : f);
       if (head_stat_is_row_sum(id)) st.query[id] = o.stat[id].data_ptr<float>();
     }
     st.argmax = o.stat[kStatArgmax].data_ptr<int32_t>();
     st.waad_window = rec->waad_window;
     if (rec->key_recv) st.key_recv = o.stat[kStatKeyRecv].data_ptr<float>(), st.recv_lo = rec->recv_lo, st.recv_hi = rec->recv_hi;
     for (int32_t s : rec->sinks)
-      if (s >= 0 && s < T) sinks.push_back(s);
+      if (s >= 0 && s < S) sinks.push_back(s);
     st.sink_pos = sinks.data(), st.n_sinks = static_cast<int>(sinks.size());
     if (rec->topk > 0) {
       st.topk = rec->topk;
@@ -78,7 +79,7 @@ at::Tensor attend(const ModelConfig& c, int64_t layer, const at::Tensor& q, cons
       st.topk_idx = o.topk_idx.data_ptr<int32_t>(), st.topk_prob = o.topk_prob.data_ptr<float>();
     }
     if (key_count && !key_count->defined()) {
-      *key_count = at::empty({T}, at::kInt);  // host memory: an O(T) count
+      *key_count = at::empty({S}, at::kInt);  // host memory: an O(S) count
       st.key_count = key_count->data_ptr<int32_t>();
     }
   }
@@ -90,7 +91,7 @@ at::Tensor attend(const ModelConfig& c, int64_t layer, const at::Tensor& q, cons
   at::Tensor patterns;
   if (!pattern_heads.empty()) {
     const int64_t q1 = rec->q_hi < 0 ? T : std::min<int64_t>(rec->q_hi, T), q0 = std::clamp<int64_t>(rec->q_lo, 0, q1);
-    const int64_t k1 = rec->k_hi < 0 ? q1 : std::min<int64_t>(rec->k_hi, q1), k0 = std::clamp<int64_t>(rec->k_lo, 0, k1);
+    const int64_t k1 = rec->k_hi < 0 ? pos0 + q1 : std::min<int64_t>(rec->k_hi, pos0 + q1), k0 = std::clamp<int64_t>(rec->k_lo, 0, k1);
     patterns = at::empty({static_cast<int64_t>(pattern_heads.size()), q1 - q0, k1 - k0}, f);
     st.pattern_heads = pattern_heads.data(), st.n_pattern = static_cast<int>(pattern_heads.size());
     st.pattern_q0 = q0, st.pattern_q1 = q1, st.pattern_k0 = k0, st.pattern_k1 = k1, st.pattern = patterns.data_ptr<float>();

@@ -4,6 +4,8 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <cstdlib>
 #include <thread>
@@ -52,21 +54,57 @@ at::Tensor Model::forward(const std::vector<int32_t>& ids, bool last_only) const
 }
 
 ForwardResult Model::run(const std::vector<int32_t>& ids, const AttnRecord& record, bool last_only,
-                         const ForwardHooks* hooks) const {
+                         const ForwardHooks* hooks, KvCache* cache) const {
   at::NoGradGuard no_grad;
-  return headscope::forward(cfg_, w_, ids, last_only, &record, hooks);
+  return headscope::forward(cfg_, w_, ids, last_only, &record, hooks, cache);
 }
 
-std::vector<int32_t> Model::generate_greedy(std::vector<int32_t> ids, int n) const {
-  std::vector<int32_t> out;
+int32_t sample_token(const at::Tensor& logits, const Sampling& s, uint64_t& state) {
+  if (!(s.temperature >= 0.0) || !std::isfinite(s.temperature)) throw Error("temperature must be a finite number >= 0");
+  if (!(s.top_p > 0.0 && s.top_p <= 1.0)) throw Error("top-p must be in (0, 1]");
+  at::Tensor l = logits.to(at::kCPU).to(at::kDouble).contiguous();
+  const double* x = l.data_ptr<double>();
+  const int64_t V = l.numel();
+  if (s.temperature == 0.0) return static_cast<int32_t>(std::max_element(x, x + V) - x);  // first maximum
+  // Probabilities in fp64, sorted descending (ties by id), cut at top_p, then one uniform draw from splitmix64.
+  std::vector<int32_t> order(static_cast<size_t>(V));
+  for (int64_t i = 0; i < V; ++i) order[i] = static_cast<int32_t>(i);
+  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return x[a] > x[b]; });
+  const double top = x[order[0]];
+  std::vector<double> p(static_cast<size_t>(V));
+  double sum = 0;
+  for (int64_t i = 0; i < V; ++i) sum += p[i] = std::exp((x[order[i]] - top) / s.temperature);
+  int64_t keep = 0;
+  double mass = 0;
+  while (keep < V && (keep == 0 || mass / sum < s.top_p)) mass += p[keep++];
+  state += 0x9E3779B97F4A7C15ull;  // splitmix64
+  uint64_t z = state;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull, z = (z ^ (z >> 27)) * 0x94D049BB133111EBull, z ^= z >> 31;
+  const double u = static_cast<double>(z >> 11) * 0x1.0p-53 * mass;
+  double acc = 0;
+  for (int64_t i = 0; i < keep; ++i)
+    if ((acc += p[i]) > u) return order[i];
+  return order[keep - 1];
+}
+
+Model::Generation Model::generate(const std::vector<int32_t>& ids, int n, const Sampling& sampling, const AttnRecord* record,
+                                  const ForwardHooks* hooks) const {
+  at::NoGradGuard no_grad;
+  Generation g;
+  if (n <= 0) return g;
+  KvCache cache;
+  uint64_t rng = sampling.seed;
+  const AttnRecord none;
+  std::vector<int32_t> step = ids;
   for (int i = 0; i < n; ++i) {
-    at::Tensor logits = forward(ids, /*last_only=*/true);
-    int32_t next = static_cast<int32_t>(logits[-1].argmax().item<int64_t>());
-    out.push_back(next);
+    ForwardResult r = headscope::forward(cfg_, w_, step, /*last_only=*/true, record ? record : &none, hooks, &cache);
+    const int32_t next = sample_token(r.logits[0], sampling, rng);
+    if (record) g.steps.push_back(std::move(r));
+    g.tokens.push_back(next);
     if (next == cfg_.eos_id) break;
-    ids.push_back(next);
+    step.assign(1, next);
   }
-  return out;
+  return g;
 }
 
 void fit_context(const ModelConfig& cfg, std::vector<int32_t>& ids, const ContextPolicy& policy, const std::string& what,

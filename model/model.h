@@ -15,6 +15,18 @@
 
 namespace headscope {
 
+// How the next token is chosen: greedy (temperature 0, the default; ties go to the lowest id), or sampled from
+// softmax(logits / temperature) cut to the smallest set of tokens whose probability reaches top_p, with a seeded
+// generator (the same seed gives the same tokens on every machine).
+struct Sampling {
+  double temperature = 0.0;
+  double top_p = 1.0;
+  uint64_t seed = 0;
+};
+
+// The next token under `s` from one position's logits [vocab]; `rng_state` carries the generator between calls.
+int32_t sample_token(const at::Tensor& logits, const Sampling& s, uint64_t& rng_state);
+
 class Model {
  public:
   // path: a .gguf file, a .safetensors file (config.json beside it), a sharded index, or a folder. On a CUDA
@@ -32,11 +44,19 @@ class Model {
 
   // Logits [T, vocab] float32; with last_only, [1, vocab] for the last position (skips T-1 unembeddings).
   at::Tensor forward(const std::vector<int32_t>& ids, bool last_only = false) const;
-  // The same pass, also returning what `record` asks of the attention kernel (statistics, patterns).
+  // The same pass, also returning what `record` asks of the attention kernel (statistics, patterns). With a
+  // cache, `ids` continue the cached tokens (transformer.h).
   ForwardResult run(const std::vector<int32_t>& ids, const AttnRecord& record, bool last_only = false,
-                    const ForwardHooks* hooks = nullptr) const;
-  // Greedy decoding: appends up to n tokens (stops at EOS) and returns the new ids.
-  std::vector<int32_t> generate_greedy(std::vector<int32_t> ids, int n) const;
+                    const ForwardHooks* hooks = nullptr, KvCache* cache = nullptr) const;
+  // Decoding with a KV cache: the prompt in one pass, then one token per step; up to n tokens, stopping after EOS.
+  // With `record`, steps[0] is the prompt pass and steps[i] the pass that read generated token i - 1 (the last
+  // generated token is never read); their statistics equal the same rows of one forward over the whole sequence.
+  struct Generation {
+    std::vector<int32_t> tokens;      // the generated ids
+    std::vector<ForwardResult> steps;  // with `record` only
+  };
+  Generation generate(const std::vector<int32_t>& ids, int n, const Sampling& sampling = {}, const AttnRecord* record = nullptr,
+                      const ForwardHooks* hooks = nullptr) const;
 
  private:
   std::unique_ptr<Checkpoint> ck_;

@@ -4,7 +4,9 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
+#include <tuple>
 
 #include "core/error.h"
 #include "kernels/attention.h"
@@ -41,8 +43,22 @@ at::Tensor activation(const ModelConfig& c, const at::Tensor& x) {
 
 }  // namespace
 
+std::pair<at::Tensor, at::Tensor> KvCache::append(int64_t layer, const at::Tensor& k, const at::Tensor& v) {
+  if (static_cast<int64_t>(k_.size()) <= layer) k_.resize(layer + 1), v_.resize(layer + 1);
+  at::Tensor &kb = k_[layer], &vb = v_[layer];
+  const int64_t T = k.size(0), need = n_ + T;
+  if (!kb.defined() || kb.size(0) < need) {
+    const int64_t cap = std::max<int64_t>({need, 256, kb.defined() ? 2 * kb.size(0) : 0});
+    at::Tensor nk = at::empty({cap, k.size(1), k.size(2)}, k.options()), nv = at::empty({cap, v.size(1), v.size(2)}, v.options());
+    if (kb.defined() && n_ > 0) nk.narrow(0, 0, n_).copy_(kb.narrow(0, 0, n_)), nv.narrow(0, 0, n_).copy_(vb.narrow(0, 0, n_));
+    kb = nk, vb = nv;
+  }
+  kb.narrow(0, n_, T).copy_(k), vb.narrow(0, n_, T).copy_(v);
+  return {kb.narrow(0, 0, need), vb.narrow(0, 0, need)};
+}
+
 ForwardResult forward(const ModelConfig& c, const Weights& w, const std::vector<int32_t>& ids, bool last_only,
-                      const AttnRecord* rec, const ForwardHooks* hooks) {
+                      const AttnRecord* rec, const ForwardHooks* hooks, KvCache* cache) {
   ForwardResult res;
   // Runs the hooks on a point, only when something hooks it.
   auto hook = [&](int64_t layer, const char* point, at::Tensor v) {
@@ -61,17 +77,18 @@ ForwardResult forward(const ModelConfig& c, const Weights& w, const std::vector<
   if (T == 0) throw Error("the prompt is empty: nothing to run");
   for (int32_t id : ids)
     if (id < 0 || id >= c.vocab) throw Error("token id " + std::to_string(id) + " is outside the vocabulary (0.." + std::to_string(c.vocab - 1) + ")");
-  if (c.learned_positions && T > c.context)
-    throw Error("the prompt has " + std::to_string(T) + " tokens; this model's learned positions stop at " + std::to_string(c.context));
+  const int64_t pos0 = cache ? cache->size() : 0;  // position of ids[0]
+  if (c.learned_positions && pos0 + T > c.context)
+    throw Error("the prompt has " + std::to_string(pos0 + T) + " tokens; this model's learned positions stop at " + std::to_string(c.context));
   const at::Device dev = w.embed.device();  // where the model computes (Model::load)
   at::Tensor idt = at::from_blob(const_cast<int32_t*>(ids.data()), {T}, at::TensorOptions().dtype(at::kInt)).to(at::kLong).to(dev);
   at::Tensor x = w.embed.index_select(0, idt);
-  if (c.learned_positions) x = x + w.pos_embed.narrow(0, 0, T);
+  if (c.learned_positions) x = x + w.pos_embed.narrow(0, pos0, T);
 
   RopeTables rt;
   if (c.rope.rotary_dim > 0) {
-    rt = rope_tables(c, w.rope_freq_factors, T);
-    rt.cos = rt.cos.to(dev), rt.sin = rt.sin.to(dev);
+    rt = rope_tables(c, w.rope_freq_factors, pos0 + T);
+    rt.cos = rt.cos.narrow(0, pos0, T).to(dev), rt.sin = rt.sin.narrow(0, pos0, T).to(dev);
   }
   const int64_t H = c.n_heads, Hk = c.n_kv_heads, d = c.d_head;
   for (int64_t layer = 0; layer < c.n_layers; ++layer) {
@@ -86,7 +103,8 @@ ForwardResult forward(const ModelConfig& c, const Weights& w, const std::vector<
     if (c.qk_norm) q = rms_heads(q, lw.q_norm, c.norm_eps), k = rms_heads(k, lw.k_norm, c.norm_eps);
     q = hook(layer, "attn.hook_q", q), k = hook(layer, "attn.hook_k", k), v = hook(layer, "attn.hook_v", v);
     if (c.rope.rotary_dim > 0) q = apply_rope(q, rt, c.rope.rotary_dim), k = apply_rope(k, rt, c.rope.rotary_dim);
-    at::Tensor z = attend(c, layer, q, k, v, rec, res, hooks ? hooks->kernel_edits_for(layer) : nullptr);
+    if (cache) std::tie(k, v) = cache->append(layer, k, v);
+    at::Tensor z = attend(c, layer, q, k, v, pos0, rec, res, hooks ? hooks->kernel_edits_for(layer) : nullptr);
     z = hook(layer, "attn.hook_z", z.view({T, H, d})).reshape({T, H * d});
     at::Tensor attn_out;
     if (hooked(layer, "attn.hook_result")) {
@@ -113,6 +131,7 @@ ForwardResult forward(const ModelConfig& c, const Weights& w, const std::vector<
     }
     x = hook(layer, "hook_resid_post", x);
   }
+  if (cache) cache->commit(T);
   if (last_only) x = x.narrow(0, T - 1, 1);
   x = hook(-1, "ln_final.hook_normalized", norm(c, x, w.final_w, w.final_b));
   res.logits = hook(-1, "unembed.hook_logits", at::linear(x, w.unembed, w.unembed_b));

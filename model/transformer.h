@@ -47,9 +47,28 @@ struct ForwardResult {
   std::vector<std::pair<std::pair<int, int>, at::Tensor>> patterns;  // ((layer, head), [rows, keys]) probabilities
 };
 
+// The keys and values of the tokens already run, per layer, so that decoding one more token costs one query row
+// against the cached keys instead of the whole prefix again. Buffers grow by doubling.
+class KvCache {
+ public:
+  int64_t size() const { return n_; }  // tokens cached (the next token's position)
+  void clear() { n_ = 0; }
+  // Layer `layer`'s keys and values with [T, H_kv, d] rows appended (k after RoPE): [n + T, H_kv, d] views. The
+  // forward pass calls it once per layer; commit() then advances the token count.
+  std::pair<at::Tensor, at::Tensor> append(int64_t layer, const at::Tensor& k, const at::Tensor& v);
+  void commit(int64_t T) { n_ += T; }
+
+ private:
+  std::vector<at::Tensor> k_, v_;  // per layer [capacity, H_kv, d]
+  int64_t n_ = 0;
+};
+
 // ids: token ids (each < vocab). Logits [T, vocab] float32, or [1, vocab] for the last position only.
 // hooks: user hooks at the named points (hooks/hooks.h); null or empty costs nothing.
+// cache: when given, `ids` are the tokens after the cache->size() cached ones (positions n .. n + T - 1); their
+// keys and values are appended. Statistics, hook values and logits are those of the new rows (per-key statistics
+// and kStatKeyRecv span all n + T keys), equal to the same rows of a forward over the whole sequence.
 ForwardResult forward(const ModelConfig& cfg, const Weights& w, const std::vector<int32_t>& ids, bool last_only = false,
-                      const AttnRecord* record = nullptr, const class ForwardHooks* hooks = nullptr);
+                      const AttnRecord* record = nullptr, const class ForwardHooks* hooks = nullptr, KvCache* cache = nullptr);
 
 }  // namespace headscope
