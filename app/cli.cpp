@@ -206,7 +206,9 @@ int cmd_generate(const std::string& path, const PromptArgs& prompt, int n, const
     if (!all.empty() && all[0] == m->tokenizer().bos_id()) all.erase(all.begin());
     text = m->tokenizer().decode(all);
   }
-  json j = {{"prompt_tokens", ids}, {"generated", gen}, {"text", text}, {"seconds", secs},
+  const double decode_rate = gen.size() > 1 ? static_cast<double>(gen.size() - 1) / g.decode_seconds : 0.0;
+  json j = {{"prompt_tokens", ids}, {"generated", gen}, {"text", text}, {"seconds", secs}, {"prefill_seconds", g.prefill_seconds},
+            {"decode_seconds", g.decode_seconds}, {"decode_tokens_per_s", decode_rate}, {"threads", get_threads()},
             {"sampling", {{"temperature", sampling.temperature}, {"top_p", sampling.top_p}, {"seed", sampling.seed}}}};
   // --stats: each generated token's row of every per-query statistic, [layer][head], read by the step that
   // produced it (the last row of the pass before it).
@@ -243,7 +245,8 @@ int cmd_generate(const std::string& path, const PromptArgs& prompt, int n, const
       std::printf("%-5zu %-16s %12.4f %12.4f\n", i, ("'" + escape_control(token_label(*m, gen[i])) + "'").c_str(),
                   mean_last_row(i, kStatEntropy), mean_last_row(i, kStatSinkMass));
   }
-  std::fprintf(stderr, "%zu tokens in %.3f s (%.1f tok/s, prompt included)\n", gen.size(), secs, gen.size() / std::max(secs, 1e-9));
+  std::fprintf(stderr, "%zu tokens: prompt pass %.3f s (%zu tokens), then %.1f tok/s decoding with the KV cache\n", gen.size(),
+               g.prefill_seconds, ids.size(), decode_rate);
   return 0;
 }
 

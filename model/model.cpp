@@ -5,6 +5,7 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <cstdlib>
@@ -97,8 +98,10 @@ Model::Generation Model::generate(const std::vector<int32_t>& ids, int n, const 
   const AttnRecord none;
   std::vector<int32_t> step = ids;
   for (int i = 0; i < n; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
     ForwardResult r = headscope::forward(cfg_, w_, step, /*last_only=*/true, record ? record : &none, hooks, &cache);
     const int32_t next = sample_token(r.logits[0], sampling, rng);
+    (i == 0 ? g.prefill_seconds : g.decode_seconds) += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (record) g.steps.push_back(std::move(r));
     g.tokens.push_back(next);
     if (next == cfg_.eos_id) break;

@@ -54,6 +54,7 @@ class Model {
   struct Generation {
     std::vector<int32_t> tokens;      // the generated ids
     std::vector<ForwardResult> steps;  // with `record` only
+    double prefill_seconds = 0, decode_seconds = 0;  // the prompt pass; every later step (one token each)
   };
   Generation generate(const std::vector<int32_t>& ids, int n, const Sampling& sampling = {}, const AttnRecord* record = nullptr,
                       const ForwardHooks* hooks = nullptr) const;

@@ -30,7 +30,14 @@ at::Tensor rms_heads(const at::Tensor& x, const at::Tensor& w, double eps) {  //
   return w * (x * at::rsqrt(var + eps));
 }
 
-// HF's rotate-half rotary embedding on the first rotary_dim features of each head. x: [T, H, d]
+// x [T, in] times w [out, in]^T (+ b). One row (a decode step) goes to a matrix-vector product: a matrix product
+// of one row makes OpenBLAS pack the whole weight matrix on every call, which cost decoding 5x.
+at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+  if (x.size(0) != 1 || !x.device().is_cpu()) return at::linear(x, w, b);
+  at::Tensor y = at::mv(w, x[0]);
+  if (b.defined()) y.add_(b);
+  return y.unsqueeze(0);
+}
 
 at::Tensor activation(const ModelConfig& c, const at::Tensor& x) {
   switch (c.act) {
@@ -96,7 +103,7 @@ ForwardResult forward(const ModelConfig& c, const Weights& w, const std::vector<
     const LayerWeights& lw = w.layers[layer];
     x = hook(layer, "hook_resid_pre", x);
     at::Tensor h = norm(c, x, lw.ln1_w, lw.ln1_b);
-    at::Tensor qkv = at::linear(h, lw.w_qkv, lw.b_qkv);
+    at::Tensor qkv = linear(h, lw.w_qkv, lw.b_qkv);
     at::Tensor q = qkv.narrow(1, 0, H * d).view({T, H, d});
     at::Tensor k = qkv.narrow(1, H * d, Hk * d).view({T, Hk, d});
     at::Tensor v = qkv.narrow(1, (H + Hk) * d, Hk * d).view({T, Hk, d});
@@ -114,14 +121,14 @@ ForwardResult forward(const ModelConfig& c, const Weights& w, const std::vector<
       attn_out = result.sum(1);
       if (lw.b_o.defined()) attn_out = attn_out + lw.b_o;
     } else {
-      attn_out = at::linear(z, lw.w_o, lw.b_o);
+      attn_out = linear(z, lw.w_o, lw.b_o);
     }
     attn_out = hook(layer, "hook_attn_out", attn_out);
     auto mlp = [&](const at::Tensor& m) {
-      at::Tensor u = at::linear(m, lw.w_in, lw.b_in);
+      at::Tensor u = linear(m, lw.w_in, lw.b_in);
       if (c.gated_mlp) u = activation(c, u.narrow(1, 0, c.d_ff)) * u.narrow(1, c.d_ff, c.d_ff);
       else u = activation(c, u);
-      return at::linear(u, lw.w_out, lw.b_out);
+      return linear(u, lw.w_out, lw.b_out);
     };
     if (c.parallel_residual) {
       x = x + attn_out + hook(layer, "hook_mlp_out", mlp(norm(c, x, lw.ln2_w, lw.ln2_b)));
@@ -134,7 +141,7 @@ ForwardResult forward(const ModelConfig& c, const Weights& w, const std::vector<
   if (cache) cache->commit(T);
   if (last_only) x = x.narrow(0, T - 1, 1);
   x = hook(-1, "ln_final.hook_normalized", norm(c, x, w.final_w, w.final_b));
-  res.logits = hook(-1, "unembed.hook_logits", at::linear(x, w.unembed, w.unembed_b));
+  res.logits = hook(-1, "unembed.hook_logits", linear(x, w.unembed, w.unembed_b));
   return res;
 }
 
