@@ -400,6 +400,11 @@ int64_t Tokenizer::vocab_size() const { return static_cast<int64_t>(impl_->piece
 int32_t Tokenizer::bos_id() const { return impl_->bos; }
 int32_t Tokenizer::eos_id() const { return impl_->eos; }
 bool Tokenizer::add_bos() const { return impl_->add_bos; }
+bool Tokenizer::is_special(int32_t id) const {
+  const Impl& m = *impl_;
+  if (id < 0 || id >= static_cast<int32_t>(m.pieces.size())) return false;
+  return m.is_added[id] || id == m.bos || id == m.eos;
+}
 std::string Tokenizer::kind() const { return impl_->kind == Impl::SPM ? "spm" : "bpe"; }
 
 namespace {

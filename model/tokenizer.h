@@ -27,6 +27,8 @@ class Tokenizer {
   int64_t vocab_size() const;
   int32_t bos_id() const;
   int32_t eos_id() const;
+  // BOS, EOS and the added/special tokens (chat markers and the like): what random-token data leaves out.
+  bool is_special(int32_t id) const;
   bool add_bos() const;
   std::string kind() const;  // "bpe" (byte-level) or "spm"
 

@@ -1,0 +1,139 @@
+// Head probes against answers known before they run: METRICS.md's exact fixture values on hand-built patterns
+// (§4 induction family, §2a sink alpha), and the planted model (tests/planted_model.h), whose heads attend by
+// construction: the previous-token head, the first-token (BOS) sink, the 0.5/0.5 pair head and the uniform head.
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <set>
+
+#include "analysis/head_detect.h"
+#include "core/error.h"
+#include "model/model.h"
+#include "planted_model.h"
+#include "probes/induction.h"
+#include "probes/sinks.h"
+#include "test_helpers.h"
+#include "testing.h"
+
+using namespace headscope;
+
+namespace {
+
+constexpr int kN = 50, kT = 2 * kN + 1;
+
+// [BOS] + r + r with r = 1 .. n (distinct ids).
+std::vector<int32_t> repeated_tokens() {
+  std::vector<int32_t> t{0};
+  for (int rep = 0; rep < 2; ++rep)
+    for (int i = 1; i <= kN; ++i) t.push_back(i);
+  return t;
+}
+
+// A pattern whose row i puts all its mass on key key_of(i).
+template <class F>
+at::Tensor one_hot_rows(F key_of) {
+  at::Tensor A = at::zeros({kT, kT}, at::kFloat);
+  for (int64_t i = 0; i < kT; ++i) A[i][key_of(i)] = 1.f;
+  return A;
+}
+
+}  // namespace
+
+TEST_CASE("induction-family scores reproduce METRICS.md's exact fixture values", "[probes][metrics]") {
+  const auto tokens = repeated_tokens();
+  const DetectOptions mul, mul_no_bos{true, false, false}, abs{false, false, true};
+  // A perfect previous-token head (row 0 on itself): ARENA 1.0, TransformerLens mul 100/101.
+  const at::Tensor prev = one_hot_rows([](int64_t i) { return i == 0 ? 0 : i - 1; });
+  CHECK(stripe_mean(prev, 1, 1, 2 * kN) == 1.0);
+  CHECK(std::fabs(detect_score(prev, tokens, DetectPattern::previous, mul) - 0.990099) < 1e-6);
+  CHECK(detect_score(prev, tokens, DetectPattern::previous, mul) == 100.0 / 101.0);
+  // abs: only row 0 differs from D (|1 - 0| once): 1 - round(1/101, 3) = 0.99.
+  CHECK(std::fabs(detect_score(prev, tokens, DetectPattern::previous, abs) - 0.99) < 1e-12);
+  // A duplicate-token head: second-half rows on i - n, first half on BOS: n / (2n + 1); excluding BOS, 1.
+  const at::Tensor dup = one_hot_rows([](int64_t i) { return i > kN ? i - kN : 0; });
+  CHECK(std::fabs(detect_score(dup, tokens, DetectPattern::duplicate, mul) - 0.495050) < 1e-6);
+  CHECK(detect_score(dup, tokens, DetectPattern::duplicate, mul_no_bos) == 1.0);
+  // A perfect induction stripe, the first-half rows (n - 1 and n among them) off it, on themselves: ARENA 50/52,
+  // strict 1.0; TransformerLens induction n / (2n + 1).
+  const at::Tensor ind = one_hot_rows([](int64_t i) { return i > kN ? i - kN + 1 : i; });
+  CHECK(std::fabs(stripe_mean(ind, kN - 1, kN - 1, 2 * kN) - 0.961538) < 1e-6);
+  CHECK(stripe_mean(ind, kN - 1, kN + 1, 2 * kN) == 1.0);
+  CHECK(detect_score(ind, tokens, DetectPattern::induction, mul) == 50.0 / 101.0);
+  // The detection patterns themselves, by hand on a short sequence with a repeat inside it: a b a b.
+  const std::vector<int32_t> abab{7, 8, 7, 8};
+  CHECK(at::equal(detection_pattern(DetectPattern::duplicate, abab),
+                  at::tensor({0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0}, at::kFloat).view({4, 4})));
+  CHECK(at::equal(detection_pattern(DetectPattern::induction, abab),
+                  at::tensor({0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0}, at::kFloat).view({4, 4})));
+}
+
+TEST_CASE("sink alpha of a uniform causal head is H_T / T = 0.074123 at T = 64", "[probes][metrics]") {
+  at::Tensor A = at::zeros({64, 64}, at::kFloat);
+  for (int64_t t = 0; t < 64; ++t) A[t].narrow(0, 0, t + 1).fill_(1.f / static_cast<float>(t + 1));
+  double harmonic = 0;
+  for (int t = 1; t <= 64; ++t) harmonic += 1.0 / t;
+  CHECK(std::fabs(sink_alpha(A, 0) - 0.074123) < 1e-6);
+  CHECK(std::fabs(sink_alpha(A, 0) - harmonic / 64) < 1e-7);
+}
+
+TEST_CASE("repeated random tokens: [BOS] + r + r, seeded, no special ids", "[probes]") {
+  auto m = Model::load(testutil::stories260k());
+  const auto a = repeated_random_tokens(*m, 10, 50, 0), b = repeated_random_tokens(*m, 10, 50, 0), c = repeated_random_tokens(*m, 10, 50, 1);
+  CHECK(a == b);
+  CHECK(a != c);
+  REQUIRE(a.size() == 10);
+  std::set<int32_t> seen;
+  for (const auto& s : a) {
+    REQUIRE(s.size() == 101);
+    CHECK(s[0] == m->tokenizer().bos_id());
+    for (int i = 1; i <= 50; ++i) {
+      CHECK(s[i] == s[i + 50]);
+      CHECK_FALSE(m->tokenizer().is_special(s[i]));
+      seen.insert(s[i]);
+    }
+  }
+  CHECK(seen.size() > 300);  // 500 draws over 512 ids: spread over the vocabulary
+}
+
+TEST_CASE("the planted heads come out of the probes with the values their construction implies", "[probes][planted]") {
+  testutil::TempDir d;
+  auto m = Model::load(planted::write_model(d / "planted"));
+  // Induction family on [BOS] + r + r with n = 30 (T = 61 fits the 72 positions): the previous-token head is
+  // exactly that, in both layers; its TransformerLens score is 2n / (2n + 1).
+  InductionOptions io;
+  io.n = 30, io.rows = 4;
+  const ProbeResult ind = induction_probe(*m, io);
+  for (int l = 0; l < planted::kLayers; ++l) {
+    CHECK(ind.scores.at("previous")[l][planted::kPrevHead].item<double>() == 1.0);
+    CHECK(std::fabs(ind.scores.at("tl_previous")[l][planted::kPrevHead].item<double>() - 60.0 / 61.0) < 1e-6);
+    CHECK(std::fabs(ind.scores.at("current")[l][planted::kPrevHead].item<double>() - 1.0 / 61.0) < 1e-6);
+    for (int h = 0; h < planted::kHeads; ++h)
+      if (h != planted::kPrevHead) CHECK(ind.scores.at("previous")[l][h].item<double>() < 0.5);
+  }
+  // Sink rate at T = 64: alpha_0 of the first-token head 1, of the pair head (5 + 0.5 * 59) / 64, of the
+  // previous-token head 2 / 64, of the uniform head H_64 / 64; above eps = 0.3: the first two.
+  std::vector<std::vector<int32_t>> items;
+  for (const std::string text : {"Once upon a time there was a little cat who liked to play in the park all day",
+                                 "The quick brown fox jumps over the lazy dog, and then it runs far away home."})
+    items.push_back(m->tokenizer().encode(text, false));
+  const ProbeResult sinks = sink_rate_probe(*m, items, SinkOptions{});
+  double harmonic = 0;
+  for (int t = 1; t <= 64; ++t) harmonic += 1.0 / t;
+  for (int l = 0; l < planted::kLayers; ++l) {
+    const at::Tensor alpha = sinks.scores.at("alpha")[l];
+    CHECK(std::fabs(alpha[planted::kFirstHead].item<double>() - 1.0) < 1e-6);
+    CHECK(std::fabs(alpha[planted::kPairHead].item<double>() - (5 + 0.5 * 59) / 64) < 1e-6);
+    CHECK(std::fabs(alpha[planted::kPrevHead].item<double>() - 2.0 / 64) < 1e-6);
+    CHECK(std::fabs(alpha[planted::kUniformHead].item<double>() - harmonic / 64) < 1e-6);
+    CHECK(sinks.scores.at("sink_rate")[l][planted::kFirstHead].item<double>() == 1.0);
+    CHECK(sinks.scores.at("sink_rate")[l][planted::kUniformHead].item<double>() == 0.0);
+  }
+  CHECK(sinks.summary["sink_rate_percent"].get<double>() == 50.0);
+  // Bad input: items shorter than T are refused, naming the item.
+  try {
+    sink_rate_probe(*m, {items[0], m->tokenizer().encode("short", false)}, SinkOptions{});
+    FAIL("a short item was accepted");
+  } catch (const Error& e) {
+    CHECK(std::string(e.what()) == "item 2 has 5 tokens; the sink rate needs T = 64 (give longer prompts or a smaller T)");
+  }
+}
