@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cerrno>
@@ -27,6 +28,8 @@
 #include "hooks/interventions.h"
 #include "kernels/attention.h"
 #include "kernels/device.h"
+#include "probes/induction.h"
+#include "probes/sinks.h"
 #include "model/model.h"
 #include "runs/means.h"
 #include "runs/predict.h"
@@ -549,6 +552,96 @@ int cmd_inspect(const std::string& path, const Common& c) {
   return 0;
 }
 
+struct ScoreFlags {
+  std::vector<std::string> probes;
+  std::string data, sink_input = "text";
+  int top = 10;
+  InductionOptions induction;
+  SinkOptions sinks;
+  int sink_items = 100;
+  uint64_t seed = 0;
+};
+
+// One probe's heads ranked by its main score, with its other scores beside.
+void print_ranked(const ProbeResult& r, int top) {
+  const at::Tensor key = r.scores.at(r.rank_by);
+  const int64_t L = key.size(0), H = key.size(1);
+  std::vector<std::pair<double, int64_t>> order;
+  for (int64_t i = 0; i < L * H; ++i) order.emplace_back(-key.view(-1)[i].item<double>(), i);
+  std::stable_sort(order.begin(), order.end());
+  std::printf("%s: %s (params %s)\n", r.name.c_str(), r.summary.dump().c_str(), r.params.dump().c_str());
+  std::printf("  %-6s", "head");
+  for (auto& [name, t] : r.scores) std::printf(" %12s", name.c_str());
+  std::printf("\n");
+  for (int i = 0; i < std::min<int64_t>(top, L * H); ++i) {
+    const int64_t at_ = order[i].second;
+    std::printf("  %-6s", (std::to_string(at_ / H) + "." + std::to_string(at_ % H)).c_str());
+    for (auto& [name, t] : r.scores) std::printf(" %12.6f", t.view(-1)[at_].item<double>());
+    std::printf("\n");
+  }
+}
+
+json to_json(const ProbeResult& r) {
+  json scores = json::object();
+  for (auto& [name, t] : r.scores) {
+    json rows = json::array();
+    for (int64_t l = 0; l < t.size(0); ++l) {
+      std::vector<double> row(static_cast<size_t>(t.size(1)));
+      for (int64_t h = 0; h < t.size(1); ++h) row[h] = t[l][h].item<double>();
+      rows.push_back(row);
+    }
+    scores[name] = rows;
+  }
+  return {{"probe", r.name}, {"params", r.params}, {"rank_by", r.rank_by}, {"summary", r.summary}, {"scores", scores}};
+}
+
+int cmd_score(const std::string& path, const ScoreFlags& f, const Common& c) {
+  for (const std::string& p : f.probes)
+    if (p != "induction" && p != "sinks") throw Error("unknown probe '" + p + "' (known: induction, sinks)");
+  if (f.sink_input != "text" && f.sink_input != "random" && f.sink_input != "repeated")
+    throw Error("--sink-input must be text, random or repeated, not '" + f.sink_input + "'");
+  const bool want_sinks = std::find(f.probes.begin(), f.probes.end(), "sinks") != f.probes.end();
+  if (want_sinks && f.sink_input == "text" && f.data.empty())
+    throw Error("the sinks probe on text needs --data FILE (prompts of at least --sink-tokens tokens), or --sink-input random|repeated");
+  auto m = Model::load(path, parse_device(c.device));
+  // Everything is checked before the first forward: the data, the probes' lengths.
+  std::vector<std::vector<int32_t>> sink_items;
+  if (want_sinks) {
+    if (f.sink_input == "text") {
+      for (const PromptItem& p : load_prompts(f.data)) sink_items.push_back(m->tokenizer().encode(p.text));
+    } else {
+      sink_items = sink_random_items(*m, f.sink_items, f.sinks.tokens, f.sink_input == "repeated", f.seed);
+    }
+  }
+  const bool tty = isatty(2);
+  auto progress = [&](const std::string& name) {
+    return [&, name](int64_t done, int64_t total) {
+      if (!tty && done != total && done % std::max<int64_t>(1, total / 10) != 0) return true;  // a log: ten lines at most
+      std::fprintf(stderr, tty ? "\r%s: %lld/%lld items   " : "%s: %lld/%lld items\n", name.c_str(), static_cast<long long>(done),
+                   static_cast<long long>(total));
+      if (tty && done == total) std::fprintf(stderr, "\n");
+      return true;
+    };
+  };
+  json out = json::array();
+  for (const std::string& p : f.probes) {
+    ProbeResult r;
+    if (p == "induction") {
+      InductionOptions o = f.induction;
+      o.seed = f.seed;
+      r = induction_probe(*m, o, progress(p));
+    } else {
+      SinkOptions o = f.sinks;
+      o.input = f.sink_input;
+      r = sink_rate_probe(*m, sink_items, o, progress(p));
+    }
+    out.push_back(to_json(r));
+    if (!c.json) print_ranked(r, f.top);
+  }
+  if (c.json) print_json({{"model", path}, {"probes", out}});
+  return 0;
+}
+
 std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
 }  // namespace
@@ -675,6 +768,25 @@ int main(int argc, char** argv) {
                    "and the file size per token");
   add_common(record, common);
 
+  auto* score = app.add_subcommand("score", "Score every head with probes: induction (induction, previous-token and duplicate-token "
+                                            "heads on repeated random tokens), sinks (the sink rate of Gu et al.)");
+  ScoreFlags sf;
+  score->add_option("MODEL", model, "Checkpoint")->required();
+  score->add_option("--probe", sf.probes, "Probes to run: induction, sinks")->delimiter(',')->required();
+  score->add_option("--data", sf.data, "Prompts for the sinks probe on text (JSONL or text, one per line)");
+  score->add_option("--top", sf.top, "Heads to list per probe")->capture_default_str()->check(positive_integer);
+  score->add_option("--seed", sf.seed, "Seed of the random token data")->capture_default_str();
+  score->add_option("--rows", sf.induction.rows, "induction: sequences [BOS] + r + r")->capture_default_str()->check(positive_integer);
+  score->add_option("--repeat-len", sf.induction.n, "induction: n, the length of r")->capture_default_str()->check(positive_integer);
+  score->add_flag("--exclude-bos", sf.induction.exclude_bos, "induction: TransformerLens scores without the BOS column");
+  score->add_flag("--exclude-current", sf.induction.exclude_current, "induction: TransformerLens scores without the diagonal");
+  score->add_option("--sink-input", sf.sink_input, "sinks: text (--data), random or repeated tokens")->capture_default_str();
+  score->add_option("--sink-tokens", sf.sinks.tokens, "sinks: T, the tokens of each item")->capture_default_str()->check(positive_integer);
+  score->add_option("--sink-eps", sf.sinks.eps, "sinks: the threshold on alpha")
+      ->capture_default_str()->check(number_where("in [0, 1)", [](double x) { return x >= 0 && x < 1; }));
+  score->add_option("--sink-items", sf.sink_items, "sinks: items of random or repeated tokens")->capture_default_str()->check(positive_integer);
+  add_common(score, common);
+
   auto* inspect = app.add_subcommand("inspect", "Summarise a run file");
   inspect->add_option("RUN", model, "Run file (.h5)")->required();
   add_common(inspect, common);
@@ -701,6 +813,7 @@ int main(int argc, char** argv) {
       return cmd_record(model, ro, cl, common);
     }
     if (*inspect) return cmd_inspect(model, common);
+    if (*score) return cmd_score(model, sf, common);
     if (*attn) return cmd_attn(model, prompt, random_tokens, seed, head, top, stats, common);
   } catch (const ChoiceError& e) {
     // The library's remedies in this program's words.

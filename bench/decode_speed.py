@@ -30,7 +30,20 @@ for two engines:
              ties), and G - 1 steps of llm.eval([token]) + argmax are timed as
              the decode. decode tok/s = (G - 1) / decode seconds, the same
              definition as headscope's. EOS is not checked: llama.cpp always
-             generates G tokens.
+             generates G tokens. The prompt goes in one llama_decode call
+             (n_batch = prompt length) unless --llama-prompt-batch N.
+
+llama.cpp's extra weight buffer types (model parameter use_extra_bufts:
+weights repacked for AMX or CPU_REPACK kernels where the build and the CPU have
+them; llama-cpp-python 0.3.36 has no argument for it, the script sets it) are
+on by default in llama.cpp. Its AMX kernels crash on some machines
+(ggml-org/llama.cpp#20824: SIGSEGV at ldtilecfg in ggml_backend_amx_mul_mat,
+for batches of more than one token), and a segfault would end this process
+with the headscope results unprinted. So the configuration is first run once
+(prompt pass + one decode step) in a child Python process; with
+--llama-extra-bufts auto (the default) a crash there switches the extra buffer
+types off, and the table notes it. --llama-extra-bufts on|off forces one
+setting (no fallback).
 
 Prompt: --prompt TEXT is tokenised by headscope (first, untimed run; it adds
 BOS where the model asks for it); every timed headscope run and llama.cpp then
@@ -71,8 +84,10 @@ Options: --model (default ~/.cache/headscope/SmolLM2-135M-Instruct.Q4_1.gguf),
 128), --prompt TEXT (default a short English sentence whose greedy
 continuation by SmolLM2-135M-Instruct runs past 128 tokens), --repeat R
 (default 3), --threads T (default os.cpu_count()), --skip ENGINE (repeatable or
-comma-separated: headscope, llama.cpp), --wait-idle SECONDS (default 120, see
-below), --headscope-timeout SECONDS, --json PATH (raw results with every
+comma-separated: headscope, llama.cpp), --llama-extra-bufts auto|on|off
+(default auto, see above), --llama-prompt-batch N (llama.cpp's n_batch for the
+prompt pass; default 0 = the whole prompt), --wait-idle SECONDS (default 120,
+see below), --headscope-timeout SECONDS, --json PATH (raw results with every
 repeat; '-' = stdout, after the table).
 
 Shared machines: before each run (warm-up and every repeat) the script waits

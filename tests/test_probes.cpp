@@ -3,7 +3,9 @@
 // construction: the previous-token head, the first-token (BOS) sink, the 0.5/0.5 pair head and the uniform head.
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <set>
 
 #include "analysis/head_detect.h"
@@ -135,5 +137,39 @@ TEST_CASE("the planted heads come out of the probes with the values their constr
     FAIL("a short item was accepted");
   } catch (const Error& e) {
     CHECK(std::string(e.what()) == "item 2 has 5 tokens; the sink rate needs T = 64 (give longer prompts or a smaller T)");
+  }
+}
+
+TEST_CASE("headscope score ranks heads per probe, and refuses bad probe input in one line", "[probes][cli]") {
+  testutil::TempDir d;
+  const std::string model = testutil::shell_quote(planted::write_model(d / "planted"));
+  auto r = testutil::run_cli("score " + model + " --probe induction --repeat-len 30 --rows 2 --top 2 --json");
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  const auto j = nlohmann::json::parse(r.out);
+  REQUIRE(j["probes"].size() == 1);
+  CHECK(j["probes"][0]["scores"]["previous"][0][planted::kPrevHead] == 1.0);
+  CHECK(j["probes"][0]["params"]["seq_len"] == 61);
+  r = testutil::run_cli("score " + model + " --probe induction --repeat-len 30 --rows 2 --top 2");
+  REQUIRE(r.code == 0);
+  CHECK(r.out.rfind("induction: {", 0) == 0);  // the probe's summary, then its heads ranked by induction score
+  CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 4);  // summary, header, two heads
+  std::ofstream(d / "short.txt") << "Once upon a time there was a little cat who liked to play in the park all day long\nHi\n";
+  const std::pair<std::string, std::string> cases[] = {
+      {"score " + model + " --probe inductoin", "headscope: error: unknown probe 'inductoin' (known: induction, sinks)\n"},
+      {"score " + model + " --probe sinks", "headscope: error: the sinks probe on text needs --data FILE (prompts of at least "
+                                            "--sink-tokens tokens), or --sink-input random|repeated\n"},
+      {"score " + model + " --probe sinks --data " + (d / "short.txt"),
+       "headscope: error: item 2 has 2 tokens; the sink rate needs T = 64 (give longer prompts or a smaller T)\n"},
+      {"score " + model + " --probe induction", "headscope: error: the induction probe's sequences of 2n + 1 = 101 tokens exceed "
+                                                "this model's context of 72\n"},
+      {"score " + model + " --probe sinks --sink-input noise", "headscope: error: --sink-input must be text, random or repeated, not 'noise'\n"},
+  };
+  for (const auto& [args, expect] : cases) {
+    r = testutil::run_cli(args);
+    INFO(args);
+    CHECK(r.code == 1);
+    CHECK(r.err == expect);
+    CHECK(r.out.empty());
   }
 }
