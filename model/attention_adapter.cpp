@@ -70,6 +70,11 @@ at::Tensor attend(const ModelConfig& c, int64_t layer, const at::Tensor& q, cons
     st.argmax = o.stat[kStatArgmax].data_ptr<int32_t>();
     st.waad_window = rec->waad_window;
     if (rec->key_recv) st.key_recv = o.stat[kStatKeyRecv].data_ptr<float>(), st.recv_lo = rec->recv_lo, st.recv_hi = rec->recv_hi;
+    if (!rec->query_mask.empty()) {
+      if (static_cast<int64_t>(rec->query_mask.size()) != T)
+        throw Error("the query mask has " + std::to_string(rec->query_mask.size()) + " rows for " + std::to_string(T) + " queries");
+      st.query_mask = rec->query_mask.data();
+    }
     for (int32_t s : rec->sinks)
       if (s >= 0 && s < S) sinks.push_back(s);
     st.sink_pos = sinks.data(), st.n_sinks = static_cast<int>(sinks.size());
@@ -102,7 +107,7 @@ at::Tensor attend(const ModelConfig& c, int64_t layer, const at::Tensor& q, cons
     auto up = [&](const auto& v, at::ScalarType t) {
       return at::from_blob(const_cast<void*>(static_cast<const void*>(v.data())), {static_cast<int64_t>(v.size())}, t).to(q.device());
     };
-    at::Tensor d_uniform, d_bias, d_row_bias, d_row_keys, d_pattern_heads;
+    at::Tensor d_uniform, d_bias, d_row_bias, d_row_keys, d_pattern_heads, d_query_mask;
     AttnInterventions div;
     if (iv.uniform) d_uniform = up(uniform, at::kByte), div.uniform = d_uniform.data_ptr<uint8_t>();
     if (iv.logit_bias) d_bias = up(bias, at::kFloat), div.logit_bias = d_bias.data_ptr<float>();
@@ -113,13 +118,14 @@ at::Tensor attend(const ModelConfig& c, int64_t layer, const at::Tensor& q, cons
     AttnStats dst = st;
     dst.key_count = nullptr;  // counted on the host below
     if (!pattern_heads.empty()) d_pattern_heads = up(pattern_heads, at::kInt), dst.pattern_heads = d_pattern_heads.data_ptr<int32_t>();
+    if (st.query_mask) d_query_mask = up(rec->query_mask, at::kByte), dst.query_mask = d_query_mask.data_ptr<uint8_t>();
     char err[512];
     if (!attention_cuda(sh, qc.data_ptr<float>(), kc.data_ptr<float>(), vc.data_ptr<float>(), out.data_ptr<float>(), dst, div, err,
                         sizeof err))
       throw Error(err);
     if (st.key_count) {
       AttnStats only;
-      only.key_count = st.key_count, only.recv_lo = st.recv_lo, only.recv_hi = st.recv_hi;
+      only.key_count = st.key_count, only.recv_lo = st.recv_lo, only.recv_hi = st.recv_hi, only.query_mask = st.query_mask;
       attention_key_count(sh, only, AttnInterventions{});
     }
     if (rec && rec->stats) {

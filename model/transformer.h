@@ -21,6 +21,7 @@ struct AttnRecord {
   std::vector<int32_t> sinks{0};      // positions whose received mass is "sink mass"
   int waad_window = 10;               // W of the windowed attention distance
   int64_t recv_lo = 1, recv_hi = -1;  // per-key received mass from queries at relative offsets [lo, hi]
+  std::vector<uint8_t> query_mask;     // [T]: only these query rows count in the received mass and its count (empty: all)
   // blocks.L.attn.hook_pattern, materialised only for these (layer, head) pairs, query rows [q_lo, q_hi) and key
   // columns [k_lo, k_hi): the probabilities of the full softmax rows the kernel used, in-kernel interventions
   // (uniform, attn_bias, act) included, cut to the window.

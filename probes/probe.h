@@ -17,6 +17,7 @@ struct ProbeResult {
   std::map<std::string, at::Tensor> scores;  // [L, H] float64 each
   std::string rank_by;                       // the score heads are ranked by
   nlohmann::json summary;                    // model-level figures
+  std::map<std::string, at::Tensor> detail;  // per-token results [tokens] float64 (NaN where undefined), when any
 };
 
 // Called after each item with (items done, items in all); returning false stops the probe (it throws Cancelled).

@@ -13,6 +13,7 @@
 #include "model/model.h"
 #include "planted_model.h"
 #include "probes/induction.h"
+#include "probes/preplan.h"
 #include "probes/sinks.h"
 #include "test_helpers.h"
 #include "testing.h"
@@ -172,4 +173,38 @@ TEST_CASE("headscope score ranks heads per probe, and refuses bad probe input in
     CHECK(r.err == expect);
     CHECK(r.out.empty());
   }
+}
+
+TEST_CASE("preplan and anchor tokens: METRICS.md §3's fixture on the planted heads", "[probes][planted][preplan]") {
+  testutil::TempDir d;
+  auto m = Model::load(planted::write_model(d / "planted"));
+  const auto tokens = m->tokenizer().encode("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMN", false);  // 40 tokens
+  REQUIRE(tokens.size() == 40);
+  // By span: the local heads are the previous-token heads (d = 1), the global ones the first-token heads
+  // (d = mean t = 29.5 over the response rows 20..39).
+  const ProbeResult r = preplan_probe(*m, tokens, 20, PreplanOptions{});
+  for (int l = 0; l < planted::kLayers; ++l) {
+    CHECK(r.scores.at("span")[l][planted::kPrevHead].item<double>() == 1.0);
+    CHECK(std::fabs(r.scores.at("span")[l][planted::kFirstHead].item<double>() - 29.5) < 1e-5);
+    CHECK(r.scores.at("local")[l][planted::kPrevHead].item<double>() == 1.0);
+    CHECK(r.scores.at("global")[l][planted::kFirstHead].item<double>() == 1.0);
+  }
+  const at::Tensor waad = r.detail.at("waad"), fai = r.detail.at("fai"), anchor = r.detail.at("anchor");
+  CHECK(std::isnan(waad[19].item<double>()));  // prompt rows have no WAAD
+  for (int t = 20; t < 40; ++t) CHECK(waad[t].item<double>() == 1.0);  // head on t - 1: WAAD = 1
+  CHECK(fai[0].item<double>() == 1.0);  // the global heads put everything on token 0
+  for (int s = 1; s < 30; ++s) CHECK(fai[s].item<double>() == 0.0);
+  for (int s = 30; s < 40; ++s) CHECK(std::isnan(fai[s].item<double>()));  // T(s) empty: s + 10 > 39
+  CHECK(anchor[0].item<double>() == 1.0);
+  CHECK(anchor.narrow(0, 0, 30).sum().item<double>() == 12.0);  // 40 % of the 30 defined FAI values
+  // Chosen sets: the first-token heads as local heads give WAAD = min(t, 10); the pair heads as global heads put
+  // 0.5 on s* = 5 from every later row, so FAI_5 = 0.5.
+  PreplanOptions o;
+  for (int l = 0; l < planted::kLayers; ++l)
+    o.local_heads.emplace_back(l, planted::kFirstHead), o.global_heads.emplace_back(l, planted::kPairHead);
+  const ProbeResult c = preplan_probe(*m, tokens, 20, o);
+  for (int t = 20; t < 40; ++t) CHECK(c.detail.at("waad")[t].item<double>() == 10.0);
+  CHECK(std::fabs(c.detail.at("fai")[planted::kStar].item<double>() - 0.5) < 1e-6);
+  CHECK(c.detail.at("anchor")[planted::kStar].item<double>() == 1.0);
+  CHECK_THROWS_AS(preplan_probe(*m, tokens, 40, PreplanOptions{}), Error);
 }
