@@ -29,6 +29,7 @@
 #include "kernels/attention.h"
 #include "kernels/device.h"
 #include "probes/induction.h"
+#include "probes/preplan.h"
 #include "probes/sinks.h"
 #include "model/model.h"
 #include "runs/means.h"
@@ -555,6 +556,9 @@ int cmd_inspect(const std::string& path, const Common& c) {
 struct ScoreFlags {
   std::vector<std::string> probes;
   std::string data, sink_input = "text";
+  std::string prompt;    // preplan: the prompt, continued by the model itself
+  int response = 64;     // preplan: tokens of the model's own greedy continuation
+  PreplanOptions preplan;
   int top = 10;
   InductionOptions induction;
   SinkOptions sinks;
@@ -597,7 +601,9 @@ json to_json(const ProbeResult& r) {
 
 int cmd_score(const std::string& path, const ScoreFlags& f, const Common& c) {
   for (const std::string& p : f.probes)
-    if (p != "induction" && p != "sinks") throw Error("unknown probe '" + p + "' (known: induction, sinks)");
+    if (p != "induction" && p != "sinks" && p != "preplan") throw Error("unknown probe '" + p + "' (known: induction, sinks, preplan)");
+  const bool want_preplan = std::find(f.probes.begin(), f.probes.end(), "preplan") != f.probes.end();
+  if (want_preplan && f.prompt.empty()) throw Error("the preplan probe needs --prompt TEXT (the model continues it with --response N tokens)");
   if (f.sink_input != "text" && f.sink_input != "random" && f.sink_input != "repeated")
     throw Error("--sink-input must be text, random or repeated, not '" + f.sink_input + "'");
   const bool want_sinks = std::find(f.probes.begin(), f.probes.end(), "sinks") != f.probes.end();
@@ -630,10 +636,39 @@ int cmd_score(const std::string& path, const ScoreFlags& f, const Common& c) {
       InductionOptions o = f.induction;
       o.seed = f.seed;
       r = induction_probe(*m, o, progress(p));
-    } else {
+    } else if (p == "sinks") {
       SinkOptions o = f.sinks;
       o.input = f.sink_input;
       r = sink_rate_probe(*m, sink_items, o, progress(p));
+    } else {
+      std::vector<int32_t> ids = m->tokenizer().encode(f.prompt);
+      fit_context(m->config(), ids, ContextPolicy{}, "the prompt", f.response);
+      const std::vector<int32_t> gen = m->generate(ids, f.response).tokens;
+      std::vector<int32_t> all = ids;
+      all.insert(all.end(), gen.begin(), gen.end());
+      r = preplan_probe(*m, all, static_cast<int64_t>(ids.size()), f.preplan);
+      json toks = json::array();
+      for (size_t t = 0; t < all.size(); ++t) {
+        auto val = [&](const char* k) { const double v = r.detail.at(k)[t].item<double>(); return std::isnan(v) ? json(nullptr) : json(v); };
+        toks.push_back({{"id", all[t]}, {"text", token_label(*m, all[t])}, {"response", t >= ids.size()}, {"waad", val("waad")},
+                        {"delta", val("delta")}, {"fai", val("fai")}, {"preplan", val("preplan") == 1.0}, {"anchor", val("anchor") == 1.0}});
+      }
+      json jr = to_json(r);
+      jr["tokens"] = toks;
+      out.push_back(jr);
+      if (!c.json) {
+        print_ranked(r, f.top);
+        // The text with its tokens marked: [P ...] preplan, [A ...] anchor, [PA ...] both.
+        std::string marked;
+        for (const json& t : toks) {
+          const std::string mark = std::string(t["preplan"].get<bool>() ? "P" : "") + (t["anchor"].get<bool>() ? "A" : "");
+          const std::string text = escape_control(t["text"].get<std::string>());
+          marked += mark.empty() ? text : "[" + mark + text + "]";
+          if (&t == &toks[ids.size() - 1]) marked += " ||| ";
+        }
+        std::printf("  tokens (prompt ||| response; [P preplan], [A anchor]):\n  %s\n", marked.c_str());
+      }
+      continue;
     }
     out.push_back(to_json(r));
     if (!c.json) print_ranked(r, f.top);
@@ -769,10 +804,11 @@ int main(int argc, char** argv) {
   add_common(record, common);
 
   auto* score = app.add_subcommand("score", "Score every head with probes: induction (induction, previous-token and duplicate-token "
-                                            "heads on repeated random tokens), sinks (the sink rate of Gu et al.)");
+                                            "heads on repeated random tokens), sinks (the sink rate of Gu et al.), preplan (preplan and anchor tokens of the "
+                                            "model's own continuation, Li et al.)");
   ScoreFlags sf;
   score->add_option("MODEL", model, "Checkpoint")->required();
-  score->add_option("--probe", sf.probes, "Probes to run: induction, sinks")->delimiter(',')->required();
+  score->add_option("--probe", sf.probes, "Probes to run: induction, sinks, preplan")->delimiter(',')->required();
   score->add_option("--data", sf.data, "Prompts for the sinks probe on text (JSONL or text, one per line)");
   score->add_option("--top", sf.top, "Heads to list per probe")->capture_default_str()->check(positive_integer);
   score->add_option("--seed", sf.seed, "Seed of the random token data")->capture_default_str();
@@ -785,6 +821,11 @@ int main(int argc, char** argv) {
   score->add_option("--sink-eps", sf.sinks.eps, "sinks: the threshold on alpha")
       ->capture_default_str()->check(number_where("in [0, 1)", [](double x) { return x >= 0 && x < 1; }));
   score->add_option("--sink-items", sf.sink_items, "sinks: items of random or repeated tokens")->capture_default_str()->check(positive_integer);
+  score->add_option("--prompt", sf.prompt, "preplan: the prompt the model continues");
+  score->add_option("--response", sf.response, "preplan: tokens of its greedy continuation")->capture_default_str()->check(positive_integer);
+  score->add_option("--fai-horizon", sf.preplan.h_hi, "preplan: H_hi, the last query offset FAI counts (H_lo = 10)")->capture_default_str()
+      ->check(positive_integer);
+  score->add_flag("--fai-to-end", sf.preplan.to_end, "preplan: FAI over every later response row");
   add_common(score, common);
 
   auto* inspect = app.add_subcommand("inspect", "Summarise a run file");

@@ -155,9 +155,20 @@ TEST_CASE("headscope score ranks heads per probe, and refuses bad probe input in
   REQUIRE(r.code == 0);
   CHECK(r.out.rfind("induction: {", 0) == 0);  // the probe's summary, then its heads ranked by induction score
   CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 4);  // summary, header, two heads
+  // preplan on the model's own continuation: one entry per token, WAAD only on response rows.
+  r = testutil::run_cli("score " + model + " --probe preplan --prompt abcdefghijklmnopqrst --response 20 --json");
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  const auto pj = nlohmann::json::parse(r.out)["probes"][0];
+  CHECK(pj["params"]["response_start"] == 20);
+  REQUIRE(pj["tokens"].size() == 40);
+  CHECK(pj["tokens"][19]["waad"].is_null());
+  CHECK(pj["tokens"][25]["waad"] == 1.0);  // the planted previous-token heads are the local ones
   std::ofstream(d / "short.txt") << "Once upon a time there was a little cat who liked to play in the park all day long\nHi\n";
   const std::pair<std::string, std::string> cases[] = {
-      {"score " + model + " --probe inductoin", "headscope: error: unknown probe 'inductoin' (known: induction, sinks)\n"},
+      {"score " + model + " --probe inductoin", "headscope: error: unknown probe 'inductoin' (known: induction, sinks, preplan)\n"},
+      {"score " + model + " --probe preplan", "headscope: error: the preplan probe needs --prompt TEXT (the model continues it with "
+                                              "--response N tokens)\n"},
       {"score " + model + " --probe sinks", "headscope: error: the sinks probe on text needs --data FILE (prompts of at least "
                                             "--sink-tokens tokens), or --sink-input random|repeated\n"},
       {"score " + model + " --probe sinks --data " + (d / "short.txt"),
