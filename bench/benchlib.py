@@ -171,3 +171,38 @@ def engine_set(items: list[str], aliases: dict[str, str]) -> set[str]:
             if name:
                 names.add(aliases[name])
     return names
+
+
+# --------------------------------------------------------------------------------------------------------------
+# errors and logging shared by the scripts
+
+
+class BenchError(RuntimeError):
+    """An engine could not be measured; the message says why."""
+
+
+def logger(script: str) -> Callable[[str], None]:
+    """A log function writing "[script] message" lines to stderr."""
+
+    def log(msg: str) -> None:
+        import sys
+
+        print(f"[{script}] {msg}", file=sys.stderr, flush=True)
+
+    return log
+
+
+def cpu_flags() -> list[str]:
+    """The SIMD features of this CPU that the engines' kernels use, from /proc/cpuinfo."""
+    wanted = (
+        "avx2", "fma", "f16c", "avx_vnni", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "amx_tile"
+    )
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    have = set(line.partition(":")[2].split())
+                    return [w for w in wanted if w in have]
+    except OSError:
+        pass
+    return []

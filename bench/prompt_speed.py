@@ -98,6 +98,9 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/benchlib.py, from any working directory
 from benchlib import (  # noqa: E402
+    BenchError,
+    cpu_flags,
+    logger,
     CpuMonitor,
     cpu_model,
     engine_set,
@@ -124,12 +127,7 @@ ENGINE_ALIASES = {
 }
 
 
-class BenchError(RuntimeError):
-    """An engine could not be measured; the message says why."""
-
-
-def log(msg: str) -> None:
-    print(f"[prompt_speed] {msg}", file=sys.stderr, flush=True)
+log = logger("prompt_speed")
 
 
 # --------------------------------------------------------------------------
@@ -186,19 +184,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 # --------------------------------------------------------------------------
 # machine and versions
-
-
-def cpu_flags() -> list[str]:
-    wanted = ("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "amx_tile")
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    have = set(line.partition(":")[2].split())
-                    return [w for w in wanted if w in have]
-    except OSError:
-        pass
-    return []
 
 
 def versions() -> dict[str, str | None]:
