@@ -219,3 +219,15 @@ TEST_CASE("preplan and anchor tokens: METRICS.md §3's fixture on the planted he
   CHECK(c.detail.at("anchor")[planted::kStar].item<double>() == 1.0);
   CHECK_THROWS_AS(preplan_probe(*m, tokens, 40, PreplanOptions{}), Error);
 }
+
+TEST_CASE("the induction probe refuses a model without a BOS token in one line", "[probes][cli]") {
+  testutil::TempDir d;
+  const std::string dir = planted::write_model(d / "planted");
+  nlohmann::json cfg = testutil::load_json(dir + "/config.json");
+  cfg.erase("bos_token_id");
+  std::ofstream(dir + "/config.json") << cfg.dump();
+  auto r = testutil::run_cli("score " + testutil::shell_quote(dir) + " --probe induction --repeat-len 30");
+  CHECK(r.code == 1);
+  CHECK(r.err == "headscope: error: the induction probe needs a BOS token ([BOS] + r + r), and this model has none\n");
+  CHECK(r.out.empty());
+}
