@@ -9,6 +9,7 @@
 #include <set>
 
 #include "analysis/head_detect.h"
+#include "analysis/sink_levels.h"
 #include "core/error.h"
 #include "model/model.h"
 #include "planted_model.h"
@@ -230,4 +231,35 @@ TEST_CASE("the induction probe refuses a model without a BOS token in one line",
   CHECK(r.code == 1);
   CHECK(r.err == "headscope: error: the induction probe needs a BOS token ([BOS] + r + r), and this model has none\n");
   CHECK(r.out.empty());
+}
+
+TEST_CASE("primary and secondary sinks: METRICS.md §2b's synthetic residual fixture", "[probes][metrics][sinks]") {
+  // 16 layers, 6 tokens, d = 8. Token 0 (BOS) along e0 with norm 1, jumping to 10 at layer 3 and dropping to 2 at
+  // layer 10: the scan window is [3, 10). Token 2 has cos 0.95 with BOS on layers 5-9, token 4 cos -0.95 there,
+  // token 3 cos 0.85 everywhere; tokens 1 and 5 are orthogonal.
+  const int64_t L = 16, N = 6, D = 8;
+  at::Tensor h = at::zeros({L, N, D}, at::kDouble);
+  const double s95 = std::sqrt(1 - 0.95 * 0.95), s85 = std::sqrt(1 - 0.85 * 0.85);
+  for (int64_t l = 0; l < L; ++l) {
+    h[l][0][0] = l < 3 ? 1.0 : l < 10 ? 10.0 : 2.0;
+    h[l][1][1] = 1.0, h[l][5][5] = 3.0;
+    const bool planted = l >= 5 && l <= 9;
+    h[l][2][0] = planted ? 0.95 : 0.0, h[l][2][2] = planted ? s95 : 1.0;
+    h[l][4][0] = planted ? -0.95 : 0.0, h[l][4][4] = planted ? s95 : 1.0;
+    h[l][3][0] = 0.85, h[l][3][3] = s85;
+  }
+  const SinkAnalysis a = analyze_sinks(h, {0, 1});
+  CHECK(a.anchor == 0);
+  CHECK(a.l_s == 3);
+  CHECK(a.l_e == 10);
+  REQUIRE(a.tokens.size() == 2);  // token 3 (cos 0.85) is never flagged
+  for (const SinkToken& t : a.tokens) {
+    CHECK((t.position == 2 || t.position == 4));  // cos -0.95 counts: the absolute value
+    CHECK(t.l_start == 5);
+    CHECK(t.lifetime == 5);
+    CHECK(t.kind == "secondary");  // 16 layers: primary >= 0.55 L = 8.8, secondary > 0.1 L = 1.6
+  }
+  REQUIRE(a.levels.size() == 1);
+  CHECK(a.levels[0].first == std::make_pair(int64_t(5), int64_t(5)));
+  CHECK(a.levels[0].second == 2);
 }
