@@ -37,11 +37,14 @@ SinkAnalysis analyze_sinks(const at::Tensor& h_in, const std::vector<int64_t>& c
   const at::Tensor cosb = (unit * unit.select(1, b).unsqueeze(1)).sum(-1).abs();  // [L, N]
   for (int64_t j = b + 1; j < N; ++j) {
     int64_t lifetime = 0, l_start = -1;
-    for (int64_t l = a.l_s; l < a.l_e; ++l)
-      if (cosb[l][j].item<double>() > cos_threshold) {
+    for (int64_t l = a.l_s; l < a.l_e; ++l) {
+      const double c = cosb[l][j].item<double>();
+      if (c > a.max_cos) a.max_cos = c, a.max_cos_position = j, a.max_cos_layer = l;
+      if (c > cos_threshold) {
         ++lifetime;
         if (l_start < 0) l_start = l;
       }
+    }
     if (lifetime == 0) continue;
     const double lt = static_cast<double>(lifetime);
     const std::string kind = lt >= a.primary_min ? "primary" : lt > a.secondary_min ? "secondary" : "noise";

@@ -31,6 +31,8 @@ struct SinkAnalysis {
   std::vector<SinkToken> tokens;     // every position flagged at least once, by position
   std::vector<std::pair<std::pair<int64_t, int64_t>, int64_t>> levels;  // ((l_start, lifetime), positions), most first
   double primary_min = 0, secondary_min = 0;  // the lifetime thresholds used (primary >=, secondary >)
+  double max_cos = 0;                         // the largest |cos| of any later token with b inside the window
+  int64_t max_cos_position = -1, max_cos_layer = -1;
 };
 
 SinkAnalysis analyze_sinks(const at::Tensor& h, const std::vector<int64_t>& candidates, double cos_threshold = 0.9);

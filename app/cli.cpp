@@ -30,6 +30,7 @@
 #include "kernels/device.h"
 #include "probes/induction.h"
 #include "probes/preplan.h"
+#include "probes/secondary_sinks.h"
 #include "probes/sinks.h"
 #include "model/model.h"
 #include "runs/means.h"
@@ -601,9 +602,11 @@ json to_json(const ProbeResult& r) {
 
 int cmd_score(const std::string& path, const ScoreFlags& f, const Common& c) {
   for (const std::string& p : f.probes)
-    if (p != "induction" && p != "sinks" && p != "preplan") throw Error("unknown probe '" + p + "' (known: induction, sinks, preplan)");
-  const bool want_preplan = std::find(f.probes.begin(), f.probes.end(), "preplan") != f.probes.end();
-  if (want_preplan && f.prompt.empty()) throw Error("the preplan probe needs --prompt TEXT (the model continues it with --response N tokens)");
+    if (p != "induction" && p != "sinks" && p != "preplan" && p != "secondary")
+      throw Error("unknown probe '" + p + "' (known: induction, sinks, preplan, secondary)");
+  for (const char* p : {"preplan", "secondary"})
+    if (std::find(f.probes.begin(), f.probes.end(), p) != f.probes.end() && f.prompt.empty())
+      throw Error(std::string("the ") + p + " probe needs --prompt TEXT (the model continues it with --response N tokens)");
   if (f.sink_input != "text" && f.sink_input != "random" && f.sink_input != "repeated")
     throw Error("--sink-input must be text, random or repeated, not '" + f.sink_input + "'");
   const bool want_sinks = std::find(f.probes.begin(), f.probes.end(), "sinks") != f.probes.end();
@@ -640,6 +643,29 @@ int cmd_score(const std::string& path, const ScoreFlags& f, const Common& c) {
       SinkOptions o = f.sinks;
       o.input = f.sink_input;
       r = sink_rate_probe(*m, sink_items, o, progress(p));
+    } else if (p == "secondary") {
+      std::vector<int32_t> ids = m->tokenizer().encode(f.prompt);
+      fit_context(m->config(), ids, ContextPolicy{}, "the prompt", f.response);
+      SecondarySinkOptions o;
+      o.response = f.response;
+      r = secondary_sink_probe(*m, ids, o);
+      out.push_back(to_json(r));
+      if (!c.json) {
+        print_ranked(r, f.top);
+        std::printf("  anchor %lld, window [%lld, %lld), lifetimes: primary >= %.1f, secondary > %.1f; largest |cos| with the anchor "
+                    "%.3f (token %lld, layer %lld)\n",
+                    static_cast<long long>(r.summary["anchor"].get<int64_t>()), static_cast<long long>(r.summary["window"][0].get<int64_t>()),
+                    static_cast<long long>(r.summary["window"][1].get<int64_t>()), r.summary["primary_min_lifetime"].get<double>(),
+                    r.summary["secondary_min_lifetime_exclusive"].get<double>(), r.summary["max_abs_cos"]["value"].get<double>(),
+                    static_cast<long long>(r.summary["max_abs_cos"]["position"].get<int64_t>()),
+                    static_cast<long long>(r.summary["max_abs_cos"]["layer"].get<int64_t>()));
+        for (const json& t : r.summary["flagged"])
+          std::printf("  %5lld %-16s %-9s l_start %2lld lifetime %2lld  sink score %.4f  MLP alignment %+.3f\n",
+                      static_cast<long long>(t["position"].get<int64_t>()), ("'" + escape_control(t["text"].get<std::string>()) + "'").c_str(),
+                      t["kind"].get<std::string>().c_str(), static_cast<long long>(t["l_start"].get<int64_t>()),
+                      static_cast<long long>(t["lifetime"].get<int64_t>()), t["sink_score"].get<double>(), t["mlp_alignment"].get<double>());
+      }
+      continue;
     } else {
       std::vector<int32_t> ids = m->tokenizer().encode(f.prompt);
       fit_context(m->config(), ids, ContextPolicy{}, "the prompt", f.response);
@@ -805,10 +831,11 @@ int main(int argc, char** argv) {
 
   auto* score = app.add_subcommand("score", "Score every head with probes: induction (induction, previous-token and duplicate-token "
                                             "heads on repeated random tokens), sinks (the sink rate of Gu et al.), preplan (preplan and anchor tokens of the "
-                                            "model's own continuation, Li et al.)");
+                                            "model's own continuation, Li et al.), secondary (primary and secondary sinks in "
+                                            "the residual stream, Wong et al.)");
   ScoreFlags sf;
   score->add_option("MODEL", model, "Checkpoint")->required();
-  score->add_option("--probe", sf.probes, "Probes to run: induction, sinks, preplan")->delimiter(',')->required();
+  score->add_option("--probe", sf.probes, "Probes to run: induction, sinks, preplan, secondary")->delimiter(',')->required();
   score->add_option("--data", sf.data, "Prompts for the sinks probe on text (JSONL or text, one per line)");
   score->add_option("--top", sf.top, "Heads to list per probe")->capture_default_str()->check(positive_integer);
   score->add_option("--seed", sf.seed, "Seed of the random token data")->capture_default_str();
@@ -821,8 +848,8 @@ int main(int argc, char** argv) {
   score->add_option("--sink-eps", sf.sinks.eps, "sinks: the threshold on alpha")
       ->capture_default_str()->check(number_where("in [0, 1)", [](double x) { return x >= 0 && x < 1; }));
   score->add_option("--sink-items", sf.sink_items, "sinks: items of random or repeated tokens")->capture_default_str()->check(positive_integer);
-  score->add_option("--prompt", sf.prompt, "preplan: the prompt the model continues");
-  score->add_option("--response", sf.response, "preplan: tokens of its greedy continuation")->capture_default_str()->check(positive_integer);
+  score->add_option("--prompt", sf.prompt, "preplan, secondary: the prompt the model continues");
+  score->add_option("--response", sf.response, "preplan, secondary: tokens of its greedy continuation")->capture_default_str()->check(positive_integer);
   score->add_option("--fai-horizon", sf.preplan.h_hi, "preplan: H_hi, the last query offset FAI counts (H_lo = 10)")->capture_default_str()
       ->check(positive_integer);
   score->add_flag("--fai-to-end", sf.preplan.to_end, "preplan: FAI over every later response row");

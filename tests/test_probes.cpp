@@ -15,6 +15,7 @@
 #include "planted_model.h"
 #include "probes/induction.h"
 #include "probes/preplan.h"
+#include "probes/secondary_sinks.h"
 #include "probes/sinks.h"
 #include "test_helpers.h"
 #include "testing.h"
@@ -167,7 +168,7 @@ TEST_CASE("headscope score ranks heads per probe, and refuses bad probe input in
   CHECK(pj["tokens"][25]["waad"] == 1.0);  // the planted previous-token heads are the local ones
   std::ofstream(d / "short.txt") << "Once upon a time there was a little cat who liked to play in the park all day long\nHi\n";
   const std::pair<std::string, std::string> cases[] = {
-      {"score " + model + " --probe inductoin", "headscope: error: unknown probe 'inductoin' (known: induction, sinks, preplan)\n"},
+      {"score " + model + " --probe inductoin", "headscope: error: unknown probe 'inductoin' (known: induction, sinks, preplan, secondary)\n"},
       {"score " + model + " --probe preplan", "headscope: error: the preplan probe needs --prompt TEXT (the model continues it with "
                                               "--response N tokens)\n"},
       {"score " + model + " --probe sinks", "headscope: error: the sinks probe on text needs --data FILE (prompts of at least "
@@ -262,4 +263,26 @@ TEST_CASE("primary and secondary sinks: METRICS.md §2b's synthetic residual fix
   REQUIRE(a.levels.size() == 1);
   CHECK(a.levels[0].first == std::make_pair(int64_t(5), int64_t(5)));
   CHECK(a.levels[0].second == 2);
+}
+
+TEST_CASE("the secondary-sink probe runs prompt + own continuation through the residual analysis", "[probes][planted][sinks]") {
+  // The planted residual stream is the one-hot position vector at every layer: every token is orthogonal to the
+  // anchor, so nothing is flagged, and the anchor's norm never changes.
+  testutil::TempDir d;
+  auto m = Model::load(planted::write_model(d / "planted"));
+  SecondarySinkOptions o;
+  o.response = 10;
+  const ProbeResult r = secondary_sink_probe(*m, m->tokenizer().encode("abcdefghij", false), o);
+  CHECK(r.params["tokens"] == 20);
+  CHECK(r.summary["anchor"] == 0);
+  CHECK(r.summary["primary"] == 0);
+  CHECK(r.summary["secondary"] == 0);
+  // The largest |cos| is in the last layer, after the final LayerNorm: centring makes two one-hot positions'
+  // cosine exactly -1 / (D - 1).
+  CHECK(std::fabs(r.summary["max_abs_cos"]["value"].get<double>() - 1.0 / static_cast<double>(m->config().d_model - 1)) < 1e-6);
+  CHECK(r.summary["max_abs_cos"]["layer"] == planted::kLayers - 1);
+  // Heads' mass on the anchor: the first-token head puts all of it there, the previous-token head only row 1's.
+  CHECK(std::fabs(r.scores.at("anchor_mass")[0][planted::kFirstHead].item<double>() - 1.0) < 1e-6);
+  CHECK(std::fabs(r.scores.at("anchor_mass")[0][planted::kPrevHead].item<double>() - 1.0 / 19) < 1e-6);
+  CHECK(std::isnan(r.detail.at("kind")[5].item<double>()));
 }
