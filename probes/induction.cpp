@@ -3,6 +3,8 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
+
 #include "core/error.h"
 
 namespace headscope {
@@ -52,6 +54,12 @@ ProbeResult induction_probe(const Model& m, const InductionOptions& o, const Pro
   const ModelConfig& cfg = m.config();
   const int64_t L = cfg.n_layers, H = cfg.n_heads, n = o.n, T = 2 * n + 1;
   if (T > cfg.context) throw Error("the induction probe's sequences of 2n + 1 = " + std::to_string(T) + " tokens exceed this model's context of " + std::to_string(cfg.context));
+  // Every head's T x T pattern of one sequence is held at once (small at the default T = 101: 11 MB for 270 heads).
+  const double pattern_bytes = 4.0 * static_cast<double>(L * H) * static_cast<double>(T) * static_cast<double>(T);
+  if (pattern_bytes > 2.0 * (1 << 30))
+    throw Error("the induction probe holds every head's pattern of a sequence: " + std::to_string(L * H) + " heads x " + std::to_string(T) +
+                "^2 floats would take " + std::to_string(static_cast<int64_t>(pattern_bytes / (1 << 20))) + " MiB; use a shorter repeat (n <= " +
+                std::to_string(static_cast<int64_t>((std::sqrt(2.0 * (1 << 30) / 4.0 / static_cast<double>(L * H)) - 1) / 2)) + ")");
   const auto data = repeated_random_tokens(m, o.rows, o.n, o.seed);
   ProbeResult r;
   r.name = "induction";

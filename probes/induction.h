@@ -1,6 +1,7 @@
 // The induction family on repeated random tokens (METRICS.md §4; ARENA 1.2 and TransformerLens head_detector):
 // `rows` sequences [BOS] + r + r, r = n token ids drawn uniformly from the vocabulary (special ids excluded),
-// seeded; every head's pattern over the T = 2n + 1 tokens (T² floats per head, small: T = 101 by default), then
+// seeded; every head's pattern over the T = 2n + 1 tokens (T² floats per head, small: T = 101 by default; a
+// repeat whose patterns would pass 2 GiB is refused), then
 //   ARENA stripes (means over rows of the per-sequence means):
 //     induction          A[i, i - n + 1] for i = n - 1 .. 2n (n + 2 rows; the first two are not induction rows)
 //     induction_strict   the same for i = n + 1 .. 2n

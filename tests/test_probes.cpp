@@ -286,3 +286,13 @@ TEST_CASE("the secondary-sink probe runs prompt + own continuation through the r
   CHECK(std::fabs(r.scores.at("anchor_mass")[0][planted::kPrevHead].item<double>() - 1.0 / 19) < 1e-6);
   CHECK(std::isnan(r.detail.at("kind")[5].item<double>()));
 }
+
+TEST_CASE("the induction probe refuses a repeat whose patterns would pass 2 GiB (SmolLM2)", "[probes][cli]") {
+  const std::string smol = testutil::smollm2();
+  if (smol.empty()) HS_SKIP(testutil::not_downloaded("SmolLM2-135M-Instruct.Q4_1.gguf"));
+  // 30 layers x 9 heads x 4001^2 floats = 16,487 MiB; the largest n under 2 GiB is (sqrt(2^31 / 4 / 270) - 1) / 2.
+  auto r = testutil::run_cli("score " + testutil::shell_quote(smol) + " --probe induction --repeat-len 2000");
+  CHECK(r.code == 1);
+  CHECK(r.err == "headscope: error: the induction probe holds every head's pattern of a sequence: 270 heads x 4001^2 floats would "
+                 "take 16487 MiB; use a shorter repeat (n <= 704)\n");
+}
