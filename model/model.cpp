@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/random.h"
 
 namespace headscope {
 
@@ -78,10 +79,7 @@ int32_t sample_token(const at::Tensor& logits, const Sampling& s, uint64_t& stat
   int64_t keep = 0;
   double mass = 0;
   while (keep < V && (keep == 0 || mass / sum < s.top_p)) mass += p[keep++];
-  state += 0x9E3779B97F4A7C15ull;  // splitmix64
-  uint64_t z = state;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull, z = (z ^ (z >> 27)) * 0x94D049BB133111EBull, z ^= z >> 31;
-  const double u = static_cast<double>(z >> 11) * 0x1.0p-53 * mass;
+  const double u = static_cast<double>(splitmix64(state) >> 11) * 0x1.0p-53 * mass;
   double acc = 0;
   for (int64_t i = 0; i < keep; ++i)
     if ((acc += p[i]) > u) return order[i];

@@ -6,17 +6,11 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/random.h"
 
 namespace headscope {
 
 namespace {
-
-uint64_t splitmix64(uint64_t& state) {
-  uint64_t z = (state += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
 
 int32_t bos_of(const Model& m) {
   if (m.config().bos_id >= 0) return static_cast<int32_t>(m.config().bos_id);
