@@ -22,9 +22,14 @@ at::Tensor position_mask(const Intervention& iv, int64_t T) {
 
 void install_interventions(const nlohmann::json& spec, const ModelConfig& cfg, Hooks& hooks, const ActivationCache* source,
                            const HeadMeans* means) {
+  install_interventions(parse_spec(spec, cfg), cfg, hooks, source, means);
+}
+
+void install_interventions(const std::vector<Intervention>& spec, const ModelConfig& cfg, Hooks& hooks,
+                           const ActivationCache* source, const HeadMeans* means) {
   const int64_t H = cfg.n_heads;
   using K = Intervention::Kind;
-  for (const Intervention& iv : parse_spec(spec, cfg)) {
+  for (const Intervention& iv : spec) {
     switch (iv.kind) {
       case K::mean_ablate:
         if (!means || means->z.empty()) throw Error(iv.where + ": mean ablation needs head means from a reference set of prompts");

@@ -24,5 +24,8 @@ struct HeadMeans {
 // when it runs; check_spec_positions checks them up front.
 void install_interventions(const nlohmann::json& spec, const ModelConfig& cfg, Hooks& hooks,
                            const ActivationCache* source = nullptr, const HeadMeans* means = nullptr);
+// The same for entries parse_spec has already checked against `cfg`.
+void install_interventions(const std::vector<Intervention>& spec, const ModelConfig& cfg, Hooks& hooks,
+                           const ActivationCache* source = nullptr, const HeadMeans* means = nullptr);
 
 }  // namespace headscope

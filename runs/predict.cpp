@@ -26,9 +26,10 @@ std::vector<TokenScore> top_tokens(const Model& m, const at::Tensor& logits, int
 
 InterventionEffect intervention_effect(const Model& m, const std::vector<int32_t>& ids, const nlohmann::json& spec,
                                        const HeadMeans& means, const std::vector<std::string>& targets, int top_k) {
-  check_spec_positions(parse_spec(spec, m.config()), static_cast<int64_t>(ids.size()));
+  const std::vector<Intervention> checked = parse_spec(spec, m.config());
+  check_spec_positions(checked, static_cast<int64_t>(ids.size()));
   Hooks hooks;
-  install_interventions(spec, m.config(), hooks, nullptr, &means);
+  install_interventions(checked, m.config(), hooks, nullptr, &means);
   at::Tensor before = m.run(ids, AttnRecord{}, true).logits[0];
   at::Tensor after = m.run(ids, AttnRecord{}, true, &hooks).logits[0];
   if (!at::isfinite(after).all().item<bool>())

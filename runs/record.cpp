@@ -90,7 +90,7 @@ RecordSummary record_run(const Model& m, const std::string& model_path, const st
     row_bytes += n;
   }
   Hooks hooks;
-  install_interventions(plan.spec, cfg, hooks, nullptr, &means);
+  install_interventions(checked_spec, cfg, hooks, nullptr, &means);
   ActivationCache acts;  // installed after the interventions: it records the values the forward goes on with
   acts.record(hooks, o.hooks);
 
