@@ -622,6 +622,20 @@ int cmd_score(const std::string& path, const ScoreFlags& f, const Common& c) {
       sink_items = sink_random_items(*m, f.sink_items, f.sinks.tokens, f.sink_input == "repeated", f.seed);
     }
   }
+  // preplan and secondary read the prompt and the model's own greedy continuation, made once for both.
+  std::vector<int32_t> prompt_tokens, tokens;
+  if (!f.prompt.empty()) {
+    prompt_tokens = m->tokenizer().encode(f.prompt);
+    fit_context(m->config(), prompt_tokens, ContextPolicy{}, "the prompt", f.response);
+  }
+  auto continued = [&]() -> const std::vector<int32_t>& {
+    if (tokens.empty()) {
+      tokens = prompt_tokens;
+      for (int32_t id : m->generate(prompt_tokens, f.response).tokens) tokens.push_back(id);
+    }
+    return tokens;
+  };
+  const int64_t response_start = static_cast<int64_t>(prompt_tokens.size());
   const bool tty = isatty(2);
   auto progress = [&](const std::string& name) {
     return [&, name](int64_t done, int64_t total) {
@@ -644,11 +658,7 @@ int cmd_score(const std::string& path, const ScoreFlags& f, const Common& c) {
       o.input = f.sink_input;
       r = sink_rate_probe(*m, sink_items, o, progress(p));
     } else if (p == "secondary") {
-      std::vector<int32_t> ids = m->tokenizer().encode(f.prompt);
-      fit_context(m->config(), ids, ContextPolicy{}, "the prompt", f.response);
-      SecondarySinkOptions o;
-      o.response = f.response;
-      r = secondary_sink_probe(*m, ids, o);
+      r = secondary_sink_probe(*m, continued(), response_start, SecondarySinkOptions{});
       out.push_back(to_json(r));
       if (!c.json) {
         print_ranked(r, f.top);
@@ -667,16 +677,12 @@ int cmd_score(const std::string& path, const ScoreFlags& f, const Common& c) {
       }
       continue;
     } else {
-      std::vector<int32_t> ids = m->tokenizer().encode(f.prompt);
-      fit_context(m->config(), ids, ContextPolicy{}, "the prompt", f.response);
-      const std::vector<int32_t> gen = m->generate(ids, f.response).tokens;
-      std::vector<int32_t> all = ids;
-      all.insert(all.end(), gen.begin(), gen.end());
-      r = preplan_probe(*m, all, static_cast<int64_t>(ids.size()), f.preplan);
+      const std::vector<int32_t>& all = continued();
+      r = preplan_probe(*m, all, response_start, f.preplan);
       json toks = json::array();
       for (size_t t = 0; t < all.size(); ++t) {
         auto val = [&](const char* k) { const double v = r.detail.at(k)[t].item<double>(); return std::isnan(v) ? json(nullptr) : json(v); };
-        toks.push_back({{"id", all[t]}, {"text", token_label(*m, all[t])}, {"response", t >= ids.size()}, {"waad", val("waad")},
+        toks.push_back({{"id", all[t]}, {"text", token_label(*m, all[t])}, {"response", static_cast<int64_t>(t) >= response_start}, {"waad", val("waad")},
                         {"delta", val("delta")}, {"fai", val("fai")}, {"preplan", val("preplan") == 1.0}, {"anchor", val("anchor") == 1.0}});
       }
       json jr = to_json(r);
@@ -690,7 +696,7 @@ int cmd_score(const std::string& path, const ScoreFlags& f, const Common& c) {
           const std::string mark = std::string(t["preplan"].get<bool>() ? "P" : "") + (t["anchor"].get<bool>() ? "A" : "");
           const std::string text = escape_control(t["text"].get<std::string>());
           marked += mark.empty() ? text : "[" + mark + text + "]";
-          if (&t == &toks[ids.size() - 1]) marked += " ||| ";
+          if (&t == &toks[response_start - 1]) marked += " ||| ";
         }
         std::printf("  tokens (prompt ||| response; [P preplan], [A anchor]):\n  %s\n", marked.c_str());
       }

@@ -11,19 +11,16 @@
 
 namespace headscope {
 
-ProbeResult secondary_sink_probe(const Model& m, const std::vector<int32_t>& prompt, const SecondarySinkOptions& o) {
+ProbeResult secondary_sink_probe(const Model& m, const std::vector<int32_t>& all, int64_t response_start,
+                                 const SecondarySinkOptions& o) {
   const ModelConfig& cfg = m.config();
-  const int64_t L = cfg.n_layers, H = cfg.n_heads;
-  if (prompt.empty()) throw Error("the sink probe needs a prompt");
+  const int64_t L = cfg.n_layers, H = cfg.n_heads, N = static_cast<int64_t>(all.size());
+  if (response_start < 1 || response_start > N) throw Error("the sink probe needs a prompt (response start " + std::to_string(response_start) + " of " + std::to_string(N) + " tokens)");
   if (L < 2) throw Error("the sink probe needs a model of at least 2 layers");
-  std::vector<int32_t> all = prompt;
-  const std::vector<int32_t> gen = m.generate(prompt, o.response).tokens;
-  all.insert(all.end(), gen.begin(), gen.end());
-  const int64_t N = static_cast<int64_t>(all.size());
   std::vector<int64_t> candidates = o.candidates;
   if (candidates.empty()) {
     candidates = {0, 1};
-    if (m.has_tokenizer() && m.tokenizer().is_special(prompt[0])) candidates.push_back(2);
+    if (m.has_tokenizer() && m.tokenizer().is_special(all[0])) candidates.push_back(2);
   }
   // One pass: residuals, MLP outputs, and the received mass of every key from later rows.
   Hooks hooks;
@@ -46,8 +43,8 @@ ProbeResult secondary_sink_probe(const Model& m, const std::vector<int32_t>& pro
   ProbeResult r;
   r.name = "secondary";
   r.rank_by = "anchor_mass";
-  r.params = {{"response", o.response}, {"cos_threshold", o.cos_threshold}, {"candidates", candidates}, {"tokens", N},
-              {"response_start", prompt.size()}, {"final_layer", "after the final norm"}};
+  r.params = {{"response", N - response_start}, {"cos_threshold", o.cos_threshold}, {"candidates", candidates}, {"tokens", N},
+              {"response_start", response_start}, {"final_layer", "after the final norm"}};
   const at::Tensor count = fr.key_count.to(at::kDouble).clamp_min(1);  // later rows per key
   at::Tensor anchor_mass = at::empty({L, H}, at::kDouble);
   at::Tensor score = at::empty({L, N}, at::kDouble);  // s_l(j): mean over heads of the received mass per later row

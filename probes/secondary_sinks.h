@@ -1,5 +1,5 @@
-// Primary and secondary attention sinks on the model's own continuation (Wong et al., METRICS.md §2b): the prompt
-// is continued greedily with the KV cache, then prompt + response run once with the residual after every block
+// Primary and secondary attention sinks on prompt + response (Wong et al. use the model's own greedy continuation,
+// METRICS.md §2b; Model::generate makes it): the sequence runs once with the residual after every block
 // (hook_resid_post; the last layer's after the final norm, as HF's hidden_states[1:] are) and every MLP output
 // recorded; analysis/sink_levels.h finds the anchor, the layer window, the flagged tokens with their l_start and
 // lifetime, their class and the recurring levels. Per token it also gives the sink score at l_start,
@@ -15,7 +15,6 @@
 namespace headscope {
 
 struct SecondarySinkOptions {
-  int response = 64;                  // tokens of the model's own greedy continuation
   double cos_threshold = 0.9;
   std::vector<int64_t> candidates;    // anchor candidates; empty: {0, 1, 2} when the prompt starts with a special
                                       // token (a chat template), else {0, 1}
@@ -24,6 +23,8 @@ struct SecondarySinkOptions {
 // scores: "anchor_mass" [L, H], each head's mean attention on the anchor b (its received mass over its count).
 // detail (per token, NaN where not flagged): "l_start", "lifetime", "kind" (1 primary, 2 secondary, 3 noise),
 // "sink_score" and "mlp_alignment" at l_start. summary: anchor, window, thresholds, counts, levels, the text.
-ProbeResult secondary_sink_probe(const Model& m, const std::vector<int32_t>& prompt, const SecondarySinkOptions& o);
+// tokens: prompt + response; response_start: the first response token.
+ProbeResult secondary_sink_probe(const Model& m, const std::vector<int32_t>& tokens, int64_t response_start,
+                                 const SecondarySinkOptions& o);
 
 }  // namespace headscope

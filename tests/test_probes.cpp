@@ -270,9 +270,10 @@ TEST_CASE("the secondary-sink probe runs prompt + own continuation through the r
   // anchor, so nothing is flagged, and the anchor's norm never changes.
   testutil::TempDir d;
   auto m = Model::load(planted::write_model(d / "planted"));
-  SecondarySinkOptions o;
-  o.response = 10;
-  const ProbeResult r = secondary_sink_probe(*m, m->tokenizer().encode("abcdefghij", false), o);
+  const std::vector<int32_t> prompt = m->tokenizer().encode("abcdefghij", false);
+  std::vector<int32_t> tokens = prompt;
+  for (int32_t id : m->generate(prompt, 10).tokens) tokens.push_back(id);
+  const ProbeResult r = secondary_sink_probe(*m, tokens, 10, SecondarySinkOptions{});
   CHECK(r.params["tokens"] == 20);
   CHECK(r.summary["anchor"] == 0);
   CHECK(r.summary["primary"] == 0);
