@@ -23,6 +23,7 @@ std::string sha256_hex(const std::string& bytes) { return h5::sha256_of_bytes(by
 struct RunReader::Impl {
   std::string path;
   Handle file;
+  int64_t rows = 0;  // rows of /tokens: every item's tokens (read once when the file is opened)
   Handle open_ds(const std::string& name) const {
     if (!h5::exists(file, name)) throw Error(path + ": has no dataset " + name);
     return Handle(check(H5Dopen2(file, name.c_str(), H5P_DEFAULT), "open " + name), H5Dclose);
@@ -33,7 +34,6 @@ struct RunReader::Impl {
     int32_t len;
     h5::read_rows(open_ds("items/offset"), H5T_NATIVE_INT64, &off, item, 1);
     h5::read_rows(open_ds("items/length"), H5T_NATIVE_INT32, &len, item, 1);
-    const int64_t rows = static_cast<int64_t>(h5::dims(open_ds("tokens"))[0]);
     if (off < 0 || len < 0 || off > rows || len > rows - off)
       throw Error(path + ": damaged run file (item " + std::to_string(item) + " claims tokens " + std::to_string(off) + " + " +
                   std::to_string(len) + " of " + std::to_string(rows) + ")");
@@ -108,6 +108,7 @@ RunReader::RunReader(const std::string& path) : impl_(std::make_unique<Impl>()) 
       if (!h5::has_attr(impl_->file, a)) throw Error(path + ": not a complete headscope run file (no attribute '" + std::string(a) + "')");
     for (const char* d : {"model", "items/text", "items/meta", "items/offset", "items/length", "items/recorded", "tokens"})
       if (!h5::exists(impl_->file, d)) throw Error(path + ": not a complete headscope run file (no /" + std::string(d) + ")");
+    impl_->rows = static_cast<int64_t>(h5::dims(impl_->open_ds("tokens"))[0]);
     // A run still recording reads its arrays from the part files beside it (HDF5 opens them itself): check them too.
     const std::filesystem::path parts(path + ".parts");
     std::error_code ec;
@@ -142,9 +143,7 @@ nlohmann::json RunReader::read_header() const {
   return j;
 }
 
-int64_t RunReader::n_tokens() const {
-  return impl_->named([&] { return static_cast<int64_t>(h5::dims(impl_->open_ds("tokens"))[0]); });
-}
+int64_t RunReader::n_tokens() const { return impl_->rows; }
 
 std::string RunReader::status() const {
   return impl_->named([&] { return h5::read_str_attr(impl_->file, "status"); });
@@ -210,7 +209,7 @@ at::Tensor RunReader::array(const std::string& path, int64_t item) const {
     auto [off, len] = impl_->span(item);
     Handle ds = impl_->open_ds(path);
     std::vector<hsize_t> d = h5::dims(ds);
-    if (d.empty() || d[0] != static_cast<hsize_t>(n_tokens())) throw Error("/" + path + " does not have a row per token");
+    if (d.empty() || d[0] != static_cast<hsize_t>(impl_->rows)) throw Error("/" + path + " does not have a row per token");
     std::vector<int64_t> shape{len};
     for (size_t i = 1; i < d.size(); ++i) shape.push_back(static_cast<int64_t>(d[i]));
     Handle type(check(H5Dget_type(ds), "type of " + path), H5Tclose);
