@@ -206,3 +206,35 @@ def cpu_flags() -> list[str]:
     except OSError:
         pass
     return []
+
+
+# The share of the CPU other processes may use while a benchmark times before its figures are flagged as noisy.
+IDLE_THRESHOLD = 0.05
+
+
+def print_load_and_engines(loads: dict[str, float | None], when: str, engines, skip, errors: dict[str, str]) -> None:
+    """The closing lines of a comparison: how busy the machine was `when` timing ran (per measurement name; None:
+    unknown), flagged above IDLE_THRESHOLD, then each engine that was skipped or failed."""
+    known = [v for v in loads.values() if v is not None]
+    noisy = [f"{k} ({v:.0%})" for k, v in loads.items() if v is not None and v > IDLE_THRESHOLD]
+    if known:
+        print(f"- CPU used by other processes {when}: at most {max(known):.0%} of all cores")
+    if noisy:
+        print(f"- NOISY, rerun: other processes used > {IDLE_THRESHOLD:.0%} of the CPU {when}: " + ", ".join(noisy))
+    for engine in engines:
+        if engine in skip:
+            print(f"- {engine}: skipped")
+        elif engine in errors:
+            print(f"- {engine}: FAILED: {errors[engine]}")
+
+
+def wait_for_quiet(max_wait_s: float, log: Callable[[str], None]) -> float | None:
+    """wait_until_idle with IDLE_THRESHOLD and the comparison scripts' messages."""
+    return wait_until_idle(
+        max_wait_s,
+        IDLE_THRESHOLD,
+        log,
+        gave_up="warning: still {busy:.0%} CPU used by other processes after waiting {max_wait_s:.0f} s; "
+        "measuring anyway",
+        waiting="other processes use {busy:.0%} of the CPU; waiting up to {max_wait_s:.0f} s for a quiet machine",
+    )

@@ -121,6 +121,9 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/benchlib.py, from any working directory
 from benchlib import (  # noqa: E402
+    wait_for_quiet,
+    IDLE_THRESHOLD,
+    print_load_and_engines,
     BenchError,
     cpu_flags,
     logger,
@@ -130,7 +133,6 @@ from benchlib import (  # noqa: E402
     idle_check,
     loads_json_lenient,
     module_version,
-    wait_until_idle,
     write_json_text,
 )
 
@@ -145,7 +147,6 @@ ENGINE_ALIASES = {
     "llama_cpp": "llama.cpp",
     "llama": "llama.cpp",
 }
-IDLE_THRESHOLD = 0.05
 
 
 log = logger("decode_speed")
@@ -230,14 +231,7 @@ def versions() -> dict[str, str | None]:
 
 def wait_idle(max_wait_s: float) -> float | None:
     """Waits (up to max_wait_s) until other processes use < 5% of the CPU over one second."""
-    return wait_until_idle(
-        max_wait_s,
-        IDLE_THRESHOLD,
-        log,
-        gave_up="warning: still {busy:.0%} CPU used by other processes after waiting {max_wait_s:.0f} s; "
-        "measuring anyway",
-        waiting="other processes use {busy:.0%} of the CPU; waiting up to {max_wait_s:.0f} s for a quiet machine",
-    )
+    return wait_for_quiet(max_wait_s, log)
 
 
 def run_entry(prompt_n: int, generated: list[int], prefill_s: float, decode_s: float, other: float | None) -> dict:
@@ -709,21 +703,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"- headscope: {hs['meta'][key]}")
         if not hs["meta"]["deterministic"]:
             print("- headscope: the generated tokens differed between runs")
-    noisy = [
-        f"{e} ({r['best']['other_cpu_share']:.0%})"
-        for e, r in results.items()
-        if r and r["best"]["other_cpu_share"] is not None and r["best"]["other_cpu_share"] > IDLE_THRESHOLD
-    ]
-    shares = [r["best"]["other_cpu_share"] for r in results.values() if r and r["best"]["other_cpu_share"] is not None]
-    if shares:
-        print(f"- CPU used by other processes during the best runs: at most {max(shares):.0%} of all cores")
-    if noisy:
-        print("- NOISY, rerun: other processes used > 5% of the CPU during the best run of " + ", ".join(noisy))
-    for engine in ENGINES:
-        if engine in args.skip:
-            print(f"- {engine}: skipped")
-        elif engine in errors:
-            print(f"- {engine}: FAILED: {errors[engine]}")
+    print_load_and_engines(
+        {e: r["best"]["other_cpu_share"] for e, r in results.items() if r}, "during the best runs", ENGINES, args.skip, errors
+    )
 
     if args.json:
         doc = {

@@ -98,6 +98,9 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/benchlib.py, from any working directory
 from benchlib import (  # noqa: E402
+    wait_for_quiet,
+    IDLE_THRESHOLD,
+    print_load_and_engines,
     BenchError,
     cpu_flags,
     logger,
@@ -108,7 +111,6 @@ from benchlib import (  # noqa: E402
     loads_json_lenient,
     module_version,
     parse_tokens,
-    wait_until_idle,
     write_json_text,
 )
 
@@ -201,19 +203,11 @@ def versions() -> dict[str, str | None]:
 # other load on the machine (a benchmark on a shared box is only as good as its quiet)
 
 
-IDLE_THRESHOLD = 0.05
 
 
 def wait_idle(max_wait_s: float) -> float | None:
     """Waits (up to max_wait_s) until other processes use < 5% of the CPU over one second."""
-    return wait_until_idle(
-        max_wait_s,
-        IDLE_THRESHOLD,
-        log,
-        gave_up="warning: still {busy:.0%} CPU used by other processes after waiting {max_wait_s:.0f} s; "
-        "measuring anyway",
-        waiting="other processes use {busy:.0%} of the CPU; waiting up to {max_wait_s:.0f} s for a quiet machine",
-    )
+    return wait_for_quiet(max_wait_s, log)
 
 
 # --------------------------------------------------------------------------
@@ -600,17 +594,7 @@ def main(argv: list[str] | None = None) -> int:
         if r
         for t in args.tokens
     }
-    known = [v for v in timing_load.values() if v is not None]
-    noisy_t = [f"{k} ({v:.0%})" for k, v in timing_load.items() if v is not None and v > IDLE_THRESHOLD]
-    if known:
-        print(f"- CPU used by other processes while timing: at most {max(known):.0%} of all cores")
-    if noisy_t:
-        print("- NOISY, rerun: other processes used > 5% of the CPU while timing " + ", ".join(noisy_t))
-    for engine in ENGINES:
-        if engine in args.skip:
-            print(f"- {engine}: skipped")
-        elif engine in errors:
-            print(f"- {engine}: FAILED: {errors[engine]}")
+    print_load_and_engines(timing_load, "while timing", ENGINES, args.skip, errors)
 
     if args.json:
         doc = {
