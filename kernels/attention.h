@@ -51,12 +51,21 @@ struct AttnStats {
   int n_pattern = 0;
   int64_t pattern_q0 = 0, pattern_q1 = 0, pattern_k0 = 0, pattern_k1 = 0;
   float* pattern = nullptr;  // [n_pattern, pattern_q1 - pattern_q0, pattern_k1 - pattern_k0]
+  // Mass on chosen keys per query, without a row of the pattern: for key set c and query t, the probability on
+  // keys keyset_keys[keyset_offsets[c (T + 1) + t] .. keyset_offsets[c (T + 1) + t + 1]) (absolute positions, each
+  // listed once; keys the row cannot see add 0). The induction family's detection patterns are such sets.
+  int n_keysets = 0;
+  const int64_t* keyset_offsets = nullptr;  // [n_keysets, T + 1], ascending
+  const int32_t* keyset_keys = nullptr;
+  float* keyset_mass = nullptr;             // [n_keysets, H, T]
   bool any() const {
     for (float* q : query)
       if (q) return true;
-    return argmax || (topk > 0 && (topk_idx || topk_prob)) || key_recv || key_count || wants_pattern();
+    return argmax || (topk > 0 && (topk_idx || topk_prob)) || key_recv || key_count || wants_pattern() || wants_keysets();
   }
   bool wants_pattern() const { return n_pattern > 0 && pattern; }
+  bool wants_keysets() const { return n_keysets > 0 && keyset_mass; }
+  bool needs_row_norm() const { return wants_pattern() || wants_keysets(); }  // rows' final max and 1 / sum kept
 };
 
 // Interventions applied inside the kernel.
@@ -75,8 +84,8 @@ struct AttnInterventions {
 void attention_cpu(const AttnShape& shape, const float* q, const float* k, const float* v, float* out,
                    const AttnStats& stats = {}, const AttnInterventions& iv = {});
 
-// Why a pattern request (AttnStats::pattern_*) does not fit the shape, or "" when it does (head numbers are checked
-// only when pattern_heads is host memory). Both implementations check it.
+// Why a pattern or key-set request (AttnStats::pattern_*, keyset_*) does not fit the shape, or "" when it does
+// (head numbers and key positions are checked only when they are host memory). Both implementations check it.
 std::string pattern_request_error(const AttnShape& shape, const AttnStats& stats, bool heads_on_host);
 
 // Fills stats.key_count only (host arrays; O(S)). attention_cpu calls it; the CUDA path too.

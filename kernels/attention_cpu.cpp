@@ -5,7 +5,8 @@
 // output accumulates p * V rows (vectorises over d). Scratch per thread is O(kQB * d + kKB * d): no T x T map.
 // Per-key received mass needs normalised probabilities, so it runs as a second pass over (head, key tile)
 // tasks with the row log-sum-exp from the first pass; each task owns its keys, so no atomics are needed. A
-// requested pattern window is written by a third pass with each row's final max and 1 / sum from the first.
+// requested pattern window is written by a third pass with each row's final max and 1 / sum from the first, and
+// requested key sets' masses by a fourth, one score per listed key.
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -256,17 +257,66 @@ void pattern_task(Ctx& c, int pi, int64_t t0, int64_t t1, std::vector<float>& sc
   }
 }
 
+// One key's score for query t (absolute t_abs) as row_scores computes it (the same products in the same order);
+// -inf when the row cannot see the key.
+inline float one_score(const Ctx& c, int64_t h, const float* qrow, int64_t t_abs, int64_t s) {
+  const AttnShape& sh = c.sh;
+  if (s > t_abs || (sh.window > 0 && s <= t_abs - sh.window) || (c.iv.key_padding && c.iv.key_padding[s])) return -INFINITY;
+  if (c.iv.uniform && c.iv.uniform[h]) return 0.f;
+  const float* krow = c.k + (s * sh.H_kv + h / (sh.H / sh.H_kv)) * sh.d;
+  float acc = 0.f;
+  for (int64_t kk = 0; kk < sh.d; ++kk) acc += qrow[kk] * krow[kk];
+  acc *= c.scale;
+  if (c.iv.logit_bias) acc += c.iv.logit_bias[h * sh.S + s];
+  if (c.iv.row_bias && c.iv.row_bias_keys[h * sh.S + s]) acc += c.iv.row_bias[h * sh.T + (t_abs - sh.q_pos0)];
+  return acc;
+}
+
+// Fourth pass: the mass of every requested key set on rows [t0, t1) of head h.
+void keyset_task(Ctx& c, int64_t h, int64_t t0, int64_t t1) {
+  const AttnShape& sh = c.sh;
+  const AttnStats& st = c.st;
+  for (int64_t t = t0; t < t1; ++t) {
+    const int64_t hi = h * sh.T + t;
+    const float m = c.row_m[hi], inv_l = c.row_inv_l[hi];
+    const float* qrow = c.q + (t * sh.H + h) * sh.d;
+    for (int cs = 0; cs < st.n_keysets; ++cs) {
+      const int64_t* off = st.keyset_offsets + cs * (sh.T + 1);
+      float sum = 0.f;
+      if (inv_l > 0.f)
+        for (int64_t i = off[t]; i < off[t + 1]; ++i) sum += hs_expf(one_score(c, h, qrow, sh.q_pos0 + t, st.keyset_keys[i]) - m) * inv_l;
+      st.keyset_mass[(cs * sh.H + h) * sh.T + t] = sum;
+    }
+  }
+}
+
 }  // namespace
 
+static std::string keyset_request_error(const AttnShape& sh, const AttnStats& st, bool on_host) {
+  if (!st.wants_keysets()) return "";
+  if (!st.keyset_offsets || !st.keyset_keys) return "key sets without offsets or keys";
+  for (int cs = 0; on_host && cs < st.n_keysets; ++cs) {
+    const int64_t* off = st.keyset_offsets + cs * (sh.T + 1);
+    for (int64_t t = 0; t < sh.T; ++t) {
+      if (off[t + 1] < off[t]) return "key set " + std::to_string(cs) + ": offsets decrease at query " + std::to_string(t);
+      for (int64_t i = off[t]; i < off[t + 1]; ++i)
+        if (st.keyset_keys[i] < 0 || st.keyset_keys[i] >= sh.S)
+          return "key set " + std::to_string(cs) + ": key " + std::to_string(st.keyset_keys[i]) + " of query " + std::to_string(t) +
+                 " outside 0.." + std::to_string(sh.S - 1);
+    }
+  }
+  return "";
+}
+
 std::string pattern_request_error(const AttnShape& sh, const AttnStats& st, bool heads_on_host) {
-  if (!st.wants_pattern()) return "";
+  if (!st.wants_pattern()) return keyset_request_error(sh, st, heads_on_host);
   if (!st.pattern_heads) return "pattern heads missing";
   for (int i = 0; heads_on_host && i < st.n_pattern; ++i)
     if (st.pattern_heads[i] < 0 || st.pattern_heads[i] >= sh.H)
       return "pattern head " + std::to_string(st.pattern_heads[i]) + " outside 0.." + std::to_string(sh.H - 1);
   if (st.pattern_q0 < 0 || st.pattern_q1 < st.pattern_q0 || st.pattern_q1 > sh.T) return "pattern rows outside 0.." + std::to_string(sh.T);
   if (st.pattern_k0 < 0 || st.pattern_k1 < st.pattern_k0 || st.pattern_k1 > sh.S) return "pattern keys outside 0.." + std::to_string(sh.S);
-  return "";
+  return keyset_request_error(sh, st, heads_on_host);
 }
 
 void attention_cpu(const AttnShape& sh, const float* q, const float* k, const float* v, float* out, const AttnStats& st,
@@ -279,7 +329,7 @@ void attention_cpu(const AttnShape& sh, const float* q, const float* k, const fl
     for (int i = 0; i < st.n_sinks; ++i) c.is_sink[st.sink_pos[i]] = 1;
   }
   if (st.key_recv) c.lse.assign(static_cast<size_t>(sh.H * sh.T), INFINITY);
-  if (st.wants_pattern()) c.row_m.assign(static_cast<size_t>(sh.H * sh.T), 0.f), c.row_inv_l.assign(static_cast<size_t>(sh.H * sh.T), 0.f);
+  if (st.needs_row_norm()) c.row_m.assign(static_cast<size_t>(sh.H * sh.T), 0.f), c.row_inv_l.assign(static_cast<size_t>(sh.H * sh.T), 0.f);
   const bool stats = st.any();
   const int64_t nqb = (sh.T + kQB - 1) / kQB;
   at::parallel_for(0, sh.H * nqb, 1, [&](int64_t b0, int64_t b1) {
@@ -310,6 +360,13 @@ void attention_cpu(const AttnShape& sh, const float* q, const float* k, const fl
       }
     });
   }
+  if (st.wants_keysets())
+    at::parallel_for(0, sh.H * nqb, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        const int64_t t0 = (b % nqb) * kQB;
+        keyset_task(c, b / nqb, t0, std::min<int64_t>(sh.T, t0 + kQB));
+      }
+    });
   if (st.key_count) attention_key_count(sh, st, iv);
 }
 

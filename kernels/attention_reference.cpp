@@ -87,6 +87,16 @@ ReferenceStats reference_stats(const AttnShape& sh, const at::Tensor& probs, con
   at::Tensor inw = in.to(at::kDouble);
   r.key_recv = (probs * inw.unsqueeze(0)).sum(1);
   r.key_count = (inw * visibility(sh, iv).to(at::kDouble)).sum(0);
+  if (rq.n_keysets > 0) {
+    r.keyset_mass = at::zeros({rq.n_keysets, sh.H, sh.T}, at::kDouble);
+    const at::Tensor p = probs.to(at::kDouble).contiguous();
+    const double* pp = p.data_ptr<double>();
+    double* out = r.keyset_mass.data_ptr<double>();
+    for (int c = 0; c < rq.n_keysets; ++c)
+      for (int64_t t = 0; t < sh.T; ++t)
+        for (int64_t i = rq.keyset_offsets[c * (sh.T + 1) + t]; i < rq.keyset_offsets[c * (sh.T + 1) + t + 1]; ++i)
+          for (int64_t h = 0; h < sh.H; ++h) out[(c * sh.H + h) * sh.T + t] += pp[(h * sh.T + t) * sh.S + rq.keyset_keys[i]];
+  }
   return r;
 }
 

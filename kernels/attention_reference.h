@@ -24,6 +24,7 @@ struct ReferenceStats {
   at::Tensor argmax, topk_idx, topk_prob;  // [H, T] ([H, T, k])
   at::Tensor key_recv;   // [H, S]
   at::Tensor key_count;  // [S]
+  at::Tensor keyset_mass;  // [n_keysets, H, T]
 };
 
 // The statistics `request` asks for (its output pointers are ignored; its parameters are used), from probs.

@@ -101,13 +101,23 @@ at::Tensor attend(const ModelConfig& c, int64_t layer, const at::Tensor& q, cons
     st.pattern_heads = pattern_heads.data(), st.n_pattern = static_cast<int>(pattern_heads.size());
     st.pattern_q0 = q0, st.pattern_q1 = q1, st.pattern_k0 = k0, st.pattern_k1 = k1, st.pattern = patterns.data_ptr<float>();
   }
+  at::Tensor keyset_mass;
+  if (rec && rec->n_keysets > 0) {
+    const int64_t n = rec->n_keysets;
+    if (static_cast<int64_t>(rec->keyset_offsets.size()) != n * (T + 1) || rec->keyset_offsets.back() > static_cast<int64_t>(rec->keyset_keys.size()))
+      throw Error("key sets: " + std::to_string(n) + " sets need " + std::to_string(n * (T + 1)) + " offsets for " + std::to_string(T) +
+                  " queries, and keys up to the last offset");
+    keyset_mass = at::empty({n, H, T}, f);
+    st.n_keysets = static_cast<int>(n), st.keyset_offsets = rec->keyset_offsets.data(), st.keyset_keys = rec->keyset_keys.data();
+    st.keyset_mass = keyset_mass.data_ptr<float>();
+  }
   if (!on_gpu) {
     attention_cpu(sh, qc.data_ptr<float>(), kc.data_ptr<float>(), vc.data_ptr<float>(), out.data_ptr<float>(), st, iv);
   } else {
     auto up = [&](const auto& v, at::ScalarType t) {
       return at::from_blob(const_cast<void*>(static_cast<const void*>(v.data())), {static_cast<int64_t>(v.size())}, t).to(q.device());
     };
-    at::Tensor d_uniform, d_bias, d_row_bias, d_row_keys, d_pattern_heads, d_query_mask;
+    at::Tensor d_uniform, d_bias, d_row_bias, d_row_keys, d_pattern_heads, d_query_mask, d_offsets, d_keys;
     AttnInterventions div;
     if (iv.uniform) d_uniform = up(uniform, at::kByte), div.uniform = d_uniform.data_ptr<uint8_t>();
     if (iv.logit_bias) d_bias = up(bias, at::kFloat), div.logit_bias = d_bias.data_ptr<float>();
@@ -119,6 +129,13 @@ at::Tensor attend(const ModelConfig& c, int64_t layer, const at::Tensor& q, cons
     dst.key_count = nullptr;  // counted on the host below
     if (!pattern_heads.empty()) d_pattern_heads = up(pattern_heads, at::kInt), dst.pattern_heads = d_pattern_heads.data_ptr<int32_t>();
     if (st.query_mask) d_query_mask = up(rec->query_mask, at::kByte), dst.query_mask = d_query_mask.data_ptr<uint8_t>();
+    if (st.n_keysets > 0) {
+      if (std::string e = pattern_request_error(sh, st, true); !e.empty()) throw Error("attention kernel: " + e);  // checked on the host
+      d_offsets = up(rec->keyset_offsets, at::kLong), dst.keyset_offsets = d_offsets.data_ptr<int64_t>();
+      std::vector<int32_t> keys = rec->keyset_keys;
+      if (keys.empty()) keys.push_back(0);  // a device buffer, never read
+      d_keys = up(keys, at::kInt), dst.keyset_keys = d_keys.data_ptr<int32_t>();
+    }
     char err[512];
     if (!attention_cuda(sh, qc.data_ptr<float>(), kc.data_ptr<float>(), vc.data_ptr<float>(), out.data_ptr<float>(), dst, div, err,
                         sizeof err))
@@ -135,7 +152,9 @@ at::Tensor attend(const ModelConfig& c, int64_t layer, const at::Tensor& q, cons
       if (o.topk_idx.defined()) o.topk_idx = o.topk_idx.cpu(), o.topk_prob = o.topk_prob.cpu();
     }
     if (patterns.defined()) patterns = patterns.cpu();
+    if (keyset_mass.defined()) keyset_mass = keyset_mass.cpu();
   }
+  if (keyset_mass.defined()) res.keyset_mass[layer] = keyset_mass;
   for (size_t i = 0; i < pattern_heads.size(); ++i) res.patterns.push_back({{static_cast<int>(layer), pattern_heads[i]}, patterns[i]});
   return out.view({T, H * c.d_head});
 }

@@ -75,6 +75,7 @@ ForwardResult forward(const ModelConfig& c, const Weights& w, const std::vector<
   };
   auto hooked = [&](int64_t layer, const char* point) { return hooks && hooks->has(hook_name(layer, point)); };
   if (rec && rec->stats) res.attn.resize(c.n_layers);
+  if (rec && rec->n_keysets > 0) res.keyset_mass.resize(c.n_layers);
   if (rec && (rec->topk < 0 || rec->topk > kMaxTopK)) throw Error("top-k must be between 0 and " + std::to_string(kMaxTopK));
   for (auto& [l, h] : rec ? rec->pattern_heads : std::vector<std::pair<int, int>>{})
     if (l < 0 || l >= c.n_layers || h < 0 || h >= c.n_heads)

@@ -28,6 +28,12 @@ struct AttnRecord {
   std::vector<std::pair<int, int>> pattern_heads;
   int64_t q_lo = 0, q_hi = -1;  // q_hi < 0: to the end
   int64_t k_lo = 0, k_hi = -1;  // k_hi < 0: up to the last query row
+  // Per query, the mass on chosen sets of keys (kernels/attention.h AttnStats::keyset_*), in every layer, without a
+  // pattern row: set c of query t is keyset_keys[keyset_offsets[c (T + 1) + t] .. keyset_offsets[c (T + 1) + t + 1])
+  // (absolute key positions). ForwardResult::keyset_mass holds the results.
+  int n_keysets = 0;
+  std::vector<int64_t> keyset_offsets;  // [n_keysets, T + 1]
+  std::vector<int32_t> keyset_keys;
   // Called before each layer with (layer, n_layers); returning false cancels the pass (throws Cancelled).
   std::function<bool(int64_t, int64_t)> on_layer;
   bool key_recv = true;  // compute kStatKeyRecv (a second pass over the keys) with the statistics
@@ -46,6 +52,7 @@ struct ForwardResult {
   std::vector<AttnLayerStats> attn;          // one per layer when record.stats
   at::Tensor key_count;                      // [T] queries counted per key (same for every layer and head)
   std::vector<std::pair<std::pair<int, int>, at::Tensor>> patterns;  // ((layer, head), [rows, keys]) probabilities
+  std::vector<at::Tensor> keyset_mass;       // one per layer when record.n_keysets: [n_keysets, H, T] float32
 };
 
 // The keys and values of the tokens already run, per layer, so that decoding one more token costs one query row

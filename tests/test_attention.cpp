@@ -108,6 +108,25 @@ void check_case(const Case& cs, const Impl& impl, uint64_t seed, bool interventi
   // The pattern of the first and last heads (the last is the uniform one under interventions), over a window.
   const int64_t pq0 = cs.T / 3, pq1 = cs.T, pk0 = cs.S / 4, pk1 = cs.S - cs.S / 5;
   sb.want_pattern({0, static_cast<int32_t>(cs.H - 1)}, pq0, pq1, pk0, pk1);
+  // Two key sets per query: {0, t/2, t} and {t + 1, 7t mod S} (absolute t; keys a row cannot see included, some
+  // rows without any key).
+  std::vector<int64_t> offsets{0};
+  std::vector<int32_t> keys;
+  for (int c = 0; c < 2; ++c) {
+    if (c == 1) offsets.push_back(offsets.back());
+    for (int64_t t = 0; t < cs.T; ++t) {
+      const int64_t ta = cs.q_pos0 + t;
+      std::vector<int64_t> want = c == 0 ? std::vector<int64_t>{0, ta / 2, ta} : std::vector<int64_t>{ta + 1, (7 * ta) % cs.S};
+      if (c == 1 && t % 5 == 4) want.clear();
+      std::sort(want.begin(), want.end());
+      want.erase(std::unique(want.begin(), want.end()), want.end());
+      for (int64_t s : want)
+        if (s < cs.S) keys.push_back(static_cast<int32_t>(s));
+      offsets.push_back(static_cast<int64_t>(keys.size()));
+    }
+  }
+  at::Tensor keyset_mass = at::full({2, cs.H, cs.T}, -7.f);
+  sb.st.n_keysets = 2, sb.st.keyset_offsets = offsets.data(), sb.st.keyset_keys = keys.data(), sb.st.keyset_mass = keyset_mass.data_ptr<float>();
   at::Tensor out = at::full({cs.T, cs.H, cs.d}, -7.f);
   impl.run(sh, q.data_ptr<float>(), k.data_ptr<float>(), v.data_ptr<float>(), out.data_ptr<float>(), sb.st, iv);
   ReferenceAttention ref = attention_reference(sh, q, k, v, iv);
@@ -138,6 +157,7 @@ void check_case(const Case& cs, const Impl& impl, uint64_t seed, bool interventi
     const int64_t h = i ? cs.H - 1 : 0;
     CHECK(rel_err(sb.pattern[i], ref.probs[h].slice(0, pq0, pq1).slice(1, pk0, pk1)) <= 1e-5);
   }
+  CHECK(rel_err(keyset_mass, rs.keyset_mass) <= 1e-5);
 }
 
 // T from 1 to 4096, d_head 8/64/128, GQA ratios 1/2/4/8, windows, decode offsets, bf16-valued inputs.

@@ -4,7 +4,8 @@
 // (attention_math.h: row_rescale, row_add_tile, row_topk_push, row_finish). Per-key received mass needs the
 // normalised probabilities, so a second kernel, one thread per key, walks the queries with the row
 // log-sum-exp saved by the first; a requested pattern window is a third kernel, one thread per (row, key), with
-// each row's final max and 1 / sum. No T x T buffer exists on the device either.
+// each row's final max and 1 / sum, and requested key sets a fourth, one thread per (head, row). No T x T buffer
+// exists on the device either.
 #include <cuda_runtime.h>
 
 #include <cmath>
@@ -162,6 +163,27 @@ __global__ void attn_pattern(DevArgs a) {
   st.pattern[(pi * rows + i) * keys + j] = p;
 }
 
+// One thread per (head, row): the mass of every requested key set (fourth pass).
+__global__ void attn_keysets(DevArgs a) {
+  const AttnShape& sh = a.sh;
+  const AttnStats& st = a.st;
+  const int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x, h = blockIdx.y, hk = h / (sh.H / sh.H_kv);
+  if (t >= sh.T) return;
+  const float m = a.row_m[h * sh.T + t], inv_l = a.row_inv_l[h * sh.T + t];
+  for (int cs = 0; cs < st.n_keysets; ++cs) {
+    const int64_t* off = st.keyset_offsets + cs * (sh.T + 1);
+    float sum = 0.f;
+    if (inv_l > 0.f)
+      for (int64_t i = off[t]; i < off[t + 1]; ++i) {
+        const int64_t s = st.keyset_keys[i];
+        float sc;
+        tile_scores(a, h, a.q + (t * sh.H + h) * sh.d, a.k + (s * sh.H_kv + hk) * sh.d, 1, sh.q_pos0 + t, s, &sc);
+        sum += hs_expf(sc - m) * inv_l;
+      }
+    st.keyset_mass[(cs * sh.H + h) * sh.T + t] = sum;
+  }
+}
+
 struct DeviceBuffers {
   std::vector<void*> ptrs;
   ~DeviceBuffers() {
@@ -219,7 +241,7 @@ bool attention_cuda(const AttnShape& sh, const float* q, const float* k, const f
     a.is_sink = buf.upload(is_sink.data(), is_sink.size());
   }
   if (st.key_recv) a.lse = buf.alloc<float>(static_cast<size_t>(sh.H * sh.T));
-  if (st.wants_pattern()) a.row_m = buf.alloc<float>(static_cast<size_t>(sh.H * sh.T)), a.row_inv_l = buf.alloc<float>(static_cast<size_t>(sh.H * sh.T));
+  if (st.needs_row_norm()) a.row_m = buf.alloc<float>(static_cast<size_t>(sh.H * sh.T)), a.row_inv_l = buf.alloc<float>(static_cast<size_t>(sh.H * sh.T));
   const bool stats = st.any();
   dim3 grid(static_cast<unsigned>((sh.T + kRows - 1) / kRows), static_cast<unsigned>(sh.H));
   const size_t shmem = 2 * kTile * sh.d * sizeof(float);
@@ -237,6 +259,11 @@ bool attention_cuda(const AttnShape& sh, const float* q, const float* k, const f
     dim3 g3(static_cast<unsigned>((pattern_keys + 127) / 128), static_cast<unsigned>(pattern_rows), static_cast<unsigned>(st.n_pattern));
     attn_pattern<<<g3, 128>>>(a);
     if ((e = cudaGetLastError()) != cudaSuccess) return fail(err, err_len, "pattern launch", e);
+  }
+  if (st.wants_keysets()) {
+    dim3 g4(static_cast<unsigned>((sh.T + 127) / 128), static_cast<unsigned>(sh.H));
+    attn_keysets<<<g4, 128>>>(a);
+    if ((e = cudaGetLastError()) != cudaSuccess) return fail(err, err_len, "key-set launch", e);
   }
   if ((e = cudaDeviceSynchronize()) != cudaSuccess) return fail(err, err_len, "kernel", e);
   return true;
@@ -268,13 +295,21 @@ bool attention_cuda_from_host(const AttnShape& sh, const float* q, const float* 
   ds.pattern_heads = buf.upload(st.pattern_heads, static_cast<size_t>(st.n_pattern));
   ds.pattern = npat ? buf.alloc<float>(npat) : nullptr;
   ds.query_mask = buf.upload(st.query_mask, sh.T);
+  const size_t nsets = st.wants_keysets() ? static_cast<size_t>(st.n_keysets) : 0;
+  const size_t nkeys = nsets ? static_cast<size_t>(st.keyset_offsets[nsets * (sh.T + 1) - 1]) : 0;
+  ds.keyset_offsets = buf.upload(nsets ? st.keyset_offsets : nullptr, nsets * (sh.T + 1));
+  ds.keyset_keys = buf.upload(nkeys ? st.keyset_keys : nullptr, nkeys);
+  ds.keyset_mass = nsets ? buf.alloc<float>(nsets * ht) : nullptr;
   div.head_scale = buf.upload(iv.head_scale, sh.H);
   div.logit_bias = buf.upload(iv.logit_bias, hs);
   div.uniform = buf.upload(iv.uniform, sh.H);
   div.key_padding = buf.upload(iv.key_padding, sh.S);
   div.row_bias = buf.upload(iv.row_bias, ht);
   div.row_bias_keys = buf.upload(iv.row_bias_keys, hs);
-  if (!dq || !dk || !dv || !dout || (npat && (!ds.pattern || !ds.pattern_heads))) return fail(err, err_len, "allocation", cudaErrorMemoryAllocation);
+  if (nsets && nkeys == 0) ds.keyset_keys = ds.keyset_mass ? reinterpret_cast<const int32_t*>(ds.keyset_mass) : nullptr;  // no key listed: never read
+  if (!dq || !dk || !dv || !dout || (npat && (!ds.pattern || !ds.pattern_heads)) ||
+      (nsets && (!ds.keyset_offsets || !ds.keyset_keys || !ds.keyset_mass)))
+    return fail(err, err_len, "allocation", cudaErrorMemoryAllocation);
   if (!attention_cuda(sh, dq, dk, dv, dout, ds, div, err, err_len)) return false;
   auto back = [&](void* host, const void* dev, size_t bytes) {
     if (host && dev) cudaMemcpy(host, dev, bytes, cudaMemcpyDeviceToHost);
@@ -285,6 +320,7 @@ bool attention_cuda_from_host(const AttnShape& sh, const float* q, const float* 
   back(st.argmax, ds.argmax, ht * 4), back(st.topk_idx, ds.topk_idx, ht * st.topk * 4);
   back(st.topk_prob, ds.topk_prob, ht * st.topk * 4);
   back(npat ? st.pattern : nullptr, ds.pattern, npat * 4);
+  back(nsets ? st.keyset_mass : nullptr, ds.keyset_mass, nsets * ht * 4);
   if (st.key_count) {  // a cheap O(S) count shared with the CPU path
     AttnStats only;
     only.key_count = st.key_count, only.recv_lo = st.recv_lo, only.recv_hi = st.recv_hi, only.query_mask = st.query_mask;
