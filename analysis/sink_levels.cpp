@@ -50,14 +50,19 @@ SinkAnalysis analyze_sinks(const at::Tensor& h_in, const std::vector<int64_t>& c
     const std::string kind = lt >= a.primary_min ? "primary" : lt > a.secondary_min ? "secondary" : "noise";
     a.tokens.push_back({j, l_start, lifetime, kind});
   }
-  // 5. Levels: recurring (l_start, lifetime) among the secondary sinks.
-  std::map<std::pair<int64_t, int64_t>, int64_t> count;
-  for (const SinkToken& t : a.tokens)
-    if (t.kind == "secondary") ++count[{t.l_start, t.lifetime}];
-  for (auto& [key, n] : count)
-    if (n >= 2) a.levels.push_back({key, n});
-  std::stable_sort(a.levels.begin(), a.levels.end(), [](auto& x, auto& y) { return x.second > y.second; });
+  a.levels = sink_levels(a.tokens);
   return a;
+}
+
+std::vector<std::pair<std::pair<int64_t, int64_t>, int64_t>> sink_levels(const std::vector<SinkToken>& tokens) {
+  std::map<std::pair<int64_t, int64_t>, int64_t> count;
+  for (const SinkToken& t : tokens)
+    if (t.kind == "secondary") ++count[{t.l_start, t.lifetime}];
+  std::vector<std::pair<std::pair<int64_t, int64_t>, int64_t>> levels;
+  for (auto& [key, n] : count)
+    if (n >= 2) levels.push_back({key, n});
+  std::stable_sort(levels.begin(), levels.end(), [](auto& x, auto& y) { return x.second > y.second; });
+  return levels;
 }
 
 }  // namespace headscope

@@ -35,6 +35,10 @@ struct SinkAnalysis {
   int64_t max_cos_position = -1, max_cos_layer = -1;
 };
 
+// Step 5 alone: the recurring (l_start, lifetime) pairs among the secondary sinks of `tokens` (of one sequence or
+// of many), with their counts, most first.
+std::vector<std::pair<std::pair<int64_t, int64_t>, int64_t>> sink_levels(const std::vector<SinkToken>& tokens);
+
 SinkAnalysis analyze_sinks(const at::Tensor& h, const std::vector<int64_t>& candidates, double cos_threshold = 0.9);
 
 }  // namespace headscope

@@ -32,6 +32,7 @@
 #include "probes/preplan.h"
 #include "probes/secondary_sinks.h"
 #include "probes/sinks.h"
+#include "probes/score.h"
 #include "model/model.h"
 #include "runs/means.h"
 #include "runs/predict.h"
@@ -524,6 +525,10 @@ int cmd_record(const std::string& path, const RecordFlags& f, const std::string&
   return 0;
 }
 
+void print_ranked(const ProbeResult& r, int top);
+void print_probe_details(const ProbeResult& r, const std::vector<std::vector<std::string>>& item_texts);
+json to_json(const ProbeResult& r, const std::vector<std::vector<std::string>>& item_texts);
+
 int cmd_inspect(const std::string& path, const Common& c) {
   RunReader r(path);
   json j = r.header();
@@ -531,6 +536,9 @@ int cmd_inspect(const std::string& path, const Common& c) {
   j["recorded"] = r.n_recorded();
   j["stats"] = r.stat_names();
   j["acts"] = r.act_names();
+  j["probes"] = json::array();
+  if (r.status() == "complete")
+    for (const std::string& name : r.probe_names()) j["probes"].push_back(to_json(r.probe(name), {}));
   const int64_t tokens = r.n_tokens();
   j["tokens"] = tokens;
   if (c.json) return print_json(j), 0;
@@ -551,20 +559,29 @@ int cmd_inspect(const std::string& path, const Common& c) {
   for (auto& n : r.stat_names()) names += n + " ";
   if (!names.empty()) std::printf("statistics   %s[token, layer, head]\n", names.c_str());
   for (auto& h : r.act_names()) std::printf("activations  %s\n", h.c_str());
+  if (r.status() == "complete")
+    for (const std::string& name : r.probe_names()) {
+      std::printf("\n");
+      const ProbeResult p = r.probe(name);  // per-token values: /probes/<name>/tokens/*
+      print_ranked(p, 10);
+      print_probe_details(p, {});
+    }
   return 0;
 }
 
 struct ScoreFlags {
   std::vector<std::string> probes;
   std::string data, sink_input = "text";
-  std::string prompt;    // preplan: the prompt, continued by the model itself
-  int response = 64;     // preplan: tokens of the model's own greedy continuation
+  std::string prompt, prompts;  // preplan, secondary: the prompt(s), continued by the model itself
+  int response = 64;            // tokens of the model's own greedy continuation
   PreplanOptions preplan;
   int top = 10;
   InductionOptions induction;
   SinkOptions sinks;
   int sink_items = 100;
   uint64_t seed = 0;
+  std::string output;
+  bool force = false, resume = false;
 };
 
 // One probe's heads ranked by its main score, with its other scores beside.
@@ -574,7 +591,9 @@ void print_ranked(const ProbeResult& r, int top) {
   std::vector<std::pair<double, int64_t>> order;
   for (int64_t i = 0; i < L * H; ++i) order.emplace_back(-key.view(-1)[i].item<double>(), i);
   std::stable_sort(order.begin(), order.end());
-  std::printf("%s: %s (params %s)\n", r.name.c_str(), r.summary.dump().c_str(), r.params.dump().c_str());
+  json summary = r.summary;
+  summary.erase("flagged");
+  std::printf("%s: %s (params %s)\n", r.name.c_str(), summary.dump().c_str(), r.params.dump().c_str());
   std::printf("  %-6s", "head");
   for (auto& [name, t] : r.scores) std::printf(" %12s", name.c_str());
   std::printf("\n");
@@ -586,7 +605,42 @@ void print_ranked(const ProbeResult& r, int top) {
   }
 }
 
-json to_json(const ProbeResult& r) {
+// The lines after the table: the secondary probe's flagged tokens; with token texts, the preplan probe's marked
+// tokens per item.
+void print_probe_details(const ProbeResult& r, const std::vector<std::vector<std::string>>& item_texts) {
+  if (r.name == "secondary") {
+    const json& s = r.summary;
+    std::printf("  anchors %s, windows %s, lifetimes: primary >= %.1f, secondary > %.1f; largest |cos| with the anchor %.3f "
+                "(item %lld, token %lld, layer %lld)\n",
+                s["anchors"].dump().c_str(), s["windows"].dump().c_str(), s["primary_min_lifetime"].get<double>(),
+                s["secondary_min_lifetime_exclusive"].get<double>(), s["max_abs_cos"]["value"].get<double>(),
+                static_cast<long long>(s["max_abs_cos"]["item"].get<int64_t>()), static_cast<long long>(s["max_abs_cos"]["position"].get<int64_t>()),
+                static_cast<long long>(s["max_abs_cos"]["layer"].get<int64_t>()));
+    for (const json& t : s["flagged"])
+      std::printf("  item %lld token %5lld %-16s %-9s l_start %2lld lifetime %2lld  sink score %.4f  MLP alignment %+.3f\n",
+                  static_cast<long long>(t["item"].get<int64_t>()), static_cast<long long>(t["position"].get<int64_t>()),
+                  ("'" + escape_control(t["text"].get<std::string>()) + "'").c_str(), t["kind"].get<std::string>().c_str(),
+                  static_cast<long long>(t["l_start"].get<int64_t>()), static_cast<long long>(t["lifetime"].get<int64_t>()),
+                  t["sink_score"].get<double>(), t["mlp_alignment"].get<double>());
+  }
+  if (r.name == "preplan" && !item_texts.empty()) {
+    std::printf("  tokens (prompt ||| response; [P preplan], [A anchor]):\n");
+    for (size_t i = 0; i < r.items.size() && i < item_texts.size(); ++i) {
+      const ItemResult& it = r.items[i];
+      std::string marked;
+      for (size_t t = 0; t < item_texts[i].size(); ++t) {
+        const std::string mark = std::string(it.tokens.at("preplan")[t].item<double>() == 1.0 ? "P" : "") +
+                                 (it.tokens.at("anchor")[t].item<double>() == 1.0 ? "A" : "");
+        const std::string text = escape_control(item_texts[i][t]);
+        marked += mark.empty() ? text : "[" + mark + text + "]";
+        if (static_cast<int64_t>(t) + 1 == r.item_meta.at(i).value("response_start", int64_t{-1})) marked += " ||| ";
+      }
+      std::printf("  item %zu: %s\n", i, marked.c_str());
+    }
+  }
+}
+
+json to_json(const ProbeResult& r, const std::vector<std::vector<std::string>>& item_texts) {
   json scores = json::object();
   for (auto& [name, t] : r.scores) {
     json rows = json::array();
@@ -597,115 +651,107 @@ json to_json(const ProbeResult& r) {
     }
     scores[name] = rows;
   }
-  return {{"probe", r.name}, {"params", r.params}, {"rank_by", r.rank_by}, {"summary", r.summary}, {"scores", scores}};
+  json items = json::array();
+  for (size_t i = 0; i < r.items.size(); ++i) {
+    json it = json::object();
+    if (i < r.item_meta.size()) it["meta"] = r.item_meta[i];
+    for (auto& [name, v] : r.items[i].scalars) it[name] = v;
+    if (!r.items[i].tokens.empty()) {  // per-token values (null where undefined), with the token texts when known
+      json toks = json::array();
+      const int64_t T = r.items[i].tokens.begin()->second.size(0);
+      for (int64_t t = 0; t < T; ++t) {
+        json e = json::object();
+        if (i < item_texts.size()) e["text"] = item_texts[i][t];
+        for (auto& [name, v] : r.items[i].tokens) {
+          const double x = v[t].item<double>();
+          e[name] = std::isnan(x) ? json(nullptr) : json(x);
+        }
+        toks.push_back(e);
+      }
+      it["tokens"] = toks;
+    }
+    items.push_back(it);
+  }
+  return {{"probe", r.name}, {"params", r.params}, {"rank_by", r.rank_by}, {"summary", r.summary}, {"scores", scores}, {"items", items}};
 }
 
-int cmd_score(const std::string& path, const ScoreFlags& f, const Common& c) {
+int cmd_score(const std::string& path, const ScoreFlags& f, const std::string& command_line, const Common& c) {
   for (const std::string& p : f.probes)
     if (p != "induction" && p != "sinks" && p != "preplan" && p != "secondary")
       throw Error("unknown probe '" + p + "' (known: induction, sinks, preplan, secondary)");
+  auto wants = [&](const char* p) { return std::find(f.probes.begin(), f.probes.end(), p) != f.probes.end(); };
   for (const char* p : {"preplan", "secondary"})
-    if (std::find(f.probes.begin(), f.probes.end(), p) != f.probes.end() && f.prompt.empty())
-      throw Error(std::string("the ") + p + " probe needs --prompt TEXT (the model continues it with --response N tokens)");
+    if (wants(p) && f.prompt.empty() && f.prompts.empty())
+      throw Error(std::string("the ") + p + " probe needs --prompt TEXT or --prompts FILE (the model continues each with --response N tokens)");
   if (f.sink_input != "text" && f.sink_input != "random" && f.sink_input != "repeated")
     throw Error("--sink-input must be text, random or repeated, not '" + f.sink_input + "'");
-  const bool want_sinks = std::find(f.probes.begin(), f.probes.end(), "sinks") != f.probes.end();
-  if (want_sinks && f.sink_input == "text" && f.data.empty())
+  if (wants("sinks") && f.sink_input == "text" && f.data.empty())
     throw Error("the sinks probe on text needs --data FILE (prompts of at least --sink-tokens tokens), or --sink-input random|repeated");
   auto m = Model::load(path, parse_device(c.device));
-  // Everything is checked before the first forward: the data, the probes' lengths.
-  std::vector<std::vector<int32_t>> sink_items;
-  if (want_sinks) {
-    if (f.sink_input == "text") {
-      for (const PromptItem& p : load_prompts(f.data)) sink_items.push_back(m->tokenizer().encode(p.text));
-    } else {
-      sink_items = sink_random_items(*m, f.sink_items, f.sinks.tokens, f.sink_input == "repeated", f.seed);
-    }
-  }
-  // preplan and secondary read the prompt and the model's own greedy continuation, made once for both.
-  std::vector<int32_t> prompt_tokens, tokens;
-  if (!f.prompt.empty()) {
-    prompt_tokens = m->tokenizer().encode(f.prompt);
-    fit_context(m->config(), prompt_tokens, ContextPolicy{}, "the prompt", f.response);
-  }
-  auto continued = [&]() -> const std::vector<int32_t>& {
-    if (tokens.empty()) {
-      tokens = prompt_tokens;
-      for (int32_t id : m->generate(prompt_tokens, f.response).tokens) tokens.push_back(id);
-    }
-    return tokens;
-  };
-  const int64_t response_start = static_cast<int64_t>(prompt_tokens.size());
-  const bool tty = isatty(2);
-  auto progress = [&](const std::string& name) {
-    return [&, name](int64_t done, int64_t total) {
-      if (!tty && done != total && done % std::max<int64_t>(1, total / 10) != 0) return true;  // a log: ten lines at most
-      std::fprintf(stderr, tty ? "\r%s: %lld/%lld items   " : "%s: %lld/%lld items\n", name.c_str(), static_cast<long long>(done),
-                   static_cast<long long>(total));
-      if (tty && done == total) std::fprintf(stderr, "\n");
-      return true;
-    };
-  };
-  json out = json::array();
+  std::vector<std::unique_ptr<Probe>> owned;
+  std::vector<PromptItem> prompts;
+  if (!f.prompt.empty()) prompts.push_back({f.prompt, nullptr});
+  if (!f.prompts.empty())
+    for (PromptItem& p : load_prompts(f.prompts)) prompts.push_back(std::move(p));
   for (const std::string& p : f.probes) {
-    ProbeResult r;
     if (p == "induction") {
       InductionOptions o = f.induction;
       o.seed = f.seed;
-      r = induction_probe(*m, o, progress(p));
+      owned.push_back(std::make_unique<InductionProbe>(o));
     } else if (p == "sinks") {
       SinkOptions o = f.sinks;
       o.input = f.sink_input;
-      r = sink_rate_probe(*m, sink_items, o, progress(p));
-    } else if (p == "secondary") {
-      r = secondary_sink_probe(*m, continued(), response_start, SecondarySinkOptions{});
-      out.push_back(to_json(r));
-      if (!c.json) {
-        print_ranked(r, f.top);
-        std::printf("  anchor %lld, window [%lld, %lld), lifetimes: primary >= %.1f, secondary > %.1f; largest |cos| with the anchor "
-                    "%.3f (token %lld, layer %lld)\n",
-                    static_cast<long long>(r.summary["anchor"].get<int64_t>()), static_cast<long long>(r.summary["window"][0].get<int64_t>()),
-                    static_cast<long long>(r.summary["window"][1].get<int64_t>()), r.summary["primary_min_lifetime"].get<double>(),
-                    r.summary["secondary_min_lifetime_exclusive"].get<double>(), r.summary["max_abs_cos"]["value"].get<double>(),
-                    static_cast<long long>(r.summary["max_abs_cos"]["position"].get<int64_t>()),
-                    static_cast<long long>(r.summary["max_abs_cos"]["layer"].get<int64_t>()));
-        for (const json& t : r.summary["flagged"])
-          std::printf("  %5lld %-16s %-9s l_start %2lld lifetime %2lld  sink score %.4f  MLP alignment %+.3f\n",
-                      static_cast<long long>(t["position"].get<int64_t>()), ("'" + escape_control(t["text"].get<std::string>()) + "'").c_str(),
-                      t["kind"].get<std::string>().c_str(), static_cast<long long>(t["l_start"].get<int64_t>()),
-                      static_cast<long long>(t["lifetime"].get<int64_t>()), t["sink_score"].get<double>(), t["mlp_alignment"].get<double>());
-      }
-      continue;
-    } else {
-      const std::vector<int32_t>& all = continued();
-      r = preplan_probe(*m, all, response_start, f.preplan);
-      json toks = json::array();
-      for (size_t t = 0; t < all.size(); ++t) {
-        auto val = [&](const char* k) { const double v = r.detail.at(k)[t].item<double>(); return std::isnan(v) ? json(nullptr) : json(v); };
-        toks.push_back({{"id", all[t]}, {"text", token_label(*m, all[t])}, {"response", static_cast<int64_t>(t) >= response_start}, {"waad", val("waad")},
-                        {"delta", val("delta")}, {"fai", val("fai")}, {"preplan", val("preplan") == 1.0}, {"anchor", val("anchor") == 1.0}});
-      }
-      json jr = to_json(r);
-      jr["tokens"] = toks;
-      out.push_back(jr);
-      if (!c.json) {
-        print_ranked(r, f.top);
-        // The text with its tokens marked: [P ...] preplan, [A ...] anchor, [PA ...] both.
-        std::string marked;
-        for (const json& t : toks) {
-          const std::string mark = std::string(t["preplan"].get<bool>() ? "P" : "") + (t["anchor"].get<bool>() ? "A" : "");
-          const std::string text = escape_control(t["text"].get<std::string>());
-          marked += mark.empty() ? text : "[" + mark + text + "]";
-          if (&t == &toks[response_start - 1]) marked += " ||| ";
+      std::vector<ProbeItem> items;
+      if (f.sink_input == "text") {
+        for (const PromptItem& t : load_prompts(f.data)) {
+          ProbeItem it;
+          it.tokens = m->tokenizer().encode(t.text), it.text = t.text;
+          if (t.meta.is_object()) it.meta = t.meta;
+          items.push_back(std::move(it));
         }
-        std::printf("  tokens (prompt ||| response; [P preplan], [A anchor]):\n  %s\n", marked.c_str());
+      } else {
+        items = id_items(sink_random_items(*m, f.sink_items, f.sinks.tokens, f.sink_input == "repeated", f.seed), f.sink_input);
       }
-      continue;
+      owned.push_back(std::make_unique<SinkRateProbe>(std::move(items), o));
+    } else if (p == "preplan") {
+      owned.push_back(std::make_unique<PreplanProbe>(prompt_items(*m, prompts, f.response), f.preplan));
+    } else {
+      owned.push_back(std::make_unique<SecondarySinkProbe>(prompt_items(*m, prompts, f.response), SecondarySinkOptions{}));
     }
-    out.push_back(to_json(r));
-    if (!c.json) print_ranked(r, f.top);
   }
-  if (c.json) print_json({{"model", path}, {"probes", out}});
+  std::vector<const Probe*> probes;
+  for (auto& p : owned) probes.push_back(p.get());
+  ScoreOptions o;
+  o.output = f.output, o.model_path = path, o.command_line = command_line;
+  o.open = f.force ? RunOpen::overwrite : f.resume ? RunOpen::resume : RunOpen::create;
+  const bool tty = isatty(2);
+  bool told_resume = false;
+  const std::vector<ProbeResult> results = score_probes(*m, probes, o, [&](const ScoreProgress& p) {
+    if (p.resumed && !told_resume) {
+      std::fprintf(stderr, "resuming %s: %lld items already scored\n", f.output.c_str(), static_cast<long long>(p.kept));
+      told_resume = true;
+    }
+    if (!tty && p.done != p.total && p.done % std::max<int64_t>(1, p.total / 10) != 0) return true;  // a log: ten lines at most
+    const char* unit = p.phase == "continuations" ? "continuations made" : "items";
+    std::fprintf(stderr, tty ? "\r%s: %lld/%lld %s   " : "%s: %lld/%lld %s\n", p.phase.c_str(), static_cast<long long>(p.done),
+                 static_cast<long long>(p.total), unit);
+    if (tty && p.done == p.total) std::fprintf(stderr, "\n");
+    return true;
+  });
+  json out = json::array();
+  for (size_t k = 0; k < results.size(); ++k) {
+    const ProbeResult& r = results[k];
+    std::vector<std::vector<std::string>> texts;
+    if (!r.items.empty() && !r.items[0].tokens.empty())
+      for (const auto& ids : r.item_tokens) {
+        texts.emplace_back();
+        for (int32_t id : ids) texts.back().push_back(token_label(*m, id));
+      }
+    out.push_back(to_json(r, texts));
+    if (!c.json) print_ranked(r, f.top), print_probe_details(r, texts);
+  }
+  if (!f.output.empty() && !c.json) std::printf("wrote %s\n", f.output.c_str());
+  if (c.json) print_json({{"model", path}, {"output", f.output}, {"probes", out}});
   return 0;
 }
 
@@ -854,7 +900,13 @@ int main(int argc, char** argv) {
   score->add_option("--sink-eps", sf.sinks.eps, "sinks: the threshold on alpha")
       ->capture_default_str()->check(number_where("in [0, 1)", [](double x) { return x >= 0 && x < 1; }));
   score->add_option("--sink-items", sf.sink_items, "sinks: items of random or repeated tokens")->capture_default_str()->check(positive_integer);
-  score->add_option("--prompt", sf.prompt, "preplan, secondary: the prompt the model continues");
+  score->add_option("--prompt", sf.prompt, "preplan, secondary: a prompt the model continues");
+  score->add_option("--prompts", sf.prompts, "preplan, secondary: prompts the model continues (JSONL or text, one per line)");
+  score->add_option("-o,--output", sf.output, "Run file to write the results to (.h5; per-item and per-token values under /probes)");
+  auto* score_force = score->add_flag("--force", sf.force, "Replace an existing run file (the old one stays until the new one is complete)")
+                          ->needs("--output");
+  score->add_flag("--resume", sf.resume, "Continue an interrupted job: score only the items the run file lacks")
+      ->excludes(score_force)->needs("--output");
   score->add_option("--response", sf.response, "preplan, secondary: tokens of its greedy continuation")->capture_default_str()->check(positive_integer);
   score->add_option("--fai-horizon", sf.preplan.h_hi, "preplan: H_hi, the last query offset FAI counts (H_lo = 10)")->capture_default_str()
       ->check(positive_integer);
@@ -887,7 +939,11 @@ int main(int argc, char** argv) {
       return cmd_record(model, ro, cl, common);
     }
     if (*inspect) return cmd_inspect(model, common);
-    if (*score) return cmd_score(model, sf, common);
+    if (*score) {
+      std::string cl;
+      for (int i = 0; i < argc; ++i) cl += (i ? " " : "") + std::string(argv[i]);
+      return cmd_score(model, sf, cl, common);
+    }
     if (*attn) return cmd_attn(model, prompt, random_tokens, seed, head, top, stats, common);
   } catch (const ChoiceError& e) {
     // The library's remedies in this program's words.

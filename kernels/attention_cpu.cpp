@@ -257,35 +257,44 @@ void pattern_task(Ctx& c, int pi, int64_t t0, int64_t t1, std::vector<float>& sc
   }
 }
 
-// One key's score for query t (absolute t_abs) as row_scores computes it (the same products in the same order);
-// -inf when the row cannot see the key.
-inline float one_score(const Ctx& c, int64_t h, const float* qrow, int64_t t_abs, int64_t s) {
-  const AttnShape& sh = c.sh;
-  if (s > t_abs || (sh.window > 0 && s <= t_abs - sh.window) || (c.iv.key_padding && c.iv.key_padding[s])) return -INFINITY;
-  if (c.iv.uniform && c.iv.uniform[h]) return 0.f;
-  const float* krow = c.k + (s * sh.H_kv + h / (sh.H / sh.H_kv)) * sh.d;
-  float acc = 0.f;
-  for (int64_t kk = 0; kk < sh.d; ++kk) acc += qrow[kk] * krow[kk];
-  acc *= c.scale;
-  if (c.iv.logit_bias) acc += c.iv.logit_bias[h * sh.S + s];
-  if (c.iv.row_bias && c.iv.row_bias_keys[h * sh.S + s]) acc += c.iv.row_bias[h * sh.T + (t_abs - sh.q_pos0)];
-  return acc;
-}
-
-// Fourth pass: the mass of every requested key set on rows [t0, t1) of head h.
-void keyset_task(Ctx& c, int64_t h, int64_t t0, int64_t t1) {
+// Fourth pass: the mass of every requested key set on rows [t0, t1) of head h. Like the pattern pass, scores come
+// from row_scores over whole kKB-aligned key tiles (each tile some row of the block needs is loaded once), so a
+// key's probability is exactly the pattern's.
+void keyset_task(Ctx& c, int64_t h, int64_t t0, int64_t t1, std::vector<float>& scratch) {
   const AttnShape& sh = c.sh;
   const AttnStats& st = c.st;
-  for (int64_t t = t0; t < t1; ++t) {
-    const int64_t hi = h * sh.T + t;
-    const float m = c.row_m[hi], inv_l = c.row_inv_l[hi];
-    const float* qrow = c.q + (t * sh.H + h) * sh.d;
-    for (int cs = 0; cs < st.n_keysets; ++cs) {
-      const int64_t* off = st.keyset_offsets + cs * (sh.T + 1);
-      float sum = 0.f;
-      if (inv_l > 0.f)
-        for (int64_t i = off[t]; i < off[t + 1]; ++i) sum += hs_expf(one_score(c, h, qrow, sh.q_pos0 + t, st.keyset_keys[i]) - m) * inv_l;
-      st.keyset_mass[(cs * sh.H + h) * sh.T + t] = sum;
+  const int64_t d = sh.d, hk = h / (sh.H / sh.H_kv);
+  scratch.resize(static_cast<size_t>(kKB * d + kKB));
+  float* kT = scratch.data();
+  float* sc = kT + kKB * d;
+  std::vector<int64_t> tiles;
+  for (int cs = 0; cs < st.n_keysets; ++cs) {
+    const int64_t* off = st.keyset_offsets + cs * (sh.T + 1);
+    for (int64_t t = t0; t < t1; ++t) {
+      st.keyset_mass[(cs * sh.H + h) * sh.T + t] = 0.f;
+      for (int64_t i = off[t]; i < off[t + 1]; ++i) tiles.push_back(st.keyset_keys[i] / kKB);
+    }
+  }
+  std::sort(tiles.begin(), tiles.end());
+  tiles.erase(std::unique(tiles.begin(), tiles.end()), tiles.end());
+  for (int64_t tile : tiles) {
+    const int64_t s0 = tile * kKB;
+    const int n = static_cast<int>(std::min<int64_t>(kKB, sh.S - s0));
+    load_kT(c, hk, s0, n, kT);
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t hi = h * sh.T + t;
+      const float m = c.row_m[hi], inv_l = c.row_inv_l[hi];
+      if (!(inv_l > 0.f)) continue;  // a row that sees no key
+      bool scored = false;
+      for (int cs = 0; cs < st.n_keysets; ++cs) {
+        const int64_t* off = st.keyset_offsets + cs * (sh.T + 1);
+        for (int64_t i = off[t]; i < off[t + 1]; ++i) {
+          const int64_t key = st.keyset_keys[i];
+          if (key < s0 || key >= s0 + n) continue;
+          if (!scored) row_scores(c, h, c.q + (t * sh.H + h) * d, kT, n, sh.q_pos0 + t, s0, sc), scored = true;
+          st.keyset_mass[(cs * sh.H + h) * sh.T + t] += hs_expf(sc[key - s0] - m) * inv_l;
+        }
+      }
     }
   }
 }
@@ -362,9 +371,10 @@ void attention_cpu(const AttnShape& sh, const float* q, const float* k, const fl
   }
   if (st.wants_keysets())
     at::parallel_for(0, sh.H * nqb, 1, [&](int64_t b0, int64_t b1) {
+      std::vector<float> scratch;
       for (int64_t b = b0; b < b1; ++b) {
         const int64_t t0 = (b % nqb) * kQB;
-        keyset_task(c, b / nqb, t0, std::min<int64_t>(sh.T, t0 + kQB));
+        keyset_task(c, b / nqb, t0, std::min<int64_t>(sh.T, t0 + kQB), scratch);
       }
     });
   if (st.key_count) attention_key_count(sh, st, iv);

@@ -44,51 +44,82 @@ std::vector<std::vector<int32_t>> repeated_random_tokens(const Model& m, int row
   return out;
 }
 
-ProbeResult induction_probe(const Model& m, const InductionOptions& o, const ProbeProgress& progress) {
-  const ModelConfig& cfg = m.config();
-  const int64_t L = cfg.n_layers, H = cfg.n_heads, n = o.n, T = 2 * n + 1;
-  if (T > cfg.context) throw Error("the induction probe's sequences of 2n + 1 = " + std::to_string(T) + " tokens exceed this model's context of " + std::to_string(cfg.context));
-  // Every head's T x T pattern of one sequence is held at once (small at the default T = 101: 11 MB for 270 heads).
-  const double pattern_bytes = 4.0 * static_cast<double>(L * H) * static_cast<double>(T) * static_cast<double>(T);
-  if (pattern_bytes > 2.0 * (1 << 30))
-    throw Error("the induction probe holds every head's pattern of a sequence: " + std::to_string(L * H) + " heads x " + std::to_string(T) +
-                "^2 floats would take " + std::to_string(static_cast<int64_t>(pattern_bytes / (1 << 20))) + " MiB; use a shorter repeat (n <= " +
-                std::to_string(static_cast<int64_t>((std::sqrt(2.0 * (1 << 30) / 4.0 / static_cast<double>(L * H)) - 1) / 2)) + ")");
-  const auto data = repeated_random_tokens(m, o.rows, o.n, o.seed);
-  ProbeResult r;
-  r.name = "induction";
-  r.rank_by = "induction";
-  r.params = {{"rows", o.rows}, {"n", o.n}, {"seq_len", T}, {"seed", o.seed}, {"bos", data[0][0]},
-              {"exclude_bos", o.exclude_bos}, {"exclude_current", o.exclude_current}, {"sampler", "splitmix64, rejection, special ids excluded"}};
-  const char* names[] = {"induction", "induction_strict", "previous", "current", "tl_previous", "tl_duplicate", "tl_induction",
-                         "tl_previous_abs", "tl_duplicate_abs", "tl_induction_abs"};
-  for (const char* s : names) r.scores[s] = at::zeros({L, H}, at::kDouble);
-  AttnRecord rec;
-  for (int64_t l = 0; l < L; ++l)
-    for (int64_t h = 0; h < H; ++h) rec.pattern_heads.emplace_back(static_cast<int>(l), static_cast<int>(h));
-  DetectOptions mul{o.exclude_bos, o.exclude_current, false}, abs{o.exclude_bos, o.exclude_current, true};
-  for (size_t i = 0; i < data.size(); ++i) {
-    const ForwardResult fr = m.run(data[i], rec, /*last_only=*/true);
-    for (const auto& [lh, A] : fr.patterns) {
-      const int64_t l = lh.first, h = lh.second;
-      auto add = [&](const char* s, double v) { r.scores[s][l][h] += v / static_cast<double>(data.size()); };
-      add("induction", stripe_mean(A, n - 1, n - 1, 2 * n));
-      add("induction_strict", stripe_mean(A, n - 1, n + 1, 2 * n));
-      add("previous", stripe_mean(A, 1, 1, 2 * n));
-      add("current", stripe_mean(A, 0, 0, 2 * n));
-      add("tl_previous", detect_score(A, data[i], DetectPattern::previous, mul));
-      add("tl_duplicate", detect_score(A, data[i], DetectPattern::duplicate, mul));
-      add("tl_induction", detect_score(A, data[i], DetectPattern::induction, mul));
-      add("tl_previous_abs", detect_score(A, data[i], DetectPattern::previous, abs));
-      add("tl_duplicate_abs", detect_score(A, data[i], DetectPattern::duplicate, abs));
-      add("tl_induction_abs", detect_score(A, data[i], DetectPattern::induction, abs));
-    }
-    if (progress && !progress(static_cast<int64_t>(i + 1), static_cast<int64_t>(data.size()))) throw Cancelled();
+namespace {
+const std::vector<std::string> kValues = {"induction", "induction_strict", "previous", "current", "tl_previous", "tl_duplicate",
+                                          "tl_induction", "tl_previous_abs", "tl_duplicate_abs", "tl_induction_abs"};
+}
+
+nlohmann::json InductionProbe::params() const {
+  return {{"rows", o_.rows}, {"n", o_.n}, {"seq_len", 2 * o_.n + 1}, {"seed", o_.seed}, {"exclude_bos", o_.exclude_bos},
+          {"exclude_current", o_.exclude_current}, {"sampler", "splitmix64, rejection, special ids excluded"}};
+}
+
+std::vector<std::string> InductionProbe::head_values() const { return kValues; }
+
+std::vector<ProbeItem> InductionProbe::items(const Model& m) const {
+  const int64_t T = 2 * static_cast<int64_t>(o_.n) + 1;
+  if (T > m.config().context)
+    throw Error("the induction probe's sequences of 2n + 1 = " + std::to_string(T) + " tokens exceed this model's context of " +
+                std::to_string(m.config().context));
+  std::vector<ProbeItem> out;
+  int row = 0;
+  for (auto& ids : repeated_random_tokens(m, o_.rows, o_.n, o_.seed)) {
+    ProbeItem it;
+    it.tokens = std::move(ids);
+    it.text = "[BOS] + r + r, n = " + std::to_string(o_.n) + ", seed " + std::to_string(o_.seed) + ", row " + std::to_string(row);
+    it.meta = {{"row", row++}, {"seed", o_.seed}, {"n", o_.n}, {"bos", it.tokens[0]}};
+    out.push_back(std::move(it));
   }
+  return out;
+}
+
+ItemResult InductionProbe::run(const Model& m, const ProbeItem& item) const {
+  const ModelConfig& cfg = m.config();
+  const int64_t L = cfg.n_layers, H = cfg.n_heads, T = static_cast<int64_t>(item.tokens.size()), n = (T - 1) / 2;
+  // Six key sets per query: the three detection patterns, key 0, the diagonal, and the induction stripe.
+  KeySets first, current;
+  for (int64_t t = 0; t < T; ++t) first.add_row({0}), current.add_row({static_cast<int32_t>(t)});
+  const KeySets sets[6] = {detection_keys(DetectPattern::previous, item.tokens), detection_keys(DetectPattern::duplicate, item.tokens),
+                           detection_keys(DetectPattern::induction, item.tokens), first, current, stripe_keys(T, n - 1)};
+  AttnRecord rec;
+  rec.n_keysets = 6;
+  for (const KeySets& k : sets) {
+    const int64_t base = static_cast<int64_t>(rec.keyset_keys.size());
+    for (int64_t off : k.offsets) rec.keyset_offsets.push_back(base + off);
+    rec.keyset_keys.insert(rec.keyset_keys.end(), k.keys.begin(), k.keys.end());
+  }
+  const ForwardResult fr = m.run(item.tokens, rec, /*last_only=*/true);
+  ItemResult r;
+  for (const std::string& v : kValues) r.heads[v] = at::zeros({L, H}, at::kDouble);
+  const DetectOptions mul{o_.exclude_bos, o_.exclude_current, false}, abs{o_.exclude_bos, o_.exclude_current, true};
+  const char* tl[3] = {"tl_previous", "tl_duplicate", "tl_induction"};
+  for (int64_t l = 0; l < L; ++l) {
+    const at::Tensor mass = fr.keyset_mass[l].to(at::kDouble).contiguous();  // [6, H, T]
+    const double* p = mass.data_ptr<double>();
+    for (int64_t h = 0; h < H; ++h) {
+      auto row = [&](int c) { return std::vector<double>(p + (c * H + h) * T, p + (c * H + h + 1) * T); };
+      auto set = [&](const char* v, double x) { r.heads[v][l][h] = x; };
+      set("induction", stripe_mean(row(5), n - 1, 2 * n));
+      set("induction_strict", stripe_mean(row(5), n + 1, 2 * n));
+      set("previous", stripe_mean(row(0), 1, 2 * n));
+      set("current", stripe_mean(row(4), 0, 2 * n));
+      for (int c = 0; c < 3; ++c) {
+        const DetectRows rows{std::vector<double>(static_cast<size_t>(T), 1.0), row(c), row(3), row(4)};  // kernel rows sum to 1
+        set(tl[c], detect_score(rows, sets[c], mul));
+        set((std::string(tl[c]) + "_abs").c_str(), detect_score(rows, sets[c], abs));
+      }
+    }
+  }
+  return r;
+}
+
+void InductionProbe::combine(const Model& m, const std::vector<ProbeItem>& items, ProbeResult& r) const {
+  for (const std::string& v : kValues) r.scores[v] = mean_over_items(r, v);
+  r.params["bos"] = items.at(0).tokens.at(0);
+  (void)m;
   // ARENA's detector threshold: a head is called an induction (previous-token) head above 0.4.
   r.summary = {{"induction_heads_above_0.4", (r.scores["induction"] > 0.4).sum().item<int64_t>()},
                {"previous_token_heads_above_0.4", (r.scores["previous"] > 0.4).sum().item<int64_t>()}};
-  return r;
 }
 
 }  // namespace headscope

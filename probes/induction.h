@@ -1,7 +1,7 @@
 // The induction family on repeated random tokens (METRICS.md §4; ARENA 1.2 and TransformerLens head_detector):
 // `rows` sequences [BOS] + r + r, r = n token ids drawn uniformly from the vocabulary (special ids excluded),
-// seeded; every head's pattern over the T = 2n + 1 tokens (T² floats per head, small: T = 101 by default; a
-// repeat whose patterns would pass 2 GiB is refused), then
+// seeded. No pattern is held: each detection pattern is a set of keys per query (analysis/head_detect.h) whose
+// mass the attention kernel sums (AttnRecord::keyset_*), so memory is O(layers x heads x T) per sequence. Then
 //   ARENA stripes (means over rows of the per-sequence means):
 //     induction          A[i, i - n + 1] for i = n - 1 .. 2n (n + 2 rows; the first two are not induction rows)
 //     induction_strict   the same for i = n + 1 .. 2n
@@ -30,6 +30,23 @@ struct InductionOptions {
 // the same ids on every machine). Error when the model has no BOS token.
 std::vector<std::vector<int32_t>> repeated_random_tokens(const Model& m, int rows, int n, uint64_t seed);
 
-ProbeResult induction_probe(const Model& m, const InductionOptions& o, const ProbeProgress& progress = nullptr);
+class InductionProbe : public Probe {
+ public:
+  explicit InductionProbe(InductionOptions o) : o_(o) {}
+  std::string name() const override { return "induction"; }
+  nlohmann::json params() const override;
+  std::string rank_by() const override { return "induction"; }
+  std::vector<std::string> head_values() const override;
+  std::vector<ProbeItem> items(const Model& m) const override;
+  ItemResult run(const Model& m, const ProbeItem& item) const override;
+  void combine(const Model& m, const std::vector<ProbeItem>& items, ProbeResult& r) const override;
+
+ private:
+  InductionOptions o_;
+};
+
+inline ProbeResult induction_probe(const Model& m, const InductionOptions& o, const ProbeProgress& progress = nullptr) {
+  return run_probe(m, InductionProbe(o), progress);
+}
 
 }  // namespace headscope

@@ -30,9 +30,34 @@ struct PreplanOptions {
   std::vector<std::pair<int, int>> local_heads, global_heads;
 };
 
-// tokens: prompt + response; response_start: the first response row (1 <= response_start < N).
-// scores: "span" [L, H] and "local" / "global" (1 for the heads of each set); detail (per token, NaN outside
-// its domain): "waad", "delta", "fai", "preplan", "anchor" (1 for the chosen tokens, else 0).
-ProbeResult preplan_probe(const Model& m, const std::vector<int32_t>& tokens, int64_t response_start, const PreplanOptions& o);
+// Items: prompts the model continues (ProbeItem::continue_tokens), or prompt + response given (response_start:
+// the first response row, 1 <= response_start < N). Per item: "span" [L, H] and "local" / "global" (1 for the
+// heads of each set); per token (NaN outside its domain): "waad", "delta", "fai", "preplan", "anchor" (1 for the
+// chosen tokens, else 0). Scores: the means over items (for local / global: the share of items).
+class PreplanProbe : public Probe {
+ public:
+  PreplanProbe(std::vector<ProbeItem> items, PreplanOptions o) : items_(std::move(items)), o_(std::move(o)) {}
+  std::string name() const override { return "preplan"; }
+  nlohmann::json params() const override;
+  std::string rank_by() const override { return "span"; }
+  std::vector<std::string> head_values() const override { return {"span", "local", "global"}; }
+  std::vector<std::string> token_values() const override { return {"waad", "delta", "fai", "preplan", "anchor"}; }
+  std::vector<ProbeItem> items(const Model& m) const override;
+  ItemResult run(const Model& m, const ProbeItem& item) const override;
+  void combine(const Model& m, const std::vector<ProbeItem>& items, ProbeResult& r) const override;
+
+ private:
+  std::vector<ProbeItem> items_;
+  PreplanOptions o_;
+};
+
+// One item of given tokens (prompt + response).
+ProbeItem sequence_item(const std::vector<int32_t>& tokens, int64_t response_start);
+// Checks items of a prompt + response probe: continued ones fit the context, given ones have both parts.
+void check_response_items(const Model& m, const std::vector<ProbeItem>& items, const std::string& probe);
+
+inline ProbeResult preplan_probe(const Model& m, const std::vector<int32_t>& tokens, int64_t response_start, const PreplanOptions& o) {
+  return run_probe(m, PreplanProbe({sequence_item(tokens, response_start)}, o));
+}
 
 }  // namespace headscope

@@ -11,13 +11,31 @@
 
 namespace headscope {
 
-ProbeResult secondary_sink_probe(const Model& m, const std::vector<int32_t>& all, int64_t response_start,
-                                 const SecondarySinkOptions& o) {
+namespace {
+const char* kKinds[] = {"", "primary", "secondary", "noise"};  // the "kind" values 1, 2, 3
+}
+
+nlohmann::json SecondarySinkProbe::params() const {
+  return {{"cos_threshold", o_.cos_threshold}, {"candidates", o_.candidates.empty() ? nlohmann::json("auto") : nlohmann::json(o_.candidates)},
+          {"items", items_.size()}, {"final_layer", "after the final norm"}};
+}
+
+std::vector<std::string> SecondarySinkProbe::scalar_values() const {
+  return {"anchor", "l_s", "l_e", "primary_min_lifetime", "secondary_min_lifetime", "max_abs_cos", "max_abs_cos_position",
+          "max_abs_cos_layer"};
+}
+
+std::vector<ProbeItem> SecondarySinkProbe::items(const Model& m) const {
+  if (m.config().n_layers < 2) throw Error("the sink probe needs a model of at least 2 layers");
+  check_response_items(m, items_, "secondary");
+  return items_;
+}
+
+ItemResult SecondarySinkProbe::run(const Model& m, const ProbeItem& item) const {
+  const std::vector<int32_t>& all = item.tokens;
   const ModelConfig& cfg = m.config();
   const int64_t L = cfg.n_layers, H = cfg.n_heads, N = static_cast<int64_t>(all.size());
-  if (response_start < 1 || response_start > N) throw Error("the sink probe needs a prompt (response start " + std::to_string(response_start) + " of " + std::to_string(N) + " tokens)");
-  if (L < 2) throw Error("the sink probe needs a model of at least 2 layers");
-  std::vector<int64_t> candidates = o.candidates;
+  std::vector<int64_t> candidates = o_.candidates;
   if (candidates.empty()) {
     candidates = {0, 1};
     if (m.has_tokenizer() && m.tokenizer().is_special(all[0])) candidates.push_back(2);
@@ -37,14 +55,10 @@ ProbeResult secondary_sink_probe(const Model& m, const std::vector<int32_t>& all
   std::vector<at::Tensor> layers;
   for (int64_t l = 0; l + 1 < L; ++l) layers.push_back(cache.get(Hooks::name(l, "hook_resid_post")).cpu());
   layers.push_back(cache.get("ln_final.hook_normalized").cpu());  // HF's last hidden state is after the final norm
-  const SinkAnalysis a = analyze_sinks(at::stack(layers), candidates, o.cos_threshold);
+  const SinkAnalysis a = analyze_sinks(at::stack(layers), candidates, o_.cos_threshold);
   const int64_t b = a.anchor;
 
-  ProbeResult r;
-  r.name = "secondary";
-  r.rank_by = "anchor_mass";
-  r.params = {{"response", N - response_start}, {"cos_threshold", o.cos_threshold}, {"candidates", candidates}, {"tokens", N},
-              {"response_start", response_start}, {"final_layer", "after the final norm"}};
+  ItemResult r;
   const at::Tensor count = fr.key_count.to(at::kDouble).clamp_min(1);  // later rows per key
   at::Tensor anchor_mass = at::empty({L, H}, at::kDouble);
   at::Tensor score = at::empty({L, N}, at::kDouble);  // s_l(j): mean over heads of the received mass per later row
@@ -53,32 +67,60 @@ ProbeResult secondary_sink_probe(const Model& m, const std::vector<int32_t>& all
     anchor_mass[l] = recv.select(1, b);
     score[l] = recv.mean(0);
   }
-  r.scores["anchor_mass"] = anchor_mass;
-  for (const char* k : {"l_start", "lifetime", "kind", "sink_score", "mlp_alignment"}) r.detail[k] = at::full({N}, NAN, at::kDouble);
-  int64_t n_primary = 0, n_secondary = 0, n_noise = 0;
-  nlohmann::json flagged = nlohmann::json::array();
+  r.heads["anchor_mass"] = anchor_mass;
+  for (const std::string& k : token_values()) r.tokens[k] = at::full({N}, NAN, at::kDouble);
   for (const SinkToken& t : a.tokens) {
     const at::Tensor mj = cache.get(Hooks::name(t.l_start, "hook_mlp_out")).cpu().to(at::kDouble);
     const at::Tensor x = mj[t.position], y = mj[b];
     const double align = (x * y).sum().item<double>() / std::max(1e-30, x.norm().item<double>() * y.norm().item<double>());
-    const double kind = t.kind == "primary" ? 1 : t.kind == "secondary" ? 2 : 3;
-    (t.kind == "primary" ? n_primary : t.kind == "secondary" ? n_secondary : n_noise) += 1;
-    r.detail["l_start"][t.position] = static_cast<double>(t.l_start);
-    r.detail["lifetime"][t.position] = static_cast<double>(t.lifetime);
-    r.detail["kind"][t.position] = kind;
-    r.detail["sink_score"][t.position] = score[t.l_start][t.position].item<double>();
-    r.detail["mlp_alignment"][t.position] = align;
-    flagged.push_back({{"position", t.position}, {"text", m.has_tokenizer() ? m.tokenizer().token_text(all[t.position]) : ""},
-                       {"l_start", t.l_start}, {"lifetime", t.lifetime}, {"kind", t.kind},
-                       {"sink_score", score[t.l_start][t.position].item<double>()}, {"mlp_alignment", align}});
+    r.tokens["l_start"][t.position] = static_cast<double>(t.l_start);
+    r.tokens["lifetime"][t.position] = static_cast<double>(t.lifetime);
+    r.tokens["kind"][t.position] = t.kind == "primary" ? 1.0 : t.kind == "secondary" ? 2.0 : 3.0;
+    r.tokens["sink_score"][t.position] = score[t.l_start][t.position].item<double>();
+    r.tokens["mlp_alignment"][t.position] = align;
+  }
+  r.scalars = {{"anchor", static_cast<double>(b)}, {"l_s", static_cast<double>(a.l_s)}, {"l_e", static_cast<double>(a.l_e)},
+               {"primary_min_lifetime", a.primary_min}, {"secondary_min_lifetime", a.secondary_min}, {"max_abs_cos", a.max_cos},
+               {"max_abs_cos_position", static_cast<double>(a.max_cos_position)}, {"max_abs_cos_layer", static_cast<double>(a.max_cos_layer)}};
+  return r;
+}
+
+void SecondarySinkProbe::combine(const Model& m, const std::vector<ProbeItem>& items, ProbeResult& r) const {
+  r.scores["anchor_mass"] = mean_over_items(r, "anchor_mass");
+  int64_t counts[4] = {0, 0, 0, 0};
+  std::vector<SinkToken> all;
+  nlohmann::json flagged = nlohmann::json::array(), anchors = nlohmann::json::array(), windows = nlohmann::json::array();
+  nlohmann::json best = {{"value", 0.0}, {"item", -1}, {"position", -1}, {"layer", -1}};
+  for (size_t i = 0; i < r.items.size(); ++i) {
+    const ItemResult& it = r.items[i];
+    anchors.push_back(static_cast<int64_t>(it.scalars.at("anchor")));
+    windows.push_back({static_cast<int64_t>(it.scalars.at("l_s")), static_cast<int64_t>(it.scalars.at("l_e"))});
+    if (it.scalars.at("max_abs_cos") > best["value"].get<double>())
+      best = {{"value", it.scalars.at("max_abs_cos")}, {"item", i}, {"position", static_cast<int64_t>(it.scalars.at("max_abs_cos_position"))},
+              {"layer", static_cast<int64_t>(it.scalars.at("max_abs_cos_layer"))}};
+    const at::Tensor kind = it.tokens.at("kind");
+    for (int64_t j = 0; j < kind.size(0); ++j) {
+      const double k = kind[j].item<double>();
+      if (std::isnan(k)) continue;
+      const int ki = static_cast<int>(k);
+      ++counts[ki];
+      SinkToken t{j, static_cast<int64_t>(it.tokens.at("l_start")[j].item<double>()), static_cast<int64_t>(it.tokens.at("lifetime")[j].item<double>()),
+                  kKinds[ki]};
+      all.push_back(t);
+      const int32_t id = items[i].tokens.at(static_cast<size_t>(j));
+      flagged.push_back({{"item", i}, {"position", j}, {"text", m.has_tokenizer() ? m.tokenizer().token_text(id) : ""},
+                         {"l_start", t.l_start}, {"lifetime", t.lifetime}, {"kind", t.kind},
+                         {"sink_score", it.tokens.at("sink_score")[j].item<double>()},
+                         {"mlp_alignment", it.tokens.at("mlp_alignment")[j].item<double>()}});
+    }
   }
   nlohmann::json levels = nlohmann::json::array();
-  for (auto& [key, n] : a.levels) levels.push_back({{"l_start", key.first}, {"lifetime", key.second}, {"tokens", n}});
-  r.summary = {{"anchor", b}, {"window", {a.l_s, a.l_e}}, {"primary_min_lifetime", a.primary_min},
-               {"secondary_min_lifetime_exclusive", a.secondary_min}, {"primary", n_primary}, {"secondary", n_secondary},
-               {"noise", n_noise}, {"levels", levels}, {"flagged", flagged},
-               {"max_abs_cos", {{"value", a.max_cos}, {"position", a.max_cos_position}, {"layer", a.max_cos_layer}}}};
-  return r;
+  for (auto& [key, n] : sink_levels(all)) levels.push_back({{"l_start", key.first}, {"lifetime", key.second}, {"tokens", n}});
+  const ItemResult& first = r.items.at(0);
+  r.summary = {{"items", r.items.size()}, {"anchors", anchors}, {"windows", windows},
+               {"primary_min_lifetime", first.scalars.at("primary_min_lifetime")},
+               {"secondary_min_lifetime_exclusive", first.scalars.at("secondary_min_lifetime")}, {"primary", counts[1]},
+               {"secondary", counts[2]}, {"noise", counts[3]}, {"levels", levels}, {"flagged", flagged}, {"max_abs_cos", best}};
 }
 
 }  // namespace headscope

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "model/model.h"
+#include "probes/preplan.h"
 #include "probes/probe.h"
 
 namespace headscope {
@@ -20,11 +21,33 @@ struct SecondarySinkOptions {
                                       // token (a chat template), else {0, 1}
 };
 
-// scores: "anchor_mass" [L, H], each head's mean attention on the anchor b (its received mass over its count).
-// detail (per token, NaN where not flagged): "l_start", "lifetime", "kind" (1 primary, 2 secondary, 3 noise),
-// "sink_score" and "mlp_alignment" at l_start. summary: anchor, window, thresholds, counts, levels, the text.
-// tokens: prompt + response; response_start: the first response token.
-ProbeResult secondary_sink_probe(const Model& m, const std::vector<int32_t>& tokens, int64_t response_start,
-                                 const SecondarySinkOptions& o);
+// Items as for the preplan probe (prompts continued by the model, or prompt + response given). Per item:
+// "anchor_mass" [L, H], each head's mean attention on the anchor b (its received mass over its count); per token
+// (NaN where not flagged): "l_start", "lifetime", "kind" (1 primary, 2 secondary, 3 noise), "sink_score" and
+// "mlp_alignment" at l_start; scalars: the anchor, the window [l_s, l_e), the lifetime thresholds and the largest
+// |cos| with the anchor (value, position, layer). Scores: the mean anchor mass; summary: counts over all items,
+// the sink levels recurring across them, every flagged token with its item and text.
+class SecondarySinkProbe : public Probe {
+ public:
+  SecondarySinkProbe(std::vector<ProbeItem> items, SecondarySinkOptions o) : items_(std::move(items)), o_(std::move(o)) {}
+  std::string name() const override { return "secondary"; }
+  nlohmann::json params() const override;
+  std::string rank_by() const override { return "anchor_mass"; }
+  std::vector<std::string> head_values() const override { return {"anchor_mass"}; }
+  std::vector<std::string> token_values() const override { return {"l_start", "lifetime", "kind", "sink_score", "mlp_alignment"}; }
+  std::vector<std::string> scalar_values() const override;
+  std::vector<ProbeItem> items(const Model& m) const override;
+  ItemResult run(const Model& m, const ProbeItem& item) const override;
+  void combine(const Model& m, const std::vector<ProbeItem>& items, ProbeResult& r) const override;
+
+ private:
+  std::vector<ProbeItem> items_;
+  SecondarySinkOptions o_;
+};
+
+inline ProbeResult secondary_sink_probe(const Model& m, const std::vector<int32_t>& tokens, int64_t response_start,
+                                        const SecondarySinkOptions& o) {
+  return run_probe(m, SecondarySinkProbe({sequence_item(tokens, response_start)}, o));
+}
 
 }  // namespace headscope

@@ -7,6 +7,7 @@
 // adds BOS, GPT-2 and Qwen do not): `bos_first` records whether token 0 is BOS.
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "model/model.h"
@@ -22,8 +23,30 @@ struct SinkOptions {
 };
 
 // items: token ids, each at least `tokens` long (Error naming the first shorter one); each is cut to `tokens`.
-ProbeResult sink_rate_probe(const Model& m, const std::vector<std::vector<int32_t>>& items, const SinkOptions& o,
-                            const ProbeProgress& progress = nullptr);
+// Per item: "alpha" [L, H] and "sink" (1 where alpha > eps); scores: "sink_rate" (the mean of "sink") and "alpha".
+class SinkRateProbe : public Probe {
+ public:
+  SinkRateProbe(std::vector<ProbeItem> items, SinkOptions o) : items_(std::move(items)), o_(std::move(o)) {}
+  std::string name() const override { return "sinks"; }
+  nlohmann::json params() const override;
+  std::string rank_by() const override { return "sink_rate"; }
+  std::vector<std::string> head_values() const override { return {"alpha", "sink"}; }
+  std::vector<ProbeItem> items(const Model& m) const override;
+  ItemResult run(const Model& m, const ProbeItem& item) const override;
+  void combine(const Model& m, const std::vector<ProbeItem>& items, ProbeResult& r) const override;
+
+ private:
+  std::vector<ProbeItem> items_;
+  SinkOptions o_;
+};
+
+// Token-id items as probe items (text: "item N").
+std::vector<ProbeItem> id_items(const std::vector<std::vector<int32_t>>& ids, const std::string& what);
+
+inline ProbeResult sink_rate_probe(const Model& m, const std::vector<std::vector<int32_t>>& items, const SinkOptions& o,
+                                   const ProbeProgress& progress = nullptr) {
+  return run_probe(m, SinkRateProbe(id_items(items, o.input), o), progress);
+}
 
 // Gu et al.'s other inputs: `count` items of T ids drawn uniformly (special ids excluded; BOS first when the
 // tokenizer adds one), or one random id repeated T times (after BOS likewise). Seeded; the same on every machine.

@@ -27,13 +27,18 @@ std::map<std::string, at::Tensor> run_item_stats(const ForwardResult& r, const s
   return out;
 }
 
+nlohmann::json run_model_info(const Model& m, const std::string& model_path) {
+  const ModelConfig& cfg = m.config();
+  return {{"path", model_path}, {"family", cfg.family_name()}, {"architecture", cfg.architecture},
+          {"config", cfg.to_json().dump()}, {"checkpoint_sha256", sha256_file(m.checkpoint().files().at(0))}};
+}
+
 RecordSummary record_run(const Model& m, const std::string& model_path, const std::vector<PromptItem>& prompts,
                          const RecordOptions& o, const std::function<bool(const RecordProgress&)>& progress) {
   const ModelConfig& cfg = m.config();
   RunPlan plan;
   plan.command_line = o.command_line;
-  plan.model = {{"path", model_path}, {"family", cfg.family_name()}, {"architecture", cfg.architecture},
-                {"config", cfg.to_json().dump()}, {"checkpoint_sha256", sha256_file(m.checkpoint().files().at(0))}};
+  plan.model = run_model_info(m, model_path);
   plan.items_per_part = o.items_per_part;
   const std::vector<Intervention> checked_spec = parse_spec(o.spec, cfg);
   for (size_t i = 0; i < prompts.size(); ++i) {

@@ -22,6 +22,9 @@ namespace headscope {
 // (core/head_stats.h) it computed (needs AttnRecord::stats), or only those named in `only` when it is not empty.
 std::map<std::string, at::Tensor> run_item_stats(const ForwardResult& r, const std::vector<std::string>& only = {});
 
+// What a run file says of its model (/model): path, family, architecture, config, checkpoint_sha256.
+nlohmann::json run_model_info(const Model& m, const std::string& model_path);
+
 struct RecordOptions {
   std::string output;                     // the run file
   RunOpen open = RunOpen::create;         // create, overwrite or resume

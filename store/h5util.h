@@ -82,3 +82,12 @@ bool exists(hid_t loc, const std::string& path);  // every link on the path exis
 void read_rows(hid_t ds, hid_t mem_type, void* out, hsize_t start, hsize_t n);
 
 }  // namespace headscope::h5
+
+namespace headscope {
+struct ProbeResult;
+namespace h5 {
+// Writes a probe's combined results (attributes and /probes/<name>/scores) into a run file being written
+// (run_file.cpp; the reader is RunReader::probe).
+void write_probe_result(hid_t file, const ProbeResult& r);
+}  // namespace h5
+}  // namespace headscope

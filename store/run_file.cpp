@@ -209,15 +209,80 @@ at::Tensor RunReader::array(const std::string& path, int64_t item) const {
     auto [off, len] = impl_->span(item);
     Handle ds = impl_->open_ds(path);
     std::vector<hsize_t> d = h5::dims(ds);
-    if (d.empty() || d[0] != static_cast<hsize_t>(impl_->rows)) throw Error("/" + path + " does not have a row per token");
+    const bool per_item = h5::has_attr(ds, "rows") && h5::read_str_attr(ds, "rows") == "item";
+    if (per_item) off = item, len = 1;
+    if (d.empty() || d[0] != static_cast<hsize_t>(per_item ? n_items() : impl_->rows))
+      throw Error("/" + path + " does not have a row per " + (per_item ? "item" : "token"));
     std::vector<int64_t> shape{len};
     for (size_t i = 1; i < d.size(); ++i) shape.push_back(static_cast<int64_t>(d[i]));
     Handle type(check(H5Dget_type(ds), "type of " + path), H5Tclose);
-    const bool is_int = H5Tget_class(type) == H5T_INTEGER;
-    at::Tensor out = at::empty(shape, is_int ? at::kInt : at::kFloat);
-    h5::read_rows(ds, is_int ? H5T_NATIVE_INT32 : H5T_NATIVE_FLOAT, out.data_ptr(), off, len);
-    return out;
+    const bool is_int = H5Tget_class(type) == H5T_INTEGER, is_double = !is_int && H5Tget_size(type) == 8;
+    at::Tensor out = at::empty(shape, is_int ? at::kInt : is_double ? at::kDouble : at::kFloat);
+    h5::read_rows(ds, is_int ? H5T_NATIVE_INT32 : is_double ? H5T_NATIVE_DOUBLE : H5T_NATIVE_FLOAT, out.data_ptr(), off, len);
+    return per_item ? out.squeeze(0) : out;
   });
+}
+
+std::vector<std::string> RunReader::probe_names() const {
+  return impl_->named([&] { return impl_->names("probes"); });
+}
+
+ProbeResult RunReader::probe(const std::string& name) const {
+  const std::string g = "probes/" + name;
+  ProbeResult r;
+  impl_->named([&] {
+    if (!h5::exists(impl_->file, g)) throw Error(impl_->path + ": has no probe '" + name + "'");
+    Handle grp(check(H5Gopen2(impl_->file, g.c_str(), H5P_DEFAULT), "open /" + g), H5Gclose);
+    if (!h5::has_attr(grp, "params"))
+      throw Error(impl_->path + ": the " + name + " probe's results are not complete (the job was interrupted; resume it)");
+    r.name = name;
+    r.params = nlohmann::json::parse(h5::read_str_attr(grp, "params"));
+    r.summary = nlohmann::json::parse(h5::read_str_attr(grp, "summary"));
+    r.rank_by = h5::read_str_attr(grp, "rank_by");
+    r.run_items = nlohmann::json::parse(h5::read_str_attr(grp, "items")).get<std::vector<int64_t>>();
+    for (const std::string& s : impl_->names(g + "/scores")) {
+      Handle ds = impl_->open_ds(g + "/scores/" + s);
+      const std::vector<hsize_t> d = h5::dims(ds);
+      if (d.size() != 2) throw Error("/" + g + "/scores/" + s + " is not [layer, head]");
+      at::Tensor t = at::empty({static_cast<int64_t>(d[0]), static_cast<int64_t>(d[1])}, at::kDouble);
+      h5::read_rows(ds, H5T_NATIVE_DOUBLE, t.data_ptr(), 0, static_cast<int64_t>(d[0]));
+      r.scores[s] = t;
+    }
+    return 0;
+  });
+  const std::vector<std::string> heads = impl_->named([&] { return impl_->names(g + "/heads"); });
+  const std::vector<std::string> tokens = impl_->named([&] { return impl_->names(g + "/tokens"); });
+  const std::vector<std::string> scalars = impl_->named([&] { return impl_->names(g + "/scalars"); });
+  for (int64_t i : r.run_items) {
+    ItemResult it;
+    for (const std::string& v : heads) it.heads[v] = array(g + "/heads/" + v, i);
+    for (const std::string& v : tokens) it.tokens[v] = array(g + "/tokens/" + v, i);
+    for (const std::string& v : scalars) it.scalars[v] = array(g + "/scalars/" + v, i).item<double>();
+    r.items.push_back(std::move(it));
+    r.item_tokens.push_back(RunReader::tokens(i));
+    r.item_meta.push_back(meta(i));
+  }
+  return r;
+}
+
+void h5::write_probe_result(hid_t f, const ProbeResult& r) {
+  const std::string g = "probes/" + r.name;
+  Handle lcpl = h5::link_plist();
+  Handle grp(check(H5Gcreate2(f, g.c_str(), lcpl, H5P_DEFAULT, H5P_DEFAULT), "group /" + g), H5Gclose);
+  h5::write_attr(grp, "params", r.params.dump());
+  h5::write_attr(grp, "summary", r.summary.dump());
+  h5::write_attr(grp, "rank_by", r.rank_by);
+  h5::write_attr(grp, "items", nlohmann::json(r.run_items).dump());
+  for (auto& [name, t] : r.scores) {
+    const at::Tensor c = t.to(at::kDouble).contiguous();
+    const hsize_t dims[2] = {static_cast<hsize_t>(c.size(0)), static_cast<hsize_t>(c.size(1))};
+    Handle space(check(H5Screate_simple(2, dims, nullptr), "space"), H5Sclose);
+    Handle ds(check(H5Dcreate2(f, (g + "/scores/" + name).c_str(), H5T_IEEE_F64LE, space, lcpl, H5P_DEFAULT, H5P_DEFAULT),
+                    "create /" + g + "/scores/" + name),
+              H5Dclose);
+    check_status(H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, c.data_ptr()), "write /" + g + "/scores/" + name);
+    h5::write_attr(ds, "shape", std::string("[layer, head]"));
+  }
 }
 
 at::Tensor RunReader::stat(const std::string& name, int64_t item) const { return array("stats/" + name, item); }

@@ -17,6 +17,12 @@
 //   /tokens             int32 [rows]                              attrs units="token id"
 //   /stats/<name>       float32 or int32 [rows, L, H]             attrs units, shape="[token, layer, head]"
 //   /acts/<hook name>   float32 [rows, ...] (e.g. blocks.3.attn.hook_z: [rows, H, d_head])   attrs units, shape
+//   /probes/<name>/     written by `score`: attrs params, rank_by, summary (JSON each), items (JSON: the run's
+//                       item numbers of this probe's items)
+//     scores/<score>    float64 [L, H], combined over the probe's items
+//     heads/<value>     float64 [N, L, H]  per item (attr rows="item"; NaN for other probes' items)
+//     tokens/<value>    float64 [rows]     per token, like /stats (NaN outside this probe's items)
+//     scalars/<value>   float64 [N]        per item
 //   /parts/NNNNNN/...   the stored arrays of part N (consecutive items), chunked, shuffle + gzip
 // /items/recorded, /stats/* and /acts/* are HDF5 virtual datasets over /parts (h5py and every HDF5 ≥ 1.10 reader
 // see plain arrays); rows of items not recorded read as NaN (int32: -1). While a job runs, the parts are
@@ -32,6 +38,7 @@
 #include <string>
 #include <vector>
 
+#include "store/probe_result.h"
 
 namespace headscope {
 
@@ -56,9 +63,14 @@ class RunReader {
   std::vector<int32_t> tokens(int64_t item) const;
   at::Tensor stat(const std::string& name, int64_t item) const;  // [T, L, H]
   at::Tensor act(const std::string& hook, int64_t item) const;   // [T, ...]
-  // Any per-token array by its path ("stats/entropy", "acts/blocks.0.hook_resid_post"); Error for an item that
-  // is not recorded.
+  // Any array by its path ("stats/entropy", "acts/blocks.0.hook_resid_post", "probes/sinks/heads/alpha"): the
+  // item's rows of a per-token array, its one row of a per-item array (float32, int32 or float64 as stored);
+  // Error for an item that is not recorded.
   at::Tensor array(const std::string& path, int64_t item) const;
+  // Probe results (`score`), complete runs only: names under /probes, and one probe's combined results with
+  // every item's values read back.
+  std::vector<std::string> probe_names() const;
+  ProbeResult probe(const std::string& name) const;
 
   struct Impl;
 

@@ -115,8 +115,9 @@ hid_t create_virtual(hid_t loc, const std::string& name, hid_t file_type, hid_t 
 }
 
 // HDF5 types of an array's values, on disk and in memory.
-hid_t file_type(const ArraySpec& a) { return a.is_int ? H5T_STD_I32LE : H5T_IEEE_F32LE; }
-hid_t mem_type(const ArraySpec& a) { return a.is_int ? H5T_NATIVE_INT32 : H5T_NATIVE_FLOAT; }
+hid_t file_type(const ArraySpec& a) { return a.is_int ? H5T_STD_I32LE : a.is_double ? H5T_IEEE_F64LE : H5T_IEEE_F32LE; }
+hid_t mem_type(const ArraySpec& a) { return a.is_int ? H5T_NATIVE_INT32 : a.is_double ? H5T_NATIVE_DOUBLE : H5T_NATIVE_FLOAT; }
+at::ScalarType scalar_type(const ArraySpec& a) { return a.is_int ? at::kInt : a.is_double ? at::kDouble : at::kFloat; }
 
 void remove_quietly(const fs::path& p) {
   std::error_code ec;
@@ -203,6 +204,8 @@ struct RunWriter::Impl {
   int64_t first(int64_t k) const { return k * per; }
   int64_t end(int64_t k) const { return std::min(n(), (k + 1) * per); }
   hsize_t rows(int64_t k) const { return static_cast<hsize_t>(row_off[end(k)] - row_off[first(k)]); }  // part k's token rows
+  hsize_t rows(const ArraySpec& a, int64_t k) const { return a.per_item ? static_cast<hsize_t>(end(k) - first(k)) : rows(k); }
+  hsize_t row0(const ArraySpec& a, int64_t k) const { return static_cast<hsize_t>(a.per_item ? first(k) : row_off[first(k)]); }
   std::vector<hsize_t> array_dims(const ArraySpec& a, hsize_t n_rows) const {
     std::vector<hsize_t> d{n_rows};
     for (int64_t x : a.inner) d.push_back(static_cast<hsize_t>(x));
@@ -255,16 +258,16 @@ struct RunWriter::Impl {
     h5::write_attr(rec, "units", std::string("1 = recorded"));
     for (const ArraySpec& a : plan.arrays) {
       std::vector<Mapping> maps;
-      for (int64_t k = 0; k < n_parts; ++k)
-        maps.push_back({static_cast<hsize_t>(row_off[first(k)]), rows(k), src_file(k),
-                        src_prefix(k) + a.path});
+      for (int64_t k = 0; k < n_parts; ++k) maps.push_back({row0(a, k), rows(a, k), src_file(k), src_prefix(k) + a.path});
       const float nan = NAN;
+      const double nan64 = NAN;
       const int32_t minus1 = -1;
-      Handle ds(create_virtual(f, a.path, file_type(a), mem_type(a),
-                               a.is_int ? static_cast<const void*>(&minus1) : &nan, array_dims(a, total_rows), maps, lcpl),
+      const void* fill = a.is_int ? static_cast<const void*>(&minus1) : a.is_double ? static_cast<const void*>(&nan64) : &nan;
+      Handle ds(create_virtual(f, a.path, file_type(a), mem_type(a), fill, array_dims(a, a.per_item ? N : total_rows), maps, lcpl),
                 H5Dclose);
       h5::write_attr(ds, "units", a.units);
       h5::write_attr(ds, "shape", a.shape);
+      h5::write_attr(ds, "rows", std::string(a.per_item ? "item" : "token"));
     }
   }
 
@@ -320,7 +323,7 @@ struct RunWriter::Impl {
       for (const ArraySpec& a : plan.arrays) {
         if (!h5::exists(f, a.path)) return false;
         Handle ds(H5Dopen2(f, a.path.c_str(), H5P_DEFAULT), H5Dclose);
-        if (ds.id < 0 || h5::dims(ds) != array_dims(a, rows(k))) return false;
+        if (ds.id < 0 || h5::dims(ds) != array_dims(a, rows(a, k))) return false;
       }
     } catch (const std::exception&) {
       return false;
@@ -397,8 +400,7 @@ struct RunWriter::Impl {
         write_array(f, "recorded", H5T_STD_U8LE, H5T_NATIVE_UINT8, {static_cast<hsize_t>(n_k)}, ones.data(), lcpl);
         for (size_t a = 0; a < plan.arrays.size(); ++a) {
           const ArraySpec& s = plan.arrays[a];
-          write_array(f, s.path, file_type(s), mem_type(s),
-                      array_dims(s, rows(k)), cat[a].data_ptr(), lcpl);
+          write_array(f, s.path, file_type(s), mem_type(s), array_dims(s, rows(s, k)), cat[a].data_ptr(), lcpl);
         }
       });
       fs::rename(tmp, fin);
@@ -418,9 +420,9 @@ struct RunWriter::Impl {
     for (const ArraySpec& a : plan.arrays) {
       auto it = arrays.find(a.path);
       if (it == arrays.end()) throw Error("run writer: item " + std::to_string(item) + " lacks " + a.path);
-      std::vector<int64_t> want{T};
+      std::vector<int64_t> want{a.per_item ? 1 : T};
       want.insert(want.end(), a.inner.begin(), a.inner.end());
-      if (it->second.sizes() != at::IntArrayRef(want) || it->second.scalar_type() != (a.is_int ? at::kInt : at::kFloat))
+      if (it->second.sizes() != at::IntArrayRef(want) || it->second.scalar_type() != scalar_type(a))
         throw Error("run writer: " + a.path + " of item " + std::to_string(item) + " has shape " + c10::str(it->second.sizes()) +
                     ", the plan says " + c10::str(at::IntArrayRef(want)));
     }
@@ -481,11 +483,12 @@ struct RunWriter::Impl {
       throw Error("it needs about " + std::to_string(need >> 10) + " KiB and " + why);
   }
 
-  void consolidate() {
+  void consolidate(const std::function<void(hid_t)>& extra) {
     try {
       check_room();
       write_whole("complete", [](int64_t) { return std::string("."); }, [](int64_t k) { return part_group(k); },
                   [&](hid_t f) {
+                    if (extra) extra(f);
                     Handle lcpl = h5::link_plist();
                     for (int64_t k = 0; k < n_parts; ++k) {
                       const std::string src = (parts_dir / part_file(k)).string();
@@ -537,7 +540,9 @@ RunWriter::RunWriter(const std::string& path, RunPlan plan, RunOpen mode) : impl
   m.settings["items_per_part"] = m.per;
   m.settings["spec"] = m.plan.spec;
   nlohmann::json arrays = nlohmann::json::array();
-  for (const ArraySpec& a : m.plan.arrays) arrays.push_back({{"path", a.path}, {"dtype", a.is_int ? "int32" : "float32"}, {"inner", a.inner}});
+  for (const ArraySpec& a : m.plan.arrays)
+    arrays.push_back({{"path", a.path}, {"dtype", a.is_int ? "int32" : a.is_double ? "float64" : "float32"}, {"inner", a.inner},
+                      {"rows", a.per_item ? "item" : "token"}});
   m.settings["arrays"] = arrays;
 
   // One job per run file: a second one (a resubmitted batch job, say) would write the same parts.
@@ -587,14 +592,24 @@ void RunWriter::append(int64_t item, std::map<std::string, at::Tensor> arrays) {
   m.cv.notify_all();
 }
 
-void RunWriter::finish() {
+void RunWriter::flush() {
   Impl& m = *impl_;
   if (m.complete) return;
   m.stop_thread();
   if (m.error) std::rethrow_exception(m.error);
   for (int64_t k = 0; k < m.n_parts; ++k)
     if (!m.part_done[k]) throw Error(m.path + ": part " + std::to_string(k) + " was never recorded (items missing from the job)");
-  m.consolidate();
+}
+
+const std::string& RunWriter::work_path() const { return impl_->path; }
+
+void RunWriter::finish(const std::vector<ProbeResult>& probe_results) {
+  Impl& m = *impl_;
+  if (m.complete) return;
+  flush();
+  m.consolidate([&](hid_t f) {
+    for (const ProbeResult& r : probe_results) h5::write_probe_result(f, r);
+  });
 }
 
 }  // namespace headscope

@@ -21,14 +21,19 @@
 #include <string>
 #include <vector>
 
+#include "store/probe_result.h"
+
 namespace headscope {
 
-// One per-token array of the run: rows of shape `inner`, stored at `path` ("stats/entropy", "acts/<hook>").
+// One array of the run: rows of shape `inner`, stored at `path` ("stats/entropy", "acts/<hook>"), one row per
+// token (items end to end, like /tokens) or, with per_item, one row per item (a probe's per-item scores).
 struct ArraySpec {
   std::string path;
-  bool is_int = false;  // int32, else float32
+  bool is_int = false;  // int32
   std::vector<int64_t> inner;
   std::string units, shape;  // attributes
+  bool per_item = false;
+  bool is_double = false;  // float64; neither: float32
 };
 
 struct PlannedItem {
@@ -63,8 +68,14 @@ class RunWriter {
   bool resumed() const;       // parts of an earlier job were kept
   // Queues an item's arrays (keys = ArraySpec::path, each [T, inner...]); Error if the writer failed.
   void append(int64_t item, std::map<std::string, at::Tensor> arrays);
-  // Waits for every part, then copies the parts into the run file. A no-op on a complete file.
-  void finish();
+  // Waits until every queued item is in its part file: afterwards a RunReader on work_path() reads every recorded
+  // item (this job's and earlier ones'). Error if an item is missing or the writer failed.
+  void flush();
+  // The file this job writes: the run file, or "<run>.replacement" while replacing one.
+  const std::string& work_path() const;
+  // Waits for every part, then copies the parts into the run file, with the probes' combined results under
+  // /probes/<name>/ (their per-item arrays are the plan's). A no-op on a complete file.
+  void finish(const std::vector<ProbeResult>& probe_results = {});
 
   struct Impl;
 

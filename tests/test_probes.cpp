@@ -15,8 +15,10 @@
 #include "planted_model.h"
 #include "probes/induction.h"
 #include "probes/preplan.h"
+#include "probes/score.h"
 #include "probes/secondary_sinks.h"
 #include "probes/sinks.h"
+#include "store/run_file.h"
 #include "test_helpers.h"
 #include "testing.h"
 
@@ -162,15 +164,16 @@ TEST_CASE("headscope score ranks heads per probe, and refuses bad probe input in
   INFO(r.err);
   REQUIRE(r.code == 0);
   const auto pj = nlohmann::json::parse(r.out)["probes"][0];
-  CHECK(pj["params"]["response_start"] == 20);
-  REQUIRE(pj["tokens"].size() == 40);
-  CHECK(pj["tokens"][19]["waad"].is_null());
-  CHECK(pj["tokens"][25]["waad"] == 1.0);  // the planted previous-token heads are the local ones
+  CHECK(pj["items"][0]["meta"]["response_start"] == 20);
+  const auto& toks = pj["items"][0]["tokens"];
+  REQUIRE(toks.size() == 40);
+  CHECK(toks[19]["waad"].is_null());
+  CHECK(toks[25]["waad"] == 1.0);  // the planted previous-token heads are the local ones
   std::ofstream(d / "short.txt") << "Once upon a time there was a little cat who liked to play in the park all day long\nHi\n";
   const std::pair<std::string, std::string> cases[] = {
       {"score " + model + " --probe inductoin", "headscope: error: unknown probe 'inductoin' (known: induction, sinks, preplan, secondary)\n"},
-      {"score " + model + " --probe preplan", "headscope: error: the preplan probe needs --prompt TEXT (the model continues it with "
-                                              "--response N tokens)\n"},
+      {"score " + model + " --probe preplan", "headscope: error: the preplan probe needs --prompt TEXT or --prompts FILE (the model "
+                                              "continues each with --response N tokens)\n"},
       {"score " + model + " --probe sinks", "headscope: error: the sinks probe on text needs --data FILE (prompts of at least "
                                             "--sink-tokens tokens), or --sink-input random|repeated\n"},
       {"score " + model + " --probe sinks --data " + (d / "short.txt"),
@@ -202,7 +205,7 @@ TEST_CASE("preplan and anchor tokens: METRICS.md §3's fixture on the planted he
     CHECK(r.scores.at("local")[l][planted::kPrevHead].item<double>() == 1.0);
     CHECK(r.scores.at("global")[l][planted::kFirstHead].item<double>() == 1.0);
   }
-  const at::Tensor waad = r.detail.at("waad"), fai = r.detail.at("fai"), anchor = r.detail.at("anchor");
+  const at::Tensor waad = r.items[0].tokens.at("waad"), fai = r.items[0].tokens.at("fai"), anchor = r.items[0].tokens.at("anchor");
   CHECK(std::isnan(waad[19].item<double>()));  // prompt rows have no WAAD
   for (int t = 20; t < 40; ++t) CHECK(waad[t].item<double>() == 1.0);  // head on t - 1: WAAD = 1
   CHECK(fai[0].item<double>() == 1.0);  // the global heads put everything on token 0
@@ -216,9 +219,9 @@ TEST_CASE("preplan and anchor tokens: METRICS.md §3's fixture on the planted he
   for (int l = 0; l < planted::kLayers; ++l)
     o.local_heads.emplace_back(l, planted::kFirstHead), o.global_heads.emplace_back(l, planted::kPairHead);
   const ProbeResult c = preplan_probe(*m, tokens, 20, o);
-  for (int t = 20; t < 40; ++t) CHECK(c.detail.at("waad")[t].item<double>() == 10.0);
-  CHECK(std::fabs(c.detail.at("fai")[planted::kStar].item<double>() - 0.5) < 1e-6);
-  CHECK(c.detail.at("anchor")[planted::kStar].item<double>() == 1.0);
+  for (int t = 20; t < 40; ++t) CHECK(c.items[0].tokens.at("waad")[t].item<double>() == 10.0);
+  CHECK(std::fabs(c.items[0].tokens.at("fai")[planted::kStar].item<double>() - 0.5) < 1e-6);
+  CHECK(c.items[0].tokens.at("anchor")[planted::kStar].item<double>() == 1.0);
   CHECK_THROWS_AS(preplan_probe(*m, tokens, 40, PreplanOptions{}), Error);
 }
 
@@ -274,8 +277,8 @@ TEST_CASE("the secondary-sink probe runs prompt + own continuation through the r
   std::vector<int32_t> tokens = prompt;
   for (int32_t id : m->generate(prompt, 10).tokens) tokens.push_back(id);
   const ProbeResult r = secondary_sink_probe(*m, tokens, 10, SecondarySinkOptions{});
-  CHECK(r.params["tokens"] == 20);
-  CHECK(r.summary["anchor"] == 0);
+  CHECK(r.item_tokens.at(0).size() == 20);
+  CHECK(r.summary["anchors"] == nlohmann::json::array({0}));
   CHECK(r.summary["primary"] == 0);
   CHECK(r.summary["secondary"] == 0);
   // The largest |cos| is in the last layer, after the final LayerNorm: centring makes two one-hot positions'
@@ -285,15 +288,84 @@ TEST_CASE("the secondary-sink probe runs prompt + own continuation through the r
   // Heads' mass on the anchor: the first-token head puts all of it there, the previous-token head only row 1's.
   CHECK(std::fabs(r.scores.at("anchor_mass")[0][planted::kFirstHead].item<double>() - 1.0) < 1e-6);
   CHECK(std::fabs(r.scores.at("anchor_mass")[0][planted::kPrevHead].item<double>() - 1.0 / 19) < 1e-6);
-  CHECK(std::isnan(r.detail.at("kind")[5].item<double>()));
+  CHECK(std::isnan(r.items[0].tokens.at("kind")[5].item<double>()));
 }
 
-TEST_CASE("the induction probe refuses a repeat whose patterns would pass 2 GiB (SmolLM2)", "[probes][cli]") {
+TEST_CASE("the induction probe refuses sequences past the model's context (SmolLM2)", "[probes][cli]") {
   const std::string smol = testutil::smollm2();
   if (smol.empty()) HS_SKIP(testutil::not_downloaded("SmolLM2-135M-Instruct.Q4_1.gguf"));
-  // 30 layers x 9 heads x 4001^2 floats = 16,487 MiB; the largest n under 2 GiB is (sqrt(2^31 / 4 / 270) - 1) / 2.
-  auto r = testutil::run_cli("score " + testutil::shell_quote(smol) + " --probe induction --repeat-len 2000");
+  auto r = testutil::run_cli("score " + testutil::shell_quote(smol) + " --probe induction --repeat-len 5000");
   CHECK(r.code == 1);
-  CHECK(r.err == "headscope: error: the induction probe holds every head's pattern of a sequence: 270 heads x 4001^2 floats would "
-                 "take 16487 MiB; use a shorter repeat (n <= 704)\n");
+  CHECK(r.err == "headscope: error: the induction probe's sequences of 2n + 1 = 10001 tokens exceed this model's context of 8192\n");
+}
+
+TEST_CASE("score into a run file: stopped mid-way, resumed, the same results as in memory; inspect shows them", "[probes][store]") {
+  testutil::TempDir d;
+  const std::string dir = planted::write_model(d / "planted");
+  auto m = Model::load(dir);
+  InductionOptions io;
+  io.n = 30, io.rows = 3;
+  SinkOptions so;
+  so.input = "random";
+  const InductionProbe ind(io);
+  const SinkRateProbe sinks(id_items(sink_random_items(*m, 4, 64, false, 7), "random"), so);
+  const PreplanProbe pre(prompt_items(*m, {{"abcdefghij", nullptr}, {"klmnopqrst", nullptr}}, 20), PreplanOptions{});
+  const SecondarySinkProbe sec(prompt_items(*m, {{"abcdefghij", nullptr}}, 20), SecondarySinkOptions{});
+  const std::vector<const Probe*> probes{&ind, &sinks, &pre, &sec};
+  const std::vector<ProbeResult> memory = score_probes(*m, probes, ScoreOptions{});
+
+  ScoreOptions o;
+  o.output = d / "run.h5", o.model_path = dir;
+  int64_t seen = 0;
+  CHECK_THROWS_AS(score_probes(*m, probes, o, [&](const ScoreProgress& p) { return p.phase == "continuations" || ++seen < 5; }), Cancelled);
+  {
+    RunReader part(o.output);
+    CHECK(part.status() == "recording");
+    CHECK(part.n_recorded() >= 3);
+    CHECK(part.n_recorded() < part.n_items());
+  }
+  o.open = RunOpen::resume;
+  int64_t continuations = 0, resumed_kept = -1;
+  const std::vector<ProbeResult> resumed = score_probes(*m, probes, o, [&](const ScoreProgress& p) {
+    if (p.phase == "continuations") ++continuations;
+    if (p.resumed) resumed_kept = p.kept;
+    return true;
+  });
+  CHECK(continuations == 0);  // read back from the file, not decoded again
+  CHECK(resumed_kept >= 3);
+  RunReader r(o.output);
+  CHECK(r.status() == "complete");
+  CHECK(r.probe_names() == std::vector<std::string>{"induction", "preplan", "secondary", "sinks"});
+  for (size_t k = 0; k < probes.size(); ++k) {
+    const ProbeResult stored = r.probe(probes[k]->name());
+    INFO(probes[k]->name());
+    CHECK(stored.summary == memory[k].summary);
+    CHECK(stored.rank_by == memory[k].rank_by);
+    REQUIRE(stored.scores.size() == memory[k].scores.size());
+    for (auto& [name, t] : memory[k].scores) {
+      CHECK(at::equal(stored.scores.at(name), t));
+      CHECK(at::equal(resumed[k].scores.at(name), t));
+    }
+    REQUIRE(stored.items.size() == memory[k].items.size());
+    for (size_t i = 0; i < stored.items.size(); ++i) {
+      CHECK(stored.item_tokens[i] == memory[k].item_tokens[i]);
+      for (auto& [name, t] : memory[k].items[i].tokens) CHECK(at::allclose(stored.items[i].tokens.at(name), t, 0, 0, /*equal_nan=*/true));
+      for (auto& [name, x] : memory[k].items[i].scalars) CHECK(stored.items[i].scalars.at(name) == x);
+    }
+  }
+  auto cli = testutil::run_cli("inspect " + testutil::shell_quote(o.output) + " --json");
+  REQUIRE(cli.code == 0);
+  const auto j = nlohmann::json::parse(cli.out);
+  REQUIRE(j["probes"].size() == 4);
+  CHECK(j["probes"][0]["probe"] == "induction");
+  CHECK(j["probes"][0]["scores"]["previous"][0][planted::kPrevHead] == 1.0);
+  // The same job again: complete, nothing to do; other parameters: refused, the file kept.
+  const InductionProbe other(InductionOptions{3, 30, 1, false, false});
+  try {
+    score_probes(*m, {&other, &sinks, &pre, &sec}, o);
+    FAIL("other parameters were accepted");
+  } catch (const ChoiceError& e) {
+    CHECK(std::string(e.what()).find("was started with other settings") != std::string::npos);
+  }
+  CHECK(RunReader(o.output).status() == "complete");
 }
