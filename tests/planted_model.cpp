@@ -2,6 +2,7 @@
 // HF's GPT-2 config define them (independent of headscope's readers).
 #include "planted_model.h"
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -47,16 +48,30 @@ void write_safetensors(const std::string& path, const std::map<std::string, Tens
   for (auto& [name, t] : tensors) out.write(reinterpret_cast<const char*>(t.data.data()), static_cast<std::streamsize>(t.data.size() * 4));
 }
 
+// One token per printable ASCII character (id = code); the others are placeholders, the last is <|endoftext|>.
+void write_tokenizer(const std::string& dir) {
+  nlohmann::json vocab = nlohmann::json::object();
+  for (int id = 0; id < kVocab - 1; ++id) vocab[id >= 32 && id < 127 ? std::string(1, static_cast<char>(id)) : "<unused" + std::to_string(id) + ">"] = id;
+  const nlohmann::json tok = {
+      {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", nlohmann::json::array()}}},
+      {"added_tokens", {{{"id", kVocab - 1}, {"content", "<|endoftext|>"}, {"special", true}}}}};
+  std::ofstream(dir + "/tokenizer.json") << tok.dump();
+}
+
+void write_config(const std::string& dir, int d_model, int heads, int layers, int inner = kInner) {
+  const nlohmann::json config = {
+      {"architectures", {"GPT2LMHeadModel"}}, {"model_type", "gpt2"}, {"n_embd", d_model}, {"n_head", heads},
+      {"n_layer", layers}, {"n_positions", kPositions}, {"n_inner", inner}, {"vocab_size", kVocab},
+      {"activation_function", "gelu_new"}, {"layer_norm_epsilon", 1e-5}, {"tie_word_embeddings", true},
+      {"bos_token_id", kVocab - 1}, {"eos_token_id", kVocab - 1}};
+  std::ofstream(dir + "/config.json") << config.dump(2);
+}
+
 }  // namespace
 
 std::string write_model(const std::string& dir) {
   std::filesystem::create_directories(dir);
-  const nlohmann::json config = {
-      {"architectures", {"GPT2LMHeadModel"}}, {"model_type", "gpt2"}, {"n_embd", kModel}, {"n_head", kHeads},
-      {"n_layer", kLayers}, {"n_positions", kPositions}, {"n_inner", kInner}, {"vocab_size", kVocab},
-      {"activation_function", "gelu_new"}, {"layer_norm_epsilon", 1e-5}, {"tie_word_embeddings", true},
-      {"bos_token_id", kVocab - 1}, {"eos_token_id", kVocab - 1}};
-  std::ofstream(dir + "/config.json") << config.dump(2);
+  write_config(dir, kModel, kHeads, kLayers);
 
   std::map<std::string, Tensor> t;
   t["wte.weight"] = zeros({kVocab, kModel});
@@ -94,14 +109,112 @@ std::string write_model(const std::string& dir) {
     t[b + "mlp.c_proj.weight"] = zeros({kInner, kModel}), t[b + "mlp.c_proj.bias"] = zeros({kModel});
   }
   write_safetensors(dir + "/model.safetensors", t);
+  write_tokenizer(dir);
+  return dir;
+}
 
-  // One token per printable ASCII character (id = code); the others are placeholders, the last is <|endoftext|>.
-  nlohmann::json vocab = nlohmann::json::object();
-  for (int id = 0; id < kVocab - 1; ++id) vocab[id >= 32 && id < 127 ? std::string(1, static_cast<char>(id)) : "<unused" + std::to_string(id) + ">"] = id;
-  const nlohmann::json tok = {
-      {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", nlohmann::json::array()}}},
-      {"added_tokens", {{{"id", kVocab - 1}, {"content", "<|endoftext|>"}, {"special", true}}}}};
-  std::ofstream(dir + "/tokenizer.json") << tok.dump();
+std::string write_induction_model(const std::string& dir) {
+  namespace I = induction;
+  std::filesystem::create_directories(dir);
+  write_config(dir, I::kModel, I::kHeads, I::kLayers);
+  constexpr int P = 0, V = kPositions, R = kPositions + kVocab;  // where each code starts in the residual stream
+  std::map<std::string, Tensor> t;
+  Tensor wte = zeros({kVocab, I::kModel}), wpe = zeros({kPositions, I::kModel});
+  for (int id = 0; id < kVocab; ++id) wte.data[id * I::kModel + V + id] = 1.f;
+  for (int p = 0; p < kPositions; ++p) wpe.data[p * I::kModel + P + p] = 1.f;
+  t["wte.weight"] = wte, t["wpe.weight"] = wpe;
+  Tensor ones = zeros({I::kModel});
+  std::fill(ones.data.begin(), ones.data.end(), 1.f);
+  t["ln_f.weight"] = ones, t["ln_f.bias"] = zeros({I::kModel});
+  auto q_col = [](int h, int i) { return h * I::kHeadDim + i; };
+  auto k_col = [](int h, int i) { return I::kModel + h * I::kHeadDim + i; };
+  auto v_col = [](int h, int i) { return 2 * I::kModel + h * I::kHeadDim + i; };
+  const float a = 10.f, b = 5.f, a_const = 100.f;
+  for (int l = 0; l < I::kLayers; ++l) {
+    const std::string pre = "h." + std::to_string(l) + ".";
+    Tensor w = zeros({I::kModel, 3 * I::kModel}), bias = zeros({3 * I::kModel}), proj = zeros({I::kModel, I::kModel}), proj_b = zeros({I::kModel});
+    auto W = [&](int in, int out) -> float& { return w.data[static_cast<size_t>(in) * 3 * I::kModel + out]; };
+    // Previous token (both layers): q_t = a P_t, k_s = P_s shifted by one.
+    for (int i = 0; i < kPositions; ++i) W(P + i, q_col(I::kPrevHead, i)) = a;
+    for (int i = 0; i + 1 < kPositions; ++i) W(P + i, k_col(I::kPrevHead, i + 1)) = 1.f;
+    // First token: a constant query against k_s = P_s[0]; uniform: q = k = 0.
+    bias.data[q_col(I::kFirstHead, 0)] = a_const;
+    W(P, k_col(I::kFirstHead, 0)) = 1.f;
+    if (l == 0) {
+      // Duplicate token: q = a V_t - b P_t against k = V_s + P_s: a for an earlier equal token, a - b for itself.
+      for (int c = 0; c < kVocab; ++c) W(V + c, q_col(I::kDupHead, c)) = a, W(V + c, k_col(I::kDupHead, c)) = 1.f;
+      for (int p = 0; p < kPositions; ++p) W(P + p, q_col(I::kDupHead, kVocab + p)) = -b, W(P + p, k_col(I::kDupHead, kVocab + p)) = 1.f;
+      // The previous-token head's value is the attended token's code after LayerNorm, (V_s - mu) / sigma; c_proj
+      // scales it by sigma and adds mu back, so R_t = V_{t-1} exactly (every stream here has two ones: the same mu
+      // and sigma for every token).
+      const double D = I::kModel, mu = 2.0 / D, sigma = std::sqrt(2.0 / D - mu * mu + 1e-5);
+      for (int c = 0; c < kVocab; ++c) {
+        W(V + c, v_col(I::kPrevHead, c)) = 1.f;
+        proj.data[static_cast<size_t>(I::kPrevHead * I::kHeadDim + c) * I::kModel + R + c] = static_cast<float>(sigma);
+        proj_b.data[R + c] = static_cast<float>(mu);
+      }
+    } else {
+      // Induction: q = a V_t against k = R_s (the key's previous token).
+      for (int c = 0; c < kVocab; ++c) W(V + c, q_col(I::kInductionHead, c)) = a, W(R + c, k_col(I::kInductionHead, c)) = 1.f;
+    }
+    t[pre + "attn.c_attn.weight"] = w, t[pre + "attn.c_attn.bias"] = bias;
+    t[pre + "attn.c_proj.weight"] = proj, t[pre + "attn.c_proj.bias"] = proj_b;
+    t[pre + "ln_1.weight"] = ones, t[pre + "ln_1.bias"] = zeros({I::kModel});
+    t[pre + "ln_2.weight"] = ones, t[pre + "ln_2.bias"] = zeros({I::kModel});
+    t[pre + "mlp.c_fc.weight"] = zeros({I::kModel, kInner}), t[pre + "mlp.c_fc.bias"] = zeros({kInner});
+    t[pre + "mlp.c_proj.weight"] = zeros({kInner, I::kModel}), t[pre + "mlp.c_proj.bias"] = zeros({I::kModel});
+  }
+  write_safetensors(dir + "/model.safetensors", t);
+  write_tokenizer(dir);
+  return dir;
+}
+
+std::string write_sink_model(const std::string& dir) {
+  namespace S = sinks;
+  constexpr int P = 0, V = kPositions, kS = kPositions + kVocab, kNeurons = 2;
+  std::filesystem::create_directories(dir);
+  write_config(dir, S::kModel, S::kHeads, S::kLayers, kNeurons);
+  std::map<std::string, Tensor> t;
+  Tensor wte = zeros({kVocab, S::kModel}), wpe = zeros({kPositions, S::kModel});
+  for (int id = 0; id < kVocab; ++id) wte.data[id * S::kModel + V + id] = 1.f;
+  wte.data[(kVocab - 1) * S::kModel + kS] = 20.f;  // BOS starts with 20 S
+  for (int p = 0; p < kPositions; ++p) wpe.data[p * S::kModel + P + p] = 1.f;
+  t["wte.weight"] = wte, t["wpe.weight"] = wpe;
+  Tensor ones = zeros({S::kModel});
+  std::fill(ones.data.begin(), ones.data.end(), 1.f);
+  t["ln_f.weight"] = ones, t["ln_f.bias"] = zeros({S::kModel});
+  // One event: at `block`, the neuron reading token `id`'s code adds `amount` S. The neuron's input is LayerNorm's
+  // value of that code, (1 - mu) / sigma for a stream of two ones plus `s_before` S; 100 x that - 40 fires only
+  // for this token (every other token reads -mu / sigma < 0.4 there, so its GELU input is below -40 and its
+  // output exactly 0), and c_proj scales the output to `amount`.
+  struct Event {
+    int block, id;
+    double s_before, amount;
+  };
+  const Event events[] = {{2, kVocab - 1, 20, 20}, {2, '@', 0, 20}, {4, '#', 0, 20}, {7, '#', 20, -20}, {5, '!', 0, 20}, {6, '!', 20, -20}};
+  auto gelu = [](double x) { return 0.5 * x * (1 + std::tanh(std::sqrt(2 / M_PI) * (x + 0.044715 * x * x * x))); };
+  for (int l = 0; l < S::kLayers; ++l) {
+    const std::string pre = "h." + std::to_string(l) + ".";
+    Tensor fc = zeros({S::kModel, kNeurons}), fc_b = zeros({kNeurons}), proj = zeros({kNeurons, S::kModel});
+    int neuron = 0;
+    for (const Event& e : events) {
+      if (e.block != l) continue;
+      const double D = S::kModel, sum = 2 + e.s_before, mu = sum / D, sigma = std::sqrt((2 + e.s_before * e.s_before) / D - mu * mu + 1e-5);
+      const double input = 100 * (1 - mu) / sigma - 40;
+      fc.data[(V + e.id) * kNeurons + neuron] = 100.f;
+      fc_b.data[neuron] = -40.f;
+      proj.data[neuron * S::kModel + kS] = static_cast<float>(e.amount / gelu(input));
+      ++neuron;
+    }
+    t[pre + "attn.c_attn.weight"] = zeros({S::kModel, 3 * S::kModel}), t[pre + "attn.c_attn.bias"] = zeros({3 * S::kModel});
+    t[pre + "attn.c_proj.weight"] = zeros({S::kModel, S::kModel}), t[pre + "attn.c_proj.bias"] = zeros({S::kModel});
+    t[pre + "ln_1.weight"] = ones, t[pre + "ln_1.bias"] = zeros({S::kModel});
+    t[pre + "ln_2.weight"] = ones, t[pre + "ln_2.bias"] = zeros({S::kModel});
+    t[pre + "mlp.c_fc.weight"] = fc, t[pre + "mlp.c_fc.bias"] = fc_b;
+    t[pre + "mlp.c_proj.weight"] = proj, t[pre + "mlp.c_proj.bias"] = zeros({S::kModel});
+  }
+  write_safetensors(dir + "/model.safetensors", t);
+  write_tokenizer(dir);
   return dir;
 }
 

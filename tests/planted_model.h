@@ -22,4 +22,35 @@ constexpr int kStar = 5;
 // Writes the model into `dir` (created if needed) and returns `dir`.
 std::string write_model(const std::string& dir);
 
+// A second planted GPT-2 with the induction circuit: the residual stream holds one-hot position (P), token (V)
+// and, after layer 0, previous-token (R) codes. Layer 0's previous-token head copies the previous token's code
+// into R (through c_proj, exactly); then, with score gaps of >= 140 after scaling,
+//   layer 0  kPrevHead       t - 1 (row 0 to itself)
+//            kDupHead        every earlier position of the same token, equally; itself when there is none
+//            kFirstHead      key 0;   kUniformHead: 1 / (t + 1)
+//   layer 1  kInductionHead  every key s whose previous token is the current token (R_s = V_t), equally;
+//                            uniform over 0..t when there is none
+//            kPrevHead, kFirstHead, kUniformHead as in layer 0
+// d_head = 200 (token and position codes side by side), d_model = 800; the same ASCII tokenizer, BOS = 127.
+namespace induction {
+constexpr int kHeads = 4, kLayers = 2, kHeadDim = 200, kModel = kHeads * kHeadDim;
+constexpr int kPrevHead = 0, kFirstHead = 2, kUniformHead = 3;
+constexpr int kDupHead = 1, kInductionHead = 1;  // layer 0, layer 1
+}  // namespace induction
+std::string write_induction_model(const std::string& dir);
+
+// A third planted GPT-2 whose residual stream holds planted attention sinks (Wong et al., METRICS.md §2b) in a
+// sink direction S beside the one-hot position and token codes; attention writes nothing, one MLP neuron per event
+// adds or removes 20 S for one token:
+//   BOS (id 127)   20 S from its embedding, +20 S at block 2    (the anchor; its norm steps up at block 2 and down
+//                                                                at the final norm: the window is [2, 9))
+//   '@'            +20 S at block 2, never removed              primary:   l_start 2, lifetime 7
+//   '#'            +20 S at block 4, removed at block 7         secondary: l_start 4, lifetime 3 (a level when twice)
+//   '!'            +20 S at block 5, removed at block 6         noise:     l_start 5, lifetime 1
+// 10 layers (thresholds scaled: primary >= 5.5, secondary > 1), d_model 256.
+namespace sinks {
+constexpr int kLayers = 10, kModel = 256, kHeads = 4;
+}
+std::string write_sink_model(const std::string& dir);
+
 }  // namespace planted

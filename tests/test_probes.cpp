@@ -369,3 +369,84 @@ TEST_CASE("score into a run file: stopped mid-way, resumed, the same results as 
   }
   CHECK(RunReader(o.output).status() == "complete");
 }
+
+TEST_CASE("the planted induction circuit: induction, duplicate-token and previous-token heads ranked first", "[probes][planted]") {
+  namespace I = planted::induction;
+  testutil::TempDir d;
+  auto m = Model::load(planted::write_induction_model(d / "induction"));
+  InductionOptions o;
+  o.n = 30, o.rows = 4, o.seed = 3;
+  const ProbeResult r = induction_probe(*m, o);
+  // What the construction implies, from the tokens alone: the duplicate head spreads a row over its earlier equal
+  // tokens (itself when there is none); the induction head over the keys whose previous token is the row's token
+  // (all of 0..t when there is none).
+  const auto data = repeated_random_tokens(*m, o.rows, o.n, o.seed);
+  const int64_t n = o.n, T = 2 * n + 1;
+  double dup = 0, ind_tl = 0, stripe = 0, strict = 0;
+  for (const auto& tok : data) {
+    for (int64_t i = 0; i < T; ++i) {
+      std::vector<int64_t> same, after;
+      for (int64_t j = 0; j < i; ++j) same.push_back(tok[j] == tok[i] ? j : -1);
+      for (int64_t j = 1; j <= i; ++j)
+        if (tok[j - 1] == tok[i]) after.push_back(j);
+      same.erase(std::remove(same.begin(), same.end(), -1), same.end());
+      dup += same.empty() ? 0.0 : 1.0;       // TransformerLens mul: the row's mass on D_dup, over T rows
+      ind_tl += after.empty() ? 0.0 : 1.0;
+      const int64_t key = i - n + 1;       // the ARENA stripe's key
+      const bool hit = std::find(after.begin(), after.end(), key) != after.end();
+      const double a = after.empty() ? 1.0 / static_cast<double>(i + 1) : hit ? 1.0 / static_cast<double>(after.size()) : 0.0;
+      if (i >= n - 1) stripe += a / static_cast<double>(n + 2);
+      if (i >= n + 1) strict += a / static_cast<double>(n);
+    }
+  }
+  const double rows = static_cast<double>(o.rows) * static_cast<double>(T);
+  CHECK(std::fabs(r.scores.at("tl_duplicate")[0][I::kDupHead].item<double>() - dup / rows) < 1e-6);
+  CHECK(std::fabs(r.scores.at("tl_induction")[1][I::kInductionHead].item<double>() - ind_tl / rows) < 1e-6);
+  CHECK(std::fabs(r.scores.at("induction")[1][I::kInductionHead].item<double>() - stripe / o.rows) < 1e-5);
+  CHECK(std::fabs(r.scores.at("induction_strict")[1][I::kInductionHead].item<double>() - strict / o.rows) < 1e-5);
+  for (int l = 0; l < I::kLayers; ++l) CHECK(r.scores.at("previous")[l][I::kPrevHead].item<double>() == 1.0);
+  // Each mechanism's head is the first in its own ranking, well ahead of the rest.
+  auto top = [&](const char* score) {
+    const at::Tensor s = r.scores.at(score).flatten();
+    const int64_t best = s.argmax().item<int64_t>();
+    const double second = std::get<0>(s.topk(2))[1].item<double>();
+    return std::make_tuple(best / I::kHeads, best % I::kHeads, s[best].item<double>() - second);
+  };
+  auto [il, ih, igap] = top("induction");
+  CHECK(il == 1);
+  CHECK(ih == I::kInductionHead);
+  CHECK(igap > 0.5);
+  auto [dl, dh, dgap] = top("tl_duplicate");
+  CHECK(dl == 0);
+  CHECK(dh == I::kDupHead);
+  CHECK(dgap > 0.3);
+  INFO("rows with an earlier duplicate: " << dup << " of " << rows << "; induction stripe " << stripe / o.rows);
+  CHECK(dup / rows > 0.45);  // the second half repeats the first
+}
+
+TEST_CASE("planted primary, secondary and noise sinks come out with their l_start, lifetime and level", "[probes][planted][sinks]") {
+  testutil::TempDir d;
+  auto m = Model::load(planted::write_sink_model(d / "sinks"));
+  std::vector<int32_t> tokens{127};
+  for (int32_t id : m->tokenizer().encode("ab@cd#efg!hij#kl", false)) tokens.push_back(id);  // '@' 3, '#' 6 and 14, '!' 10
+  const ProbeResult r = secondary_sink_probe(*m, tokens, 8, SecondarySinkOptions{});
+  CHECK(r.summary["anchors"] == nlohmann::json::array({0}));
+  CHECK(r.summary["windows"] == nlohmann::json::array({nlohmann::json::array({2, 9})}));
+  CHECK(r.summary["primary_min_lifetime"] == 5.5);
+  CHECK(r.summary["primary"] == 1);
+  CHECK(r.summary["secondary"] == 2);
+  CHECK(r.summary["noise"] == 1);
+  CHECK(r.summary["levels"] == nlohmann::json::parse(R"([{"l_start": 4, "lifetime": 3, "tokens": 2}])"));
+  const auto& tok = r.items.at(0).tokens;
+  auto at = [&](const char* k, int64_t j) { return tok.at(k)[j].item<double>(); };
+  const std::tuple<int64_t, double, double, double> expect[] = {{3, 2, 7, 1}, {6, 4, 3, 2}, {14, 4, 3, 2}, {10, 5, 1, 3}};
+  for (auto [j, l_start, lifetime, kind] : expect) {
+    INFO("token " << j);
+    CHECK(at("l_start", j) == l_start);
+    CHECK(at("lifetime", j) == lifetime);
+    CHECK(at("kind", j) == kind);
+  }
+  // '@' gets its S from the same block as the anchor: their MLP outputs there are parallel.
+  CHECK(std::fabs(at("mlp_alignment", 3) - 1.0) < 1e-6);
+  for (int64_t j : {1, 2, 4, 5, 7, 8, 9, 11, 12, 13, 15, 16}) CHECK(std::isnan(at("kind", j)));
+}
