@@ -433,7 +433,7 @@ struct RecordFlags {
   ContextPolicy context;
   std::vector<std::string> stats{"all"}, hooks;
   bool force = false, resume = false, compare_plain = false;
-  int64_t part_items = 0;
+  int64_t part_items = 0, generate = 0;
 };
 
 // One line of progress on stderr: rewritten in place on a terminal, one line per item otherwise.
@@ -442,6 +442,11 @@ constexpr int64_t kWarnTokens = 1000000;
 constexpr double kWarnBytes = 10.0 * (1 << 30);
 
 void print_progress(const RecordProgress& p, bool tty, const std::string& output) {
+  if (p.to_continue > 0) {
+    std::fprintf(stderr, tty ? "\rcontinuations: %lld/%lld made   %s" : "continuations: %lld/%lld made\n%s", static_cast<long long>(p.continued),
+                 static_cast<long long>(p.to_continue), tty && p.continued == p.to_continue ? "\n" : "");
+    return;
+  }
   if (p.done_now == 0) {
     if (p.resumed)
       std::fprintf(stderr, "resuming %s: %lld of %lld items already recorded\n", output.c_str(), static_cast<long long>(p.committed),
@@ -483,6 +488,7 @@ int cmd_record(const std::string& path, const RecordFlags& f, const std::string&
   require_mean_data(o.spec, f.iv.mean_data);
   o.mean_data = f.iv.mean_data;
   o.context = f.context;
+  o.generate = f.generate;
   o.items_per_part = f.part_items;
   o.command_line = command_line;
   const bool tty = isatty(2);
@@ -874,6 +880,9 @@ int main(int argc, char** argv) {
   add_context_options(record, ro.context);
   auto* force = record->add_flag("--force", ro.force, "Replace an existing run file (the old one stays until the new one is complete)");
   record->add_flag("--resume", ro.resume, "Continue an interrupted job: record only the items the run file lacks")->excludes(force);
+  record->add_option("--generate", ro.generate, "Continue each prompt greedily by up to N tokens first (KV cache, under the "
+                                                "interventions) and record prompt + continuation")
+      ->check(positive_integer);
   record->add_option("--part-items", ro.part_items, "Items per committed part (default: items / 4096, at least 1)")
       ->check(positive_integer);
   record->add_flag("--compare-plain", ro.compare_plain,

@@ -61,8 +61,8 @@ def prompts_file(headscope: str, model: str, n: int, tokens: int, path: Path) ->
         for i in range(n):
             start = (i * 9973) % max(1, len(text) - chars)
             piece = " ".join(text[start:start + chars].split())
-            out = subprocess.run([headscope, "tokenize", model, piece, "--no-bos", "--json"], capture_output=True, text=True,
-                                 check=True).stdout
+            out = subprocess.run([headscope, "tokenize", model, "--no-bos", "--json", "--", piece], capture_output=True,
+                                 text=True, check=True).stdout
             f.write(json.dumps({"text": "".join(json.loads(out)["tokens"][:tokens])}) + "\n")
     return n
 

@@ -20,26 +20,6 @@ std::string path_of(const Probe& p, const char* kind, const std::string& value) 
   return "probes/" + p.name() + "/" + kind + "/" + value;
 }
 
-// Continuations an earlier job of this run already made, by (probe, item index): a resumed job reads them back
-// instead of decoding again (and gets the very tokens the file's items were planned with).
-std::map<std::pair<std::string, int64_t>, std::vector<int32_t>> kept_continuations(const std::string& output) {
-  std::map<std::pair<std::string, int64_t>, std::vector<int32_t>> out;
-  for (const std::string& path : {output, output + ".replacement"}) {  // the replacement, when there, wins
-    if (!std::filesystem::exists(path)) continue;
-    try {
-      RunReader r(path);
-      for (int64_t i = 0; i < r.n_items(); ++i) {
-        const nlohmann::json meta = r.meta(i);
-        if (meta.is_object() && meta.contains("probe") && meta.contains("response"))
-          out[{meta["probe"].get<std::string>(), meta["index"].get<int64_t>()}] = r.tokens(i);
-      }
-    } catch (const std::exception&) {
-      // not a run of ours: RunWriter says what to do with it
-    }
-  }
-  return out;
-}
-
 // An item's values as run-file arrays; NaN arrays for the values of the other probes.
 std::map<std::string, at::Tensor> arrays_of(const std::vector<const Probe*>& probes, const Probe* owner, const ItemResult* r,
                                             int64_t L, int64_t H, int64_t T) {
@@ -94,12 +74,21 @@ std::vector<ProbeResult> score_probes(const Model& m, const std::vector<const Pr
     if (items.back().empty()) throw Error("the " + p->name() + " probe has no items");
   }
   // 2. Continuations: once per distinct (prompt, length); read back from the run file when resuming.
-  const auto kept = o.output.empty() || o.open != RunOpen::resume ? decltype(kept_continuations("")){} : kept_continuations(o.output);
+  // Run item j is the j-th item in probe order (the plan below).
+  const auto kept = o.output.empty() || o.open != RunOpen::resume ? std::map<int64_t, std::vector<int32_t>>{} : kept_item_tokens(o.output);
+  auto kept_for = [&](size_t k, size_t i, const ProbeItem& it) -> const std::vector<int32_t>* {
+    int64_t j = static_cast<int64_t>(i);
+    for (size_t q = 0; q < k; ++q) j += static_cast<int64_t>(items[q].size());
+    auto f = kept.find(j);
+    const int64_t r0 = static_cast<int64_t>(it.tokens.size()), size = f == kept.end() ? 0 : static_cast<int64_t>(f->second.size());
+    if (size <= r0 || size > r0 + it.continue_tokens || !std::equal(it.tokens.begin(), it.tokens.end(), f->second.begin())) return nullptr;
+    return &f->second;
+  };
   std::map<std::pair<std::vector<int32_t>, int64_t>, std::vector<int32_t>> made;
   std::set<std::pair<std::vector<int32_t>, int64_t>> distinct;  // continuations to make
   for (size_t k = 0; k < probes.size(); ++k)
     for (size_t i = 0; i < items[k].size(); ++i)
-      if (items[k][i].continue_tokens > 0 && !kept.count({probes[k]->name(), static_cast<int64_t>(i)}))
+      if (items[k][i].continue_tokens > 0 && !kept_for(k, i, items[k][i]))
         distinct.insert({items[k][i].tokens, items[k][i].continue_tokens});
   const int64_t to_make = static_cast<int64_t>(distinct.size());
   int64_t made_n = 0;
@@ -109,11 +98,10 @@ std::vector<ProbeResult> score_probes(const Model& m, const std::vector<const Pr
       it.meta["probe"] = probes[k]->name(), it.meta["index"] = static_cast<int64_t>(i);
       if (it.continue_tokens <= 0) continue;
       const int64_t r0 = static_cast<int64_t>(it.tokens.size()), n = it.continue_tokens;
-      auto from_file = kept.find({probes[k]->name(), static_cast<int64_t>(i)});
+      const std::vector<int32_t>* from_file = kept_for(k, i, it);
       std::vector<int32_t> all;
-      if (from_file != kept.end() && static_cast<int64_t>(from_file->second.size()) == r0 + n &&
-          std::equal(it.tokens.begin(), it.tokens.end(), from_file->second.begin())) {
-        all = from_file->second;
+      if (from_file) {
+        all = *from_file;
       } else {
         auto key = std::make_pair(it.tokens, n);
         auto done = made.find(key);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 
 #include "core/error.h"
 #include "hooks/hooks.h"
@@ -27,6 +28,21 @@ std::map<std::string, at::Tensor> run_item_stats(const ForwardResult& r, const s
   return out;
 }
 
+std::map<int64_t, std::vector<int32_t>> kept_item_tokens(const std::string& output) {
+  std::map<int64_t, std::vector<int32_t>> out;
+  for (const std::string& path : {output + ".replacement", output}) {  // the replacement, when there, wins
+    if (!std::filesystem::exists(path)) continue;
+    try {
+      RunReader r(path);
+      for (int64_t i = 0; i < r.n_items(); ++i) out[i] = r.tokens(i);
+      return out;
+    } catch (const std::exception&) {
+      out.clear();  // not a run of ours: RunWriter says what to do with it
+    }
+  }
+  return out;
+}
+
 nlohmann::json run_model_info(const Model& m, const std::string& model_path) {
   const ModelConfig& cfg = m.config();
   return {{"path", model_path}, {"family", cfg.family_name()}, {"architecture", cfg.architecture},
@@ -45,7 +61,7 @@ RecordSummary record_run(const Model& m, const std::string& model_path, const st
     const std::string what = "prompt " + std::to_string(i + 1);
     auto ids = m.tokenizer().encode(prompts[i].text);
     if (ids.empty()) throw Error(what + " has no tokens");
-    fit_context(cfg, ids, o.context, what);
+    fit_context(cfg, ids, o.context, what, o.generate);
     try {
       check_spec_positions(checked_spec, static_cast<int64_t>(ids.size()));
     } catch (const Error& e) {
@@ -87,7 +103,7 @@ RecordSummary record_run(const Model& m, const std::string& model_path, const st
   rec.key_recv = std::find(stats.begin(), stats.end(), "key_recv") != stats.end();
   plan.settings = {{"sinks", rec.sinks}, {"waad_window", rec.waad_window}, {"recv_window", {rec.recv_lo, rec.recv_hi}},
                    {"mean_data_sha256", o.mean_data.empty() ? "" : sha256_file(o.mean_data)},
-                   {"max_tokens", o.context.max_tokens}, {"beyond_context", o.context.beyond_context}};
+                   {"max_tokens", o.context.max_tokens}, {"beyond_context", o.context.beyond_context}, {"generate", o.generate}};
   double row_bytes = 0;  // one token's bytes over every array
   for (const ArraySpec& a : plan.arrays) {
     double n = 4;
@@ -99,6 +115,28 @@ RecordSummary record_run(const Model& m, const std::string& model_path, const st
   ActivationCache acts;  // installed after the interventions: it records the values the forward goes on with
   acts.record(hooks, o.hooks);
 
+  if (o.generate > 0) {
+    const auto kept = o.open == RunOpen::resume ? kept_item_tokens(o.output) : std::map<int64_t, std::vector<int32_t>>{};
+    RecordProgress gp;
+    gp.to_continue = static_cast<int64_t>(plan.items.size());
+    for (size_t i = 0; i < plan.items.size(); ++i) {
+      PlannedItem& it = plan.items[i];
+      const int64_t r0 = static_cast<int64_t>(it.tokens.size());
+      auto k = kept.find(static_cast<int64_t>(i));
+      if (k != kept.end() && static_cast<int64_t>(k->second.size()) > r0 && static_cast<int64_t>(k->second.size()) <= r0 + o.generate &&
+          std::equal(it.tokens.begin(), it.tokens.end(), k->second.begin())) {
+        it.tokens = k->second;
+      } else {
+        for (int32_t id : m.generate(it.tokens, static_cast<int>(o.generate), Sampling{}, nullptr, hooks.empty() ? nullptr : &hooks).tokens)
+          it.tokens.push_back(id);
+      }
+      if (!it.meta.is_object()) it.meta = it.meta.is_null() ? nlohmann::json::object() : nlohmann::json{{"meta", it.meta}};
+      it.meta["response_start"] = r0;
+      gp.continued = static_cast<int64_t>(i + 1);
+      if (progress && !progress(gp)) throw Cancelled();
+    }
+    acts.values.clear();
+  }
   std::vector<std::vector<int32_t>> item_ids;
   for (const PlannedItem& it : plan.items) item_ids.push_back(it.tokens);
   RunWriter w(o.output, std::move(plan), o.open);

@@ -22,6 +22,11 @@ namespace headscope {
 // (core/head_stats.h) it computed (needs AttnRecord::stats), or only those named in `only` when it is not empty.
 std::map<std::string, at::Tensor> run_item_stats(const ForwardResult& r, const std::vector<std::string>& only = {});
 
+// The token ids of every item of an existing run file at `path` (or of its interrupted replacement, which wins), by
+// item number; empty when there is none or it cannot be read. Jobs that make their items' tokens (continuations)
+// read them back from here when resuming.
+std::map<int64_t, std::vector<int32_t>> kept_item_tokens(const std::string& path);
+
 // What a run file says of its model (/model): path, family, architecture, config, checkpoint_sha256.
 nlohmann::json run_model_info(const Model& m, const std::string& model_path);
 
@@ -33,11 +38,17 @@ struct RecordOptions {
   nlohmann::json spec = nlohmann::json::array();  // interventions applied while recording (hooks/interventions.h)
   std::string mean_data;                  // prompts for mean ablation, when the spec has a mean-ablation entry
   ContextPolicy context;                  // prompts longer than the model's context: truncated, refused or run
+  int64_t generate = 0;                   // > 0: each prompt is first continued greedily (KV cache, under the
+                                          // interventions) by up to this many tokens; the item is prompt +
+                                          // continuation (meta "response_start"), its statistics those of every
+                                          // row, decode steps included (a resumed job reads the continuations back)
   int64_t items_per_part = 0;             // 0: the writer's default
   std::string command_line;               // stored in the file
 };
 
 struct RecordProgress {
+  int64_t continued = 0, to_continue = 0;  // with RecordOptions::generate: continuations made so far, to make
+                                          // (reported before recording starts, with done_now = 0)
   int64_t committed = 0, total = 0;       // items in the file (earlier jobs included), items planned
   int64_t done_now = 0, left_now = 0;     // items recorded by this call, still to record
   int64_t tokens = 0;                     // tokens recorded by this call

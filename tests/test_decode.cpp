@@ -11,6 +11,8 @@
 #include "hooks/interventions.h"
 #include "model/model.h"
 #include "planted_model.h"
+#include "runs/record.h"
+#include "store/run_file.h"
 #include "test_helpers.h"
 #include "testing.h"
 
@@ -127,4 +129,41 @@ TEST_CASE("sampling: seeded, follows softmax(logits / temperature), cut by top-p
   auto m = Model::load(testutil::stories260k());
   const auto prompt = m->tokenizer().encode("Once upon a time");
   CHECK(m->generate(prompt, 20, {0.8, 0.95, 123}).tokens == m->generate(prompt, 20, {0.8, 0.95, 123}).tokens);
+}
+
+TEST_CASE("record --generate keeps prompt + greedy continuation with the decode steps' statistics, and resumes", "[decode][store]") {
+  testutil::TempDir d;
+  const std::string model = testutil::stories260k();
+  auto m = Model::load(model);
+  const std::vector<PromptItem> prompts{{"Once upon a time", nullptr}, {"The little dog", nlohmann::json{{"id", 2}}}};
+  RecordOptions o;
+  o.output = d / "gen.h5";
+  o.stats = {"entropy", "max_prob"};
+  o.generate = 12;
+  int64_t seen = 0;
+  CHECK_THROWS_AS(record_run(*m, model, prompts, o, [&](const RecordProgress& p) { return p.to_continue > 0 || ++seen < 2; }), Cancelled);
+  o.open = RunOpen::resume;
+  record_run(*m, model, prompts, o);
+  RunReader r(o.output);
+  REQUIRE(r.status() == "complete");
+  for (int64_t i = 0; i < 2; ++i) {
+    const auto prompt = m->tokenizer().encode(prompts[i].text);
+    AttnRecord rec;
+    rec.stats = true;
+    const auto g = m->generate(prompt, 12, {}, &rec);
+    std::vector<int32_t> want = prompt;
+    want.insert(want.end(), g.tokens.begin(), g.tokens.end());
+    CHECK(r.tokens(i) == want);
+    CHECK(r.meta(i)["response_start"] == static_cast<int64_t>(prompt.size()));
+    // The stored row of each token the decoder read is that decode step's statistics.
+    const at::Tensor ent = r.stat("entropy", i);  // [T, L, H]
+    double worst = 0;
+    for (size_t s = 1; s < g.steps.size(); ++s) {
+      const int64_t row = static_cast<int64_t>(prompt.size() + s - 1);
+      for (int64_t l = 0; l < m->config().n_layers; ++l)
+        worst = std::max(worst, (ent[row][l] - g.steps[s].attn[l][kStatEntropy].select(1, 0)).abs().max().item<double>());
+    }
+    CHECK(worst < 1e-5);
+  }
+  CHECK(r.meta(1)["id"] == 2);  // the prompt's own meta, kept
 }
