@@ -32,6 +32,7 @@
 #include "probes/preplan.h"
 #include "probes/secondary_sinks.h"
 #include "probes/sinks.h"
+#include "probes/retrieval.h"
 #include "probes/score.h"
 #include "model/model.h"
 #include "runs/means.h"
@@ -588,7 +589,33 @@ struct ScoreFlags {
   uint64_t seed = 0;
   std::string output;
   bool force = false, resume = false;
+  // retrieval
+  std::string haystack, needles, retrieval_mode = "step", format = "auto";
+  int needle_count = 0, max_new = 50;
+  std::vector<int64_t> lengths;
+  std::vector<double> depths;
 };
+
+// The retrieval probe's options from the flags: the haystack file (default: the public-domain text the source tree
+// ships), the needles (the reference's, a file, or generated), the grid.
+RetrievalOptions retrieval_options(const ScoreFlags& f) {
+  RetrievalOptions o;
+  std::string path = f.haystack;
+  if (path.empty()) path = std::filesystem::exists(HEADSCOPE_HAYSTACK) ? HEADSCOPE_HAYSTACK : HEADSCOPE_HAYSTACK_INSTALLED;
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot read the haystack (pass --haystack FILE, a text file)");
+  o.haystack.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  o.haystack_name = std::filesystem::path(path).filename().string();
+  if (o.haystack.find_first_not_of(" \t\r\n") == std::string::npos) throw Error(path + ": the haystack is empty");
+  if (!f.needles.empty() && f.needle_count > 0) throw Error("--needles and --needle-count exclude each other");
+  if (!f.needles.empty()) o.needles = load_needles(f.needles);
+  if (f.needle_count > 0) o.needles = generated_needles(f.needle_count, f.seed);
+  if (f.retrieval_mode != "step" && f.retrieval_mode != "set") throw Error("--retrieval-mode must be step or set, not '" + f.retrieval_mode + "'");
+  o.set_mode = f.retrieval_mode == "set";
+  o.format = f.format;
+  o.lengths = f.lengths, o.depths = f.depths, o.max_new = f.max_new;
+  return o;
+}
 
 // One probe's heads ranked by its main score, with its other scores beside.
 void print_ranked(const ProbeResult& r, int top) {
@@ -683,8 +710,8 @@ json to_json(const ProbeResult& r, const std::vector<std::vector<std::string>>& 
 
 int cmd_score(const std::string& path, const ScoreFlags& f, const std::string& command_line, const Common& c) {
   for (const std::string& p : f.probes)
-    if (p != "induction" && p != "sinks" && p != "preplan" && p != "secondary")
-      throw Error("unknown probe '" + p + "' (known: induction, sinks, preplan, secondary)");
+    if (p != "induction" && p != "sinks" && p != "preplan" && p != "secondary" && p != "retrieval")
+      throw Error("unknown probe '" + p + "' (known: induction, sinks, preplan, secondary, retrieval)");
   auto wants = [&](const char* p) { return std::find(f.probes.begin(), f.probes.end(), p) != f.probes.end(); };
   for (const char* p : {"preplan", "secondary"})
     if (wants(p) && f.prompt.empty() && f.prompts.empty())
@@ -721,6 +748,8 @@ int cmd_score(const std::string& path, const ScoreFlags& f, const std::string& c
       owned.push_back(std::make_unique<SinkRateProbe>(std::move(items), o));
     } else if (p == "preplan") {
       owned.push_back(std::make_unique<PreplanProbe>(prompt_items(*m, prompts, f.response), f.preplan));
+    } else if (p == "retrieval") {
+      owned.push_back(std::make_unique<RetrievalProbe>(retrieval_options(f)));
     } else {
       owned.push_back(std::make_unique<SecondarySinkProbe>(prompt_items(*m, prompts, f.response), SecondarySinkOptions{}));
     }
@@ -893,10 +922,11 @@ int main(int argc, char** argv) {
   auto* score = app.add_subcommand("score", "Score every head with probes: induction (induction, previous-token and duplicate-token "
                                             "heads on repeated random tokens), sinks (the sink rate of Gu et al.), preplan (preplan and anchor tokens of the "
                                             "model's own continuation, Li et al.), secondary (primary and secondary sinks in "
-                                            "the residual stream, Wong et al.)");
+                                            "the residual stream, Wong et al.), retrieval (retrieval heads on needle-in-a-haystack "
+                                            "items, Wu et al.)");
   ScoreFlags sf;
   score->add_option("MODEL", model, "Checkpoint")->required();
-  score->add_option("--probe", sf.probes, "Probes to run: induction, sinks, preplan, secondary")->delimiter(',')->required();
+  score->add_option("--probe", sf.probes, "Probes to run: induction, sinks, preplan, secondary, retrieval")->delimiter(',')->required();
   score->add_option("--data", sf.data, "Prompts for the sinks probe on text (JSONL or text, one per line)");
   score->add_option("--top", sf.top, "Heads to list per probe")->capture_default_str()->check(positive_integer);
   score->add_option("--seed", sf.seed, "Seed of the random token data")->capture_default_str();
@@ -917,6 +947,20 @@ int main(int argc, char** argv) {
   score->add_flag("--resume", sf.resume, "Continue an interrupted job: score only the items the run file lacks")
       ->excludes(score_force)->needs("--output");
   score->add_option("--response", sf.response, "preplan, secondary: tokens of its greedy continuation")->capture_default_str()->check(positive_integer);
+  score->add_option("--haystack", sf.haystack, "retrieval: the haystack text (default: datasets/text/public_domain.txt)");
+  score->add_option("--needles", sf.needles, "retrieval: needles, JSONL {needle, question, answer} (default: the reference's three)");
+  score->add_option("--needle-count", sf.needle_count, "retrieval: generate this many needles instead (seeded with --seed)")
+      ->check(positive_integer);
+  score->add_option("--lengths", sf.lengths, "retrieval: context lengths in tokens (default: 20 from 1000 to min(50000, the context))")
+      ->delimiter(',')->check(positive_integer);
+  score->add_option("--depths", sf.depths, "retrieval: needle depths in percent (default: 0, 11, ..., 100)")->delimiter(',')
+      ->check(number_where("in [0, 100]", [](double x) { return x >= 0 && x <= 100; }));
+  score->add_option("--retrieval-mode", sf.retrieval_mode, "retrieval: step (copy events per needle token, the reference's code) or set")
+      ->capture_default_str();
+  score->add_option("--prompt-format", sf.format, "retrieval: auto (the model's chat template), plain, chatml, llama2, llama3")
+      ->capture_default_str();
+  score->add_option("--max-new", sf.max_new, "retrieval: tokens decoded per item at most (stops after a newline)")
+      ->capture_default_str()->check(positive_integer);
   score->add_option("--fai-horizon", sf.preplan.h_hi, "preplan: H_hi, the last query offset FAI counts (H_lo = 10)")->capture_default_str()
       ->check(positive_integer);
   score->add_flag("--fai-to-end", sf.preplan.to_end, "preplan: FAI over every later response row");

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
 #include <cmath>
 #include <filesystem>
 #include <cstdlib>
@@ -29,6 +30,13 @@ std::unique_ptr<Model> Model::load(const std::string& path, const ComputeDevice&
   } else {
     m->cfg_ = config_from_hf(ck.hf_config(), ck.folder() + "/config.json");
     if (!ck.hf_tokenizer().is_null()) m->tok_ = Tokenizer::from_hf_json(ck.hf_tokenizer(), ck.folder() + "/tokenizer.json");
+    // The chat template of an HF folder lives in tokenizer_config.json (a damaged one is ignored: it only names the
+    // prompt format).
+    std::ifstream tc(ck.folder() + "/tokenizer_config.json");
+    if (m->tok_ && tc) {
+      const nlohmann::json j = nlohmann::json::parse(tc, nullptr, false);
+      if (j.is_object() && j.contains("chat_template") && j["chat_template"].is_string()) m->tok_->set_chat_template(j["chat_template"]);
+    }
   }
   if (m->tok_ && m->tok_->vocab_size() > m->cfg_.vocab)
     throw Error(path + ": the tokenizer has " + std::to_string(m->tok_->vocab_size()) + " tokens but the model's vocabulary is " +
@@ -87,7 +95,7 @@ int32_t sample_token(const at::Tensor& logits, const Sampling& s, uint64_t& stat
 }
 
 Model::Generation Model::generate(const std::vector<int32_t>& ids, int n, const Sampling& sampling, const AttnRecord* record,
-                                  const ForwardHooks* hooks) const {
+                                  const ForwardHooks* hooks, const std::function<bool(int32_t)>& stop_after) const {
   at::NoGradGuard no_grad;
   Generation g;
   if (n <= 0) return g;
@@ -102,7 +110,7 @@ Model::Generation Model::generate(const std::vector<int32_t>& ids, int n, const 
     (i == 0 ? g.prefill_seconds : g.decode_seconds) += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (record) g.steps.push_back(std::move(r));
     g.tokens.push_back(next);
-    if (next == cfg_.eos_id) break;
+    if (next == cfg_.eos_id || (stop_after && stop_after(next))) break;
     step.assign(1, next);
   }
   return g;

@@ -3,6 +3,7 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -56,8 +57,9 @@ class Model {
     std::vector<ForwardResult> steps;  // with `record` only
     double prefill_seconds = 0, decode_seconds = 0;  // the prompt pass; every later step (one token each)
   };
+  // `stop_after(token)` returning true ends the generation after that token (as EOS does).
   Generation generate(const std::vector<int32_t>& ids, int n, const Sampling& sampling = {}, const AttnRecord* record = nullptr,
-                      const ForwardHooks* hooks = nullptr) const;
+                      const ForwardHooks* hooks = nullptr, const std::function<bool(int32_t)>& stop_after = nullptr) const;
 
  private:
   std::unique_ptr<Checkpoint> ck_;

@@ -146,6 +146,7 @@ struct Tokenizer::Impl {
   std::vector<Regex> splits;
   int32_t bos = -1, eos = -1, unk = -1;
   bool add_bos = false;
+  std::string chat_template;
   int32_t byte_token[256];
   mutable std::mutex cache_mu;
   mutable std::unordered_map<std::string, std::vector<int32_t>> cache;
@@ -523,6 +524,9 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gpt2_files(const std::string& encoder
   return t;
 }
 
+const std::string& Tokenizer::chat_template() const { return impl_->chat_template; }
+void Tokenizer::set_chat_template(const std::string& t) { impl_->chat_template = t; }
+
 std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const GgufFile& g) {
   auto m = std::make_unique<Impl>();
   const std::string where = g.name;
@@ -547,6 +551,8 @@ std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const GgufFile& g) {
   for (size_t i = 0; i < types.size(); ++i)
     if (types[i] == 2 || types[i] == 3 || types[i] == 4)  // unknown, control, user-defined: matched in text
       m->added.emplace_back(m->pieces[i], static_cast<int32_t>(i));
+  if (g.has("tokenizer.chat_template") && g.metadata["tokenizer.chat_template"].is_string())
+    m->chat_template = g.metadata["tokenizer.chat_template"].get<std::string>();
   m->bos = static_cast<int32_t>(g.get_int("tokenizer.ggml.bos_token_id", -1));
   m->eos = static_cast<int32_t>(g.get_int("tokenizer.ggml.eos_token_id", -1));
   m->unk = static_cast<int32_t>(g.get_int("tokenizer.ggml.unknown_token_id", -1));

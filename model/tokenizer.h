@@ -31,6 +31,9 @@ class Tokenizer {
   bool is_special(int32_t id) const;
   bool add_bos() const;
   std::string kind() const;  // "bpe" (byte-level) or "spm"
+  // The chat template the checkpoint carries (GGUF tokenizer.chat_template, HF tokenizer_config.json), or "".
+  const std::string& chat_template() const;
+  void set_chat_template(const std::string& t);
 
   struct Impl;
 

@@ -21,7 +21,8 @@ struct ProbeItem {
   std::vector<int32_t> tokens;   // the ids the probe runs (a prompt, before its continuation is added)
   std::string text;              // what they are (the prompt, or a description of generated data)
   nlohmann::json meta = nlohmann::json::object();
-  int64_t continue_tokens = 0;   // > 0: the model's greedy continuation of this many tokens is appended first
+  int64_t continue_tokens = 0;   // > 0: the model's greedy continuation of up to this many tokens is appended first
+  bool stop_at_newline = false;  // the continuation also ends after a token holding a newline
   int64_t response_start = 0;    // set when continued: the first token of the continuation
 };
 

@@ -89,7 +89,7 @@ std::vector<ProbeResult> score_probes(const Model& m, const std::vector<const Pr
   for (size_t k = 0; k < probes.size(); ++k)
     for (size_t i = 0; i < items[k].size(); ++i)
       if (items[k][i].continue_tokens > 0 && !kept_for(k, i, items[k][i]))
-        distinct.insert({items[k][i].tokens, items[k][i].continue_tokens});
+        distinct.insert({items[k][i].tokens, items[k][i].continue_tokens * 2 + items[k][i].stop_at_newline});
   const int64_t to_make = static_cast<int64_t>(distinct.size());
   int64_t made_n = 0;
   for (size_t k = 0; k < probes.size(); ++k)
@@ -103,12 +103,14 @@ std::vector<ProbeResult> score_probes(const Model& m, const std::vector<const Pr
       if (from_file) {
         all = *from_file;
       } else {
-        auto key = std::make_pair(it.tokens, n);
+        auto key = std::make_pair(it.tokens, n * 2 + it.stop_at_newline);
         auto done = made.find(key);
         if (done == made.end()) {
           report({"continuations", made_n, to_make});
           std::vector<int32_t> seq = it.tokens;
-          for (int32_t id : m.generate(it.tokens, static_cast<int>(n)).tokens) seq.push_back(id);
+          std::function<bool(int32_t)> stop;
+          if (it.stop_at_newline) stop = [&](int32_t id) { return m.tokenizer().token_text(id).find('\n') != std::string::npos; };
+          for (int32_t id : m.generate(it.tokens, static_cast<int>(n), Sampling{}, nullptr, nullptr, stop).tokens) seq.push_back(id);
           done = made.emplace(key, std::move(seq)).first;
           ++made_n;
         }

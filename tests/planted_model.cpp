@@ -48,10 +48,11 @@ void write_safetensors(const std::string& path, const std::map<std::string, Tens
   for (auto& [name, t] : tensors) out.write(reinterpret_cast<const char*>(t.data.data()), static_cast<std::streamsize>(t.data.size() * 4));
 }
 
-// One token per printable ASCII character (id = code); the others are placeholders, the last is <|endoftext|>.
+// One token per printable ASCII character and newline (id = code); the others are placeholders, the last is <|endoftext|>.
 void write_tokenizer(const std::string& dir) {
   nlohmann::json vocab = nlohmann::json::object();
-  for (int id = 0; id < kVocab - 1; ++id) vocab[id >= 32 && id < 127 ? std::string(1, static_cast<char>(id)) : "<unused" + std::to_string(id) + ">"] = id;
+  for (int id = 0; id < kVocab - 1; ++id)
+    vocab[(id >= 32 && id < 127) || id == '\n' ? std::string(1, static_cast<char>(id)) : "<unused" + std::to_string(id) + ">"] = id;
   const nlohmann::json tok = {
       {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", nlohmann::json::array()}}},
       {"added_tokens", {{{"id", kVocab - 1}, {"content", "<|endoftext|>"}, {"special", true}}}}};
@@ -113,7 +114,11 @@ std::string write_model(const std::string& dir) {
   return dir;
 }
 
-std::string write_induction_model(const std::string& dir) {
+std::string write_circuit_model(const std::string& dir, bool copier);
+std::string write_induction_model(const std::string& dir) { return write_circuit_model(dir, false); }
+std::string write_copy_model(const std::string& dir) { return write_circuit_model(dir, true); }
+
+std::string write_circuit_model(const std::string& dir, bool copier) {
   namespace I = induction;
   std::filesystem::create_directories(dir);
   write_config(dir, I::kModel, I::kHeads, I::kLayers);
@@ -156,6 +161,21 @@ std::string write_induction_model(const std::string& dir) {
     } else {
       // Induction: q = a V_t against k = R_s (the key's previous token).
       for (int c = 0; c < kVocab; ++c) W(V + c, q_col(I::kInductionHead, c)) = a, W(R + c, k_col(I::kInductionHead, c)) = 1.f;
+      if (copier) {
+        // Its value is the key's token code, (V_s - mu) / sigma; c_proj writes it back at 2 sigma: the unembedding
+        // (tied: the V code) then prefers the attended token to the current one.
+        const double D = I::kModel, mu = 3.0 / D, sigma = std::sqrt(3.0 / D - mu * mu + 1e-5);
+        for (int c = 0; c < kVocab; ++c) {
+          W(V + c, v_col(I::kInductionHead, c)) = 1.f;
+          proj.data[static_cast<size_t>(I::kInductionHead * I::kHeadDim + c) * I::kModel + V + c] = static_cast<float>(2 * sigma);
+        }
+        // The half head: the induction match, plus 2a on key 0 for odd query positions (a column reading the odd
+        // positions' codes against one reading position 0).
+        constexpr int kHalf = copy::kHalfHead;
+        for (int c = 0; c < kVocab; ++c) W(V + c, q_col(kHalf, c)) = a, W(R + c, k_col(kHalf, c)) = 1.f;
+        for (int p = 1; p < kPositions; p += 2) W(P + p, q_col(kHalf, kVocab)) = 2 * a;
+        W(P, k_col(kHalf, kVocab)) = 1.f;
+      }
     }
     t[pre + "attn.c_attn.weight"] = w, t[pre + "attn.c_attn.bias"] = bias;
     t[pre + "attn.c_proj.weight"] = proj, t[pre + "attn.c_proj.bias"] = proj_b;

@@ -39,6 +39,15 @@ constexpr int kDupHead = 1, kInductionHead = 1;  // layer 0, layer 1
 }  // namespace induction
 std::string write_induction_model(const std::string& dir);
 
+// The induction model made a copier (for retrieval heads, METRICS.md §1): layer 1's induction head also writes the
+// attended token's code, twice as strong as the current one, so greedy decoding continues a sequence seen before
+// ("#QZ7W3X" after a second "#"), each step's argmax key being the token it emits. Layer 1's uniform head becomes
+// kHalfHead: the induction match on even query positions, key 0 (BOS) on odd ones.
+namespace copy {
+constexpr int kCopyHead = 1, kBosHead = 2, kHalfHead = 3;  // layer 1
+}
+std::string write_copy_model(const std::string& dir);
+
 // A third planted GPT-2 whose residual stream holds planted attention sinks (Wong et al., METRICS.md §2b) in a
 // sink direction S beside the one-hot position and token codes; attention writes nothing, one MLP neuron per event
 // adds or removes 20 S for one token:

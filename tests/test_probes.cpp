@@ -171,7 +171,7 @@ TEST_CASE("headscope score ranks heads per probe, and refuses bad probe input in
   CHECK(toks[25]["waad"] == 1.0);  // the planted previous-token heads are the local ones
   std::ofstream(d / "short.txt") << "Once upon a time there was a little cat who liked to play in the park all day long\nHi\n";
   const std::pair<std::string, std::string> cases[] = {
-      {"score " + model + " --probe inductoin", "headscope: error: unknown probe 'inductoin' (known: induction, sinks, preplan, secondary)\n"},
+      {"score " + model + " --probe inductoin", "headscope: error: unknown probe 'inductoin' (known: induction, sinks, preplan, secondary, retrieval)\n"},
       {"score " + model + " --probe preplan", "headscope: error: the preplan probe needs --prompt TEXT or --prompts FILE (the model "
                                               "continues each with --response N tokens)\n"},
       {"score " + model + " --probe sinks", "headscope: error: the sinks probe on text needs --data FILE (prompts of at least "
