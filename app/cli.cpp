@@ -32,6 +32,7 @@
 #include "probes/preplan.h"
 #include "probes/secondary_sinks.h"
 #include "probes/sinks.h"
+#include "probes/niah_eval.h"
 #include "probes/retrieval.h"
 #include "probes/score.h"
 #include "model/model.h"
@@ -790,6 +791,108 @@ int cmd_score(const std::string& path, const ScoreFlags& f, const std::string& c
   return 0;
 }
 
+struct ExperimentFlags {
+  ScoreFlags grid;                           // haystack, needles, lengths, depths, max_new, format, seed, output
+  std::string scores, scores_probe = "retrieval", scores_key = "retrieval";
+  int top = 20, draws = 5;
+  std::vector<std::string> rank{"retrieval", "random"};
+  std::vector<double> keep{0.1, 0.25, 0.5};
+  int64_t sink = 4, window = 64;
+};
+
+// A [layer, head] score for ranking heads: from a run file's probe results, or the retrieval probe run here over the
+// experiment's grid with the reference's three detection needles.
+at::Tensor head_scores(const Model& m, const ExperimentFlags& f, const std::string& probe, const std::string& key, bool tty) {
+  if (!f.scores.empty()) {
+    RunReader r(f.scores);
+    const ProbeResult p = r.probe(probe);
+    auto it = p.scores.find(key);
+    if (it == p.scores.end()) throw Error(f.scores + ": the " + probe + " probe has no score '" + key + "'");
+    if (it->second.size(0) != m.config().n_layers || it->second.size(1) != m.config().n_heads)
+      throw Error(f.scores + ": its " + probe + " scores are for another model's heads");
+    return it->second;
+  }
+  if (probe != "retrieval" || key != "retrieval")
+    throw Error("ranking heads by " + probe + "/" + key + " needs --scores RUN (a run file with that probe's results)");
+  RetrievalOptions o = retrieval_options(f.grid);
+  if (f.grid.needles.empty() && f.grid.needle_count == 0) o.needles.clear();  // detection: the reference's needles
+  std::fprintf(stderr, "retrieval scores: the retrieval probe over the same grid first (no --scores given)\n");
+  const RetrievalProbe rp(o);
+  return run_probe(m, rp, [&](int64_t done, int64_t total) {
+           std::fprintf(stderr, tty ? "\rretrieval: %lld/%lld items   " : "retrieval: %lld/%lld items\n", static_cast<long long>(done),
+                        static_cast<long long>(total));
+           if (tty && done == total) std::fprintf(stderr, "\n");
+           return true;
+         }).scores.at("retrieval");
+}
+
+int cmd_experiment(const std::string& kind, const std::string& path, const ExperimentFlags& f, const std::string& command_line,
+                   const Common& c) {
+  auto m = Model::load(path, parse_device(c.device));
+  const bool tty = isatty(2);
+  RetrievalOptions grid = retrieval_options(f.grid);
+  if (f.grid.needles.empty() && f.grid.needle_count == 0) grid.needles = {eval_needle()};
+  std::vector<NiahEvalOptions> conditions;
+  json setup;
+  if (kind == "retrieval-masking") {
+    const at::Tensor r = head_scores(*m, f, f.scores_probe, f.scores_key, tty);
+    conditions = masking_conditions(m->config(), grid, r, f.top, f.draws, f.grid.seed);
+    setup = {{"top", f.top}, {"draws", f.draws}, {"seed", f.grid.seed}, {"scores", f.scores.empty() ? "computed" : f.scores}};
+  } else {
+    std::vector<std::pair<std::string, at::Tensor>> rankings;
+    for (const std::string& name : f.rank) {
+      if (name == "random") {
+        rankings.emplace_back("random", at::Tensor());
+      } else if (name == "retrieval") {
+        rankings.emplace_back("retrieval", head_scores(*m, f, f.scores_probe, f.scores_key, tty));
+      } else {
+        const size_t slash = name.find('/');
+        if (slash == std::string::npos) throw Error("--rank: '" + name + "' is not random, retrieval or PROBE/SCORE (e.g. induction/induction)");
+        rankings.emplace_back(name, head_scores(*m, f, name.substr(0, slash), name.substr(slash + 1), tty));
+      }
+    }
+    conditions = kv_budget_conditions(m->config(), grid, rankings, f.keep, f.sink, f.window, f.grid.seed);
+    setup = {{"rank", f.rank}, {"keep", f.keep}, {"sink", f.sink}, {"window", f.window}, {"seed", f.grid.seed}};
+  }
+  std::vector<std::unique_ptr<Probe>> owned;
+  std::vector<const Probe*> probes;
+  for (const NiahEvalOptions& o : conditions) owned.push_back(std::make_unique<NiahEvalProbe>(o)), probes.push_back(owned.back().get());
+  ScoreOptions so;
+  so.output = f.grid.output, so.model_path = path, so.command_line = command_line;
+  so.open = f.grid.force ? RunOpen::overwrite : f.grid.resume ? RunOpen::resume : RunOpen::create;
+  const std::vector<ProbeResult> results = score_probes(*m, probes, so, [&](const ScoreProgress& p) {
+    if (!tty && p.done != p.total && p.done % std::max<int64_t>(1, p.total / 5) != 0) return true;
+    std::fprintf(stderr, tty ? "\r%s: %lld/%lld items   " : "%s: %lld/%lld items\n", p.phase.c_str(), static_cast<long long>(p.done),
+                 static_cast<long long>(p.total));
+    if (tty && p.done == p.total) std::fprintf(stderr, "\n");
+    return true;
+  });
+  json out = json::array();
+  std::map<std::string, std::vector<double>> groups;  // "niah/random20" -> its draws
+  for (size_t k = 0; k < results.size(); ++k) {
+    const json& s = results[k].summary;
+    out.push_back({{"condition", results[k].name}, {"params", results[k].params}, {"summary", s}});
+    const std::string& name = results[k].name;
+    const size_t last = name.rfind('/');
+    if (name.rfind("niah/random", 0) == 0) groups[name.substr(0, last)].push_back(s["niah_rouge1"].get<double>());
+  }
+  if (c.json) return print_json({{"model", path}, {"experiment", kind}, {"setup", setup}, {"output", f.grid.output}, {"conditions", out}}), 0;
+  std::printf("%s on %s (%s): NIAH score = ROUGE-1 recall x 100 of the answer, mean over %zu items per condition\n", kind.c_str(),
+              path.c_str(), setup.dump().c_str(), results.empty() ? size_t{0} : results[0].items.size());
+  std::printf("  %-22s %6s %10s %9s\n", "condition", "heads", "NIAH", "KV kept");
+  for (const ProbeResult& r : results)
+    std::printf("  %-22s %6lld %10.2f %8.1f%%\n", r.name.c_str(), static_cast<long long>(r.summary["heads_changed"].get<int64_t>()),
+                r.summary["niah_rouge1"].get<double>(), 100.0 * r.summary["kv_fraction"].get<double>());
+  for (auto& [g, v] : groups) {
+    double mean = 0, var = 0;
+    for (double x : v) mean += x / static_cast<double>(v.size());
+    for (double x : v) var += (x - mean) * (x - mean) / std::max<double>(1.0, static_cast<double>(v.size()) - 1.0);
+    std::printf("  %-22s %6s %10.2f ± %.2f (mean ± sd over %zu draws)\n", g.c_str(), "", mean, std::sqrt(var), v.size());
+  }
+  if (!f.grid.output.empty()) std::printf("wrote %s\n", f.grid.output.c_str());
+  return 0;
+}
+
 std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
 }  // namespace
@@ -966,6 +1069,44 @@ int main(int argc, char** argv) {
   score->add_flag("--fai-to-end", sf.preplan.to_end, "preplan: FAI over every later response row");
   add_common(score, common);
 
+  auto* experiment = app.add_subcommand("experiment", "Experiments on needle-in-a-haystack accuracy with heads changed on decode steps");
+  experiment->require_subcommand(1);
+  ExperimentFlags ef;
+  auto add_grid = [&](CLI::App* cmd) {
+    cmd->add_option("MODEL", model, "Checkpoint")->required();
+    cmd->add_option("--haystack", ef.grid.haystack, "The haystack text (default: datasets/text/public_domain.txt)");
+    cmd->add_option("--needles", ef.grid.needles, "Needles, JSONL {needle, question, answer} (default: the reference's San Francisco needle)");
+    cmd->add_option("--lengths", ef.grid.lengths, "Context lengths in tokens (default: 20 from 1000 to min(50000, the context))")
+        ->delimiter(',')->check(positive_integer);
+    cmd->add_option("--depths", ef.grid.depths, "Needle depths in percent (default: 0, 11, ..., 100)")->delimiter(',')
+        ->check(number_where("in [0, 100]", [](double x) { return x >= 0 && x <= 100; }));
+    cmd->add_option("--max-new", ef.grid.max_new, "Tokens decoded per item at most (stops after a newline)")->capture_default_str()
+        ->check(positive_integer);
+    cmd->add_option("--prompt-format", ef.grid.format, "auto (the model's chat template), plain, chatml, llama2, llama3")->capture_default_str();
+    cmd->add_option("--seed", ef.grid.seed, "Seed of the random heads")->capture_default_str();
+    cmd->add_option("--scores", ef.scores, "A run file with probe results to rank heads by (default: run the retrieval probe first)");
+    cmd->add_option("--scores-probe", ef.scores_probe, "The probe in --scores")->capture_default_str();
+    cmd->add_option("--scores-key", ef.scores_key, "Its score")->capture_default_str();
+    cmd->add_option("-o,--output", ef.grid.output, "Run file for every condition's per-item results (.h5)");
+    auto* force = cmd->add_flag("--force", ef.grid.force, "Replace an existing run file")->needs("--output");
+    cmd->add_flag("--resume", ef.grid.resume, "Continue an interrupted job")->excludes(force)->needs("--output");
+    add_common(cmd, common);
+  };
+  auto* masking = experiment->add_subcommand("retrieval-masking", "NIAH with the top-K retrieval heads made uniform on decode steps, "
+                                                                   "against K random heads outside the top 100 and against none");
+  add_grid(masking);
+  masking->add_option("--top", ef.top, "K, the heads masked")->capture_default_str()->check(positive_integer);
+  masking->add_option("--draws", ef.draws, "Sets of random heads")->capture_default_str()->check(positive_integer);
+  auto* budget = experiment->add_subcommand("kv-budget", "NIAH with a fraction of heads keeping their whole KV cache and the rest only "
+                                                         "the first --sink keys and the last --window (StreamingLLM), per head ranking");
+  add_grid(budget);
+  budget->add_option("--rank", ef.rank, "Rankings: retrieval, random, or PROBE/SCORE from --scores (e.g. induction/induction)")
+      ->delimiter(',')->capture_default_str();
+  budget->add_option("--keep", ef.keep, "Fractions of heads that keep their whole cache")->delimiter(',')->capture_default_str()
+      ->check(number_where("in [0, 1]", [](double x) { return x >= 0 && x <= 1; }));
+  budget->add_option("--sink", ef.sink, "Keys kept at the start")->capture_default_str()->check(number_where(">= 0", [](double x) { return x >= 0; }));
+  budget->add_option("--window", ef.window, "Recent keys kept")->capture_default_str()->check(positive_integer);
+
   auto* inspect = app.add_subcommand("inspect", "Summarise a run file");
   inspect->add_option("RUN", model, "Run file (.h5)")->required();
   add_common(inspect, common);
@@ -996,6 +1137,11 @@ int main(int argc, char** argv) {
       std::string cl;
       for (int i = 0; i < argc; ++i) cl += (i ? " " : "") + std::string(argv[i]);
       return cmd_score(model, sf, cl, common);
+    }
+    if (*experiment) {
+      std::string cl;
+      for (int i = 0; i < argc; ++i) cl += (i ? " " : "") + std::string(argv[i]);
+      return cmd_experiment(*masking ? "retrieval-masking" : "kv-budget", model, ef, cl, common);
     }
     if (*attn) return cmd_attn(model, prompt, random_tokens, seed, head, top, stats, common);
   } catch (const ChoiceError& e) {

@@ -158,8 +158,14 @@ std::vector<Intervention> parse_spec(const json& spec_in, const ModelConfig& cfg
       iv.kind = K::act, iv.tau = f.number("tau", 0.1, false), iv.beta = f.number("beta", 0.4, false);
       if (!(iv.tau > 0.f) || !(iv.beta >= 0.f && iv.beta <= 1.f)) f.fail("needs tau > 0 and 0 <= beta <= 1");
       iv.heads = f.heads(true);
+    } else if (type == "kv_window") {
+      iv.kind = K::kv_window, iv.heads = f.heads(true);
+      const double sink = f.number("sink", 4, false), window = f.number("window", 64, false);
+      if (sink != std::floor(sink) || sink < 0 || sink > 1e9) f.fail("\"sink\" must be a whole number of keys >= 0");
+      if (window != std::floor(window) || window < 1 || window > 1e9) f.fail("\"window\" must be a whole number of keys >= 1");
+      iv.sink = static_cast<int64_t>(sink), iv.window = static_cast<int64_t>(window);
     } else {
-      throw Error(at + ": unknown type '" + escape_control(type) + "' (known: ablate, scale, patch, steer, uniform, attn_bias, act)");
+      throw Error(at + ": unknown type '" + escape_control(type) + "' (known: ablate, scale, patch, steer, uniform, attn_bias, act, kv_window)");
     }
     out.push_back(std::move(iv));
   }

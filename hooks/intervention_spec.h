@@ -14,6 +14,8 @@
 //     {"type": "attn_bias", "heads": ["3.1"], "keys": [0, -1], "bias": -5.0}  inside the kernel: logit bias on keys
 //     {"type": "act", "heads": ["3.1"], "tau": 0.1, "beta": 0.4}    inside the kernel: ACT attention calibration
 //                        (kernels/attention_act.h; tau and beta default to the paper's 0.1 and 0.4)
+//     {"type": "kv_window", "heads": ["3.1"], "sink": 4, "window": 64}  inside the kernel: the heads see only the
+//                        first `sink` keys and the `window` most recent ones (a compressed KV cache)
 //   ]}
 // Heads are "L.H" strings; positions and keys are token indices (negative counts from the end). Numbers must be
 // finite as float32. A bare list is the same as {"interventions": list}.
@@ -30,7 +32,7 @@ namespace headscope {
 
 // One checked entry of a spec.
 struct Intervention {
-  enum class Kind { ablate, mean_ablate, scale, patch, steer, uniform, attn_bias, act };
+  enum class Kind { ablate, mean_ablate, scale, patch, steer, uniform, attn_bias, act, kv_window };
   Kind kind = Kind::ablate;
   std::string where;                       // how errors name it: "intervention 2 (steer)"
   std::vector<std::pair<int, int>> heads;  // (layer, head); patch: optional, all heads when empty
@@ -42,6 +44,7 @@ struct Intervention {
   std::vector<int64_t> keys;               // attn_bias: key positions
   float bias = 0.f;                        // attn_bias
   float tau = 0.1f, beta = 0.4f;           // act
+  int64_t sink = 4, window = 64;           // kv_window
 };
 
 // Checks every entry of `spec` against the model's shape; Error naming the entry ("intervention 1 (ablate):

@@ -103,6 +103,14 @@ void install_interventions(const std::vector<Intervention>& spec, const ModelCon
       case K::act:  // ACT attention calibration: sink-like keys past the first scaled by beta, per row
         for (auto [l, h] : iv.heads) hooks.kernel_edits(l).act.emplace_back(h, iv.tau, iv.beta);
         break;
+      case K::kv_window:  // a compressed KV cache: the first keys and a recent window per head
+        for (auto [l, h] : iv.heads) {
+          KernelEdits& e = hooks.kernel_edits(l);
+          if (!e.kv_window.empty() && e.kv_sink != iv.sink)
+            throw Error(iv.where + ": layer " + std::to_string(l) + " already has kv_window heads with sink " + std::to_string(e.kv_sink));
+          e.kv_window.emplace_back(h, iv.window), e.kv_sink = iv.sink;
+        }
+        break;
     }
   }
 }

@@ -78,6 +78,11 @@ struct AttnInterventions {
   // row_bias[h, t] is added to the scores of keys s with row_bias_keys[h, s] != 0. Both or neither.
   const float* row_bias = nullptr;         // [H, T]
   const uint8_t* row_bias_keys = nullptr;  // [H, S]
+  // A key budget per head (StreamingLLM-style KV-cache compression): head h with head_window[h] > 0 sees only the
+  // keys s < sink_keys and the head_window[h] most recent ones, s > t - head_window[h] (t the query's absolute
+  // position); 0: every key. key_count ignores it (it counts for the heads without a budget).
+  const int32_t* head_window = nullptr;    // [H]
+  int64_t sink_keys = 0;
 };
 
 // CPU implementation: multi-threaded over heads and query blocks (LibTorch's thread pool).

@@ -95,6 +95,10 @@ inline void row_scores(const Ctx& c, int64_t h, const float* qrow, const float* 
   if (c.iv.key_padding)
     for (int j = 0; j < n; ++j)
       if (c.iv.key_padding[s0 + j]) sc[j] = -INFINITY;
+  if (c.iv.head_window && c.iv.head_window[h] > 0) {  // keys sink_keys .. t - window are out of the head's budget
+    const int64_t last_out = t_abs - c.iv.head_window[h];
+    for (int64_t j = std::max<int64_t>(c.iv.sink_keys - s0, 0); j < n && s0 + j <= last_out; ++j) sc[j] = -INFINITY;
+  }
 }
 
 // a[0..d) += sum_j p[j] * V[j] for the n value rows at vs (row stride vstride), in chunks of 32 features so that

@@ -41,10 +41,16 @@ ReferenceAttention attention_reference(const AttnShape& sh, const at::Tensor& q,
   if (iv.uniform)
     for (int64_t h = 0; h < sh.H; ++h)
       if (iv.uniform[h]) scores[h].zero_();
-  at::Tensor vis = visibility(sh, iv).unsqueeze(0);
+  at::Tensor vis = visibility(sh, iv).unsqueeze(0).repeat({sh.H, 1, 1});  // [H, T, S]
+  if (iv.head_window) {
+    at::Tensor t = positions(sh.T, sh.q_pos0).unsqueeze(1), s = positions(sh.S, 0).unsqueeze(0);
+    for (int64_t h = 0; h < sh.H; ++h)
+      if (iv.head_window[h] > 0)
+        vis[h] = vis[h] & ((s < static_cast<double>(iv.sink_keys)) | (s > t - static_cast<double>(iv.head_window[h])));
+  }
   scores = scores.masked_fill(at::logical_not(vis), -INFINITY);
   at::Tensor probs = at::softmax(scores, -1);
-  probs = at::where(vis.expand_as(probs), probs, at::zeros_like(probs));
+  probs = at::where(vis, probs, at::zeros_like(probs));
   probs = at::nan_to_num(probs, 0.0);  // rows that see nothing
   at::Tensor out = at::matmul(probs, vd);  // [H, T, d]
   if (iv.head_scale)

@@ -17,7 +17,14 @@ at::Tensor attend(const ModelConfig& c, int64_t layer, const at::Tensor& q, cons
   AttnInterventions iv;
   std::vector<uint8_t> uniform;
   std::vector<float> bias;
+  std::vector<int32_t> head_window;
   if (edits) {
+    if (!edits->kv_window.empty()) {
+      if (!edits->act.empty()) throw Error("a kv_window budget and ACT calibration cannot act on the same layer");
+      head_window.assign(H, 0);
+      for (auto [h, w] : edits->kv_window) head_window[h] = static_cast<int32_t>(w);
+      iv.head_window = head_window.data(), iv.sink_keys = edits->kv_sink;
+    }
     if (!edits->uniform_heads.empty()) {
       uniform.assign(H, 0);
       for (int h : edits->uniform_heads) uniform[h] = 1;
@@ -117,9 +124,10 @@ at::Tensor attend(const ModelConfig& c, int64_t layer, const at::Tensor& q, cons
     auto up = [&](const auto& v, at::ScalarType t) {
       return at::from_blob(const_cast<void*>(static_cast<const void*>(v.data())), {static_cast<int64_t>(v.size())}, t).to(q.device());
     };
-    at::Tensor d_uniform, d_bias, d_row_bias, d_row_keys, d_pattern_heads, d_query_mask, d_offsets, d_keys;
+    at::Tensor d_uniform, d_bias, d_row_bias, d_row_keys, d_pattern_heads, d_query_mask, d_offsets, d_keys, d_window;
     AttnInterventions div;
     if (iv.uniform) d_uniform = up(uniform, at::kByte), div.uniform = d_uniform.data_ptr<uint8_t>();
+    if (iv.head_window) d_window = up(head_window, at::kInt), div.head_window = d_window.data_ptr<int32_t>(), div.sink_keys = iv.sink_keys;
     if (iv.logit_bias) d_bias = up(bias, at::kFloat), div.logit_bias = d_bias.data_ptr<float>();
     if (iv.row_bias) {
       d_row_bias = up(row_bias, at::kFloat), d_row_keys = up(row_keys, at::kByte);

@@ -6,6 +6,7 @@
 
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 namespace headscope {
@@ -15,6 +16,8 @@ struct KernelEdits {
   std::vector<int> uniform_heads;                      // these heads attend uniformly to the keys they can see
   std::vector<std::tuple<int, int64_t, float>> bias;   // (head, key position, additive logit bias)
   std::vector<std::tuple<int, float, float>> act;      // (head, tau, beta): ACT calibration (kernels/attention_act.h)
+  std::vector<std::pair<int, int64_t>> kv_window;      // (head, window): only the first kv_sink keys and the window
+  int64_t kv_sink = 0;                                 //   most recent ones are seen (a compressed KV cache)
 };
 
 class ForwardHooks {

@@ -40,38 +40,45 @@ nlohmann::json RetrievalProbe::params() const {
           {"mode", o_.set_mode ? "set" : "step"}, {"rouge_threshold", o_.rouge_threshold}, {"reserve", o_.reserve}};
 }
 
-std::vector<ProbeItem> RetrievalProbe::items(const Model& m) const {
-  if (!m.has_tokenizer()) throw Error("the retrieval probe needs the model's tokenizer");
-  if (o_.max_new < 1) throw Error("the retrieval probe needs at least one token to decode");
-  if (!o_.given_items.empty()) {
-    std::vector<ProbeItem> out = o_.given_items;
-    for (ProbeItem& it : out) {
-      if (!it.meta.contains("answer") || !it.meta["answer"].is_string()) throw Error("a retrieval item needs its \"answer\" in its meta");
-      it.continue_tokens = o_.max_new, it.stop_at_newline = true;
-    }
-    return out;
+Needle eval_needle() {
+  return {"\nThe best thing to do in San Francisco is eat a sandwich and sit in Dolores Park on a sunny day.\n",
+          "What is the best thing to do in San Francisco?", "eat a sandwich and sit in Dolores Park on a sunny day"};
+}
+
+std::vector<ProbeItem> niah_items(const Model& m, const RetrievalOptions& o) {
+  if (!m.has_tokenizer()) throw Error("needle-in-a-haystack items need the model's tokenizer");
+  if (!o.given_items.empty()) {
+    for (const ProbeItem& it : o.given_items)
+      if (!it.meta.contains("answer") || !it.meta["answer"].is_string()) throw Error("a needle item needs its \"answer\" in its meta");
+    return o.given_items;
   }
-  if (o_.haystack.empty()) throw Error("the retrieval probe needs a haystack text");
+  if (o.haystack.empty()) throw Error("needle-in-a-haystack items need a haystack text");
+  const RetrievalProbe grid(o);
   const Tokenizer& t = m.tokenizer();
-  const std::string format = o_.format == "auto" ? prompt_format(m) : o_.format;
+  const std::string format = o.format == "auto" ? prompt_format(m) : o.format;
   NiahTokenizer tok{[&](const std::string& s) { return t.encode(s, false); }, [&](const std::vector<int32_t>& ids) { return t.decode(ids); },
                     [&](int32_t id) { return t.token_text(id); }};
   std::vector<ProbeItem> out;
-  const auto needles = o_.needles.empty() ? paper_needles() : o_.needles;
+  const auto needles = o.needles.empty() ? paper_needles() : o.needles;
   for (size_t k = 0; k < needles.size(); ++k)
-    for (int64_t length : lengths_for(m))
-      for (double depth : depths()) {
-        const NiahItem n = make_niah_item(o_.haystack, needles[k], length, depth, format, tok, o_.reserve);
+    for (int64_t length : grid.lengths_for(m))
+      for (double depth : grid.depths()) {
+        const NiahItem n = make_niah_item(o.haystack, needles[k], length, depth, format, tok, o.reserve);
         ProbeItem it;
         it.tokens = t.encode(n.prompt);
         it.text = n.prompt;
         it.meta = {{"needle", k}, {"length", length}, {"depth", depth}, {"answer", needles[k].answer}, {"insertion", n.insertion}};
-        it.continue_tokens = o_.max_new;
-        it.stop_at_newline = true;
         std::vector<int32_t> ids = it.tokens;
-        fit_context(m.config(), ids, ContextPolicy{}, "the needle item of " + std::to_string(length) + " tokens", o_.max_new);
+        fit_context(m.config(), ids, ContextPolicy{}, "the needle item of " + std::to_string(length) + " tokens", o.max_new);
         out.push_back(std::move(it));
       }
+  return out;
+}
+
+std::vector<ProbeItem> RetrievalProbe::items(const Model& m) const {
+  if (o_.max_new < 1) throw Error("the retrieval probe needs at least one token to decode");
+  std::vector<ProbeItem> out = niah_items(m, o_);
+  for (ProbeItem& it : out) it.continue_tokens = o_.max_new, it.stop_at_newline = true;
   return out;
 }
 

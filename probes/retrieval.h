@@ -44,6 +44,7 @@ class RetrievalProbe : public Probe {
   // The grid actually used with this model (defaults filled in, lengths capped at its context).
   std::vector<int64_t> lengths_for(const Model& m) const;
   std::vector<double> depths() const;
+  const RetrievalOptions& options() const { return o_; }
 
  private:
   RetrievalOptions o_;
@@ -51,5 +52,11 @@ class RetrievalProbe : public Probe {
 
 // The prompt format of a model: its chat template's ("chatml", "llama2", "llama3") or "plain".
 std::string prompt_format(const Model& m);
+
+// The needle-in-a-haystack items of a grid (needles x lengths x depths, lengths capped at the model's context), with
+// meta {needle, length, depth, answer, insertion}; given_items when set. Nothing decoded yet.
+std::vector<ProbeItem> niah_items(const Model& m, const RetrievalOptions& o);
+// The reference's masking evaluation needle (needle_in_haystack_with_mask.py): San Francisco, Dolores Park.
+Needle eval_needle();
 
 }  // namespace headscope

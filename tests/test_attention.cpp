@@ -88,6 +88,7 @@ void check_case(const Case& cs, const Impl& impl, uint64_t seed, bool interventi
   std::vector<float> head_scale(cs.H), bias(cs.H * cs.S);
   std::vector<uint8_t> uniform(cs.H, 0), padding(cs.S, 0), row_keys(cs.H * cs.S, 0);
   std::vector<float> row_bias(cs.H * cs.T);
+  std::vector<int32_t> head_window(cs.H, 0);
   AttnInterventions iv;
   if (interventions) {
     for (int64_t h = 0; h < cs.H; ++h) head_scale[h] = h == 0 ? 0.f : 0.5f + 0.1f * h;
@@ -100,6 +101,9 @@ void check_case(const Case& cs, const Impl& impl, uint64_t seed, bool interventi
     std::copy(rb.data_ptr<float>(), rb.data_ptr<float>() + rb.numel(), row_bias.begin());
     for (int64_t i = 0; i < cs.H * cs.S; ++i) row_keys[i] = (i * 5) % 11 < 3;
     iv.row_bias = row_bias.data(), iv.row_bias_keys = row_keys.data();
+    // A key budget on every other head: the first 2 keys and a window of 3 + h recent ones.
+    for (int64_t h = 0; h < cs.H; h += 2) head_window[h] = static_cast<int32_t>(3 + h);
+    iv.head_window = head_window.data(), iv.sink_keys = 2;
   }
   std::vector<int32_t> sinks{0};
   if (cs.S > 5) sinks.push_back(static_cast<int32_t>(cs.S / 2));

@@ -11,6 +11,7 @@
 #include "datasets/niah.h"
 #include "model/model.h"
 #include "planted_model.h"
+#include "probes/niah_eval.h"
 #include "probes/retrieval.h"
 #include "probes/score.h"
 #include "test_helpers.h"
@@ -145,4 +146,56 @@ TEST_CASE("the Porter stemmer gives NLTK's stem for every word of the public-dom
       if (++wrong <= 10) UNSCOPED_INFO(word << ": " << porter_stem(word) << ", NLTK " << stem.get<std::string>());
     }
   CHECK(wrong == 0);
+}
+
+TEST_CASE("NIAH with heads changed on decode steps: masking the copy head or cutting its cache breaks the copy", "[retrieval][planted]") {
+  namespace C = planted::copy;
+  testutil::TempDir d;
+  auto m = Model::load(planted::write_copy_model(d / "copy"));
+  ProbeItem it;
+  it.tokens = m->tokenizer().encode("ab cd. #QZ7W3X\nef gh. #", false);  // 23 tokens; the needle at 8..13
+  it.meta = {{"answer", "QZ7W3X"}};
+  NiahEvalOptions o;
+  o.grid.given_items = {it};
+  o.grid.max_new = 12;
+  auto score = [&](const std::string& change, std::vector<std::pair<int, int>> heads, int64_t window) {
+    NiahEvalOptions c = o;
+    c.label = "t", c.change = change, c.heads = std::move(heads), c.window = window, c.sink = 1;
+    return run_probe(*m, NiahEvalProbe(c)).items.at(0).scalars;
+  };
+  CHECK(score("none", {}, 0).at("rouge1") == 100.0);
+  CHECK(score("uniform", {{1, C::kCopyHead}}, 0).at("rouge1") == 0.0);  // the copier's attention spread: nothing copied
+  CHECK(score("uniform", {{1, C::kBosHead}}, 0).at("rouge1") == 100.0);  // another head: no harm
+  // A budget of key 0 and the last 2 keys hides the needle from the copy head; a window of 30 keeps it.
+  const auto cut = score("kv_window", {{1, C::kCopyHead}}, 2), kept = score("kv_window", {{1, C::kCopyHead}}, 30);
+  CHECK(cut.at("rouge1") == 0.0);
+  CHECK(kept.at("rouge1") == 100.0);
+  // KV kept: 7 of 8 heads (no GQA here) hold all T tokens, the budgeted one 1 + 2; T = 23 + the tokens generated.
+  const double T = 23 + cut.at("generated");
+  CHECK(std::fabs(cut.at("kv_fraction") - (7 * T + 3) / (8 * T)) < 1e-12);
+}
+
+TEST_CASE("experiment conditions: top-K by score, random heads outside the top, kept fractions of a ranking", "[retrieval]") {
+  testutil::TempDir d;
+  auto m = Model::load(planted::write_copy_model(d / "copy"));
+  at::Tensor score = at::zeros({2, 4}, at::kDouble);
+  score[1][1] = 1.0, score[1][3] = 0.5, score[0][0] = 0.25;
+  const auto masking = masking_conditions(m->config(), RetrievalOptions{}, score, 2, 3, 11);
+  REQUIRE(masking.size() == 5);
+  CHECK(masking[0].label == "niah/none");
+  CHECK(masking[1].label == "niah/top2");
+  CHECK(masking[1].heads == std::vector<std::pair<int, int>>{{1, 1}, {1, 3}});
+  for (int k = 2; k < 5; ++k) {
+    CHECK(masking[k].heads.size() == 2);
+    // 8 heads, 2 masked: the top 6 are excluded, so the draws come from the last two of the ranking.
+    for (auto h : masking[k].heads) CHECK((h == std::pair<int, int>{1, 0} || h == std::pair<int, int>{1, 2}));
+  }
+  const auto kv = kv_budget_conditions(m->config(), RetrievalOptions{}, {{"retrieval", score}, {"random", at::Tensor()}}, {0.25, 1.0}, 4, 64, 5);
+  REQUIRE(kv.size() == 5);
+  CHECK(kv[1].label == "kv/retrieval/0.25");
+  CHECK(kv[1].heads.size() == 6);  // ceil(0.25 x 8) = 2 heads keep their cache: (1, 1) and (1, 3)
+  CHECK(std::find(kv[1].heads.begin(), kv[1].heads.end(), std::pair<int, int>{1, 1}) == kv[1].heads.end());
+  CHECK(kv[2].heads.empty());  // keep 1.0: nothing budgeted
+  CHECK(kv[3].label == "kv/random/0.25");
+  CHECK(kv[3].heads.size() == 6);
 }

@@ -46,7 +46,8 @@ __device__ void tile_scores(const DevArgs& a, int64_t h, const float* qrow, cons
       if (a.iv.logit_bias) s += a.iv.logit_bias[h * a.sh.S + s0 + j];
       if (a.iv.row_bias && a.iv.row_bias_keys[h * a.sh.S + s0 + j]) s += a.iv.row_bias[h * a.sh.T + (t_abs - a.sh.q_pos0)];
     }
-    const bool vis = key_visible(t_abs, s0 + j, a.sh.window) && !(a.iv.key_padding && a.iv.key_padding[s0 + j]);
+    const bool budget_out = a.iv.head_window && a.iv.head_window[h] > 0 && s0 + j >= a.iv.sink_keys && s0 + j <= t_abs - a.iv.head_window[h];
+    const bool vis = key_visible(t_abs, s0 + j, a.sh.window) && !(a.iv.key_padding && a.iv.key_padding[s0 + j]) && !budget_out;
     sc[j] = vis ? s : -INFINITY;
   }
 }
@@ -306,6 +307,7 @@ bool attention_cuda_from_host(const AttnShape& sh, const float* q, const float* 
   div.key_padding = buf.upload(iv.key_padding, sh.S);
   div.row_bias = buf.upload(iv.row_bias, ht);
   div.row_bias_keys = buf.upload(iv.row_bias_keys, hs);
+  div.head_window = buf.upload(iv.head_window, sh.H), div.sink_keys = iv.sink_keys;
   if (nsets && nkeys == 0) ds.keyset_keys = ds.keyset_mass ? reinterpret_cast<const int32_t*>(ds.keyset_mass) : nullptr;  // no key listed: never read
   if (!dq || !dk || !dv || !dout || (npat && (!ds.pattern || !ds.pattern_heads)) ||
       (nsets && (!ds.keyset_offsets || !ds.keyset_keys || !ds.keyset_mass)))
