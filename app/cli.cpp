@@ -603,11 +603,8 @@ RetrievalOptions retrieval_options(const ScoreFlags& f) {
   RetrievalOptions o;
   std::string path = f.haystack;
   if (path.empty()) path = std::filesystem::exists(HEADSCOPE_HAYSTACK) ? HEADSCOPE_HAYSTACK : HEADSCOPE_HAYSTACK_INSTALLED;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(path + ": cannot read the haystack (pass --haystack FILE, a text file)");
-  o.haystack.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  o.haystack = read_haystack(path);
   o.haystack_name = std::filesystem::path(path).filename().string();
-  if (o.haystack.find_first_not_of(" \t\r\n") == std::string::npos) throw Error(path + ": the haystack is empty");
   if (!f.needles.empty() && f.needle_count > 0) throw Error("--needles and --needle-count exclude each other");
   if (!f.needles.empty()) o.needles = load_needles(f.needles);
   if (f.needle_count > 0) o.needles = generated_needles(f.needle_count, f.seed);

@@ -3,10 +3,12 @@
 
 #include <cmath>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/random.h"
+#include "core/text.h"
 
 namespace headscope {
 
@@ -53,6 +55,16 @@ std::vector<Needle> load_needles(const std::string& path) {
   }
   if (out.empty()) throw Error(path + ": no needles");
   return out;
+}
+
+std::string read_haystack(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(path + ": cannot read the haystack (give a text file)");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (text.find_first_not_of(" \t\r\n") == std::string::npos) throw Error(path + ": the haystack is empty");
+  if (const size_t bad = utf8_error_offset(text); bad != std::string::npos)
+    throw Error(path + ": the haystack is not valid UTF-8 (byte " + std::to_string(bad) + "); give a UTF-8 text file");
+  return text;
 }
 
 std::vector<int64_t> linspace_round(double lo, double hi, int n) {

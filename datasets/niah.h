@@ -23,6 +23,9 @@ std::vector<Needle> generated_needles(int count, uint64_t seed);
 // Needles from JSONL: {"needle", "question", "answer"} per line ("real_needle" is accepted for "answer").
 std::vector<Needle> load_needles(const std::string& path);
 
+// A haystack text file: Error (naming the file) when it cannot be read, is empty or is not valid UTF-8.
+std::string read_haystack(const std::string& path);
+
 // The reference's grids: round(linspace(lo, hi, n)) (as numpy rounds: half to even).
 std::vector<int64_t> linspace_round(double lo, double hi, int n);
 

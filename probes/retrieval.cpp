@@ -17,8 +17,11 @@ std::string prompt_format(const Model& m) { return m.has_tokenizer() ? chat_form
 std::vector<int64_t> RetrievalProbe::lengths_for(const Model& m) const {
   std::vector<int64_t> l = o_.lengths;
   const int64_t ctx = m.config().context;
-  if (l.empty()) l = linspace_round(1000, static_cast<double>(std::min<int64_t>(50000, ctx)), 20);
-  for (int64_t& x : l) x = std::min(x, ctx);
+  if (l.empty()) l = linspace_round(std::min<int64_t>(1000, ctx), static_cast<double>(std::min<int64_t>(50000, ctx)), 20);  // capped
+  for (int64_t x : l)
+    if (x > ctx)
+      throw Error("a context length of " + std::to_string(x) + " tokens is beyond this model's context of " + std::to_string(ctx) +
+                  " tokens (give --lengths up to " + std::to_string(ctx) + ")");
   std::sort(l.begin(), l.end());
   l.erase(std::unique(l.begin(), l.end()), l.end());
   return l;

@@ -199,3 +199,31 @@ TEST_CASE("experiment conditions: top-K by score, random heads outside the top, 
   CHECK(kv[3].label == "kv/random/0.25");
   CHECK(kv[3].heads.size() == 6);
 }
+
+TEST_CASE("score --probe retrieval refuses bad haystacks, needles past the budget and lengths past the context in one line",
+          "[retrieval][cli]") {
+  testutil::TempDir d;
+  const std::string model = testutil::shell_quote(planted::write_copy_model(d / "copy"));
+  std::ofstream(d / "bad.txt", std::ios::binary) << "Once upon a time \xff\xfe there was";
+  std::ofstream(d / "empty.txt") << "  \n";
+  std::ofstream(d / "ok.txt") << "The cat sat. The dog ran. ";
+  const std::pair<std::string, std::string> cases[] = {
+      {"--haystack " + (d / "bad.txt") + " --lengths 50",
+       "headscope: error: " + (d / "bad.txt") + ": the haystack is not valid UTF-8 (byte 17); give a UTF-8 text file\n"},
+      {"--haystack " + (d / "empty.txt"), "headscope: error: " + (d / "empty.txt") + ": the haystack is empty\n"},
+      {"--haystack " + (d / "nowhere.txt"), "headscope: error: " + (d / "nowhere.txt") + ": cannot read the haystack (give a text file)\n"},
+      {"--haystack " + (d / "ok.txt") + " --lengths 100",
+       "headscope: error: a context length of 100 tokens is beyond this model's context of 72 tokens (give --lengths up to 72)\n"},
+      {"--haystack " + (d / "ok.txt") + " --lengths 72",
+       "headscope: error: a context of 72 tokens leaves no room for a haystack (200 reserved for the question and answer, 174 for "
+       "the needle)\n"},
+      {"--haystack " + (d / "ok.txt") + " --retrieval-mode sets", "headscope: error: --retrieval-mode must be step or set, not 'sets'\n"},
+  };
+  for (const auto& [args, expect] : cases) {
+    const auto r = testutil::run_cli("score " + model + " --probe retrieval " + args);
+    INFO(args);
+    CHECK(r.code == 1);
+    CHECK(r.err == expect);
+    CHECK(r.out.empty());
+  }
+}
