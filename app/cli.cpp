@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <set>
 #include <fstream>
 #include <cstdio>
 #include <iostream>
@@ -615,6 +616,19 @@ RetrievalOptions retrieval_options(const ScoreFlags& f) {
   return o;
 }
 
+// A JSON value shortened for one line of text: long strings cut, long lists and objects counted (--json has them
+// whole).
+json brief(const json& j) {
+  if (j.is_string() && j.get<std::string>().size() > 48) return j.get<std::string>().substr(0, 45) + "...";
+  if (j.is_array() && j.size() > 8) return std::to_string(j.size()) + " entries";
+  if (j.is_array() || j.is_object()) {
+    json out = j;
+    for (auto& v : out) v = brief(v);
+    return out;
+  }
+  return j;
+}
+
 // One probe's heads ranked by its main score, with its other scores beside.
 void print_ranked(const ProbeResult& r, int top) {
   const at::Tensor key = r.scores.at(r.rank_by);
@@ -624,7 +638,7 @@ void print_ranked(const ProbeResult& r, int top) {
   std::stable_sort(order.begin(), order.end());
   json summary = r.summary;
   summary.erase("flagged");
-  std::printf("%s: %s (params %s)\n", r.name.c_str(), summary.dump().c_str(), r.params.dump().c_str());
+  std::printf("%s: %s (params %s)\n", r.name.c_str(), brief(summary).dump().c_str(), brief(r.params).dump().c_str());
   std::printf("  %-6s", "head");
   for (auto& [name, t] : r.scores) std::printf(" %12s", name.c_str());
   std::printf("\n");
@@ -653,6 +667,22 @@ void print_probe_details(const ProbeResult& r, const std::vector<std::vector<std
                   ("'" + escape_control(t["text"].get<std::string>()) + "'").c_str(), t["kind"].get<std::string>().c_str(),
                   static_cast<long long>(t["l_start"].get<int64_t>()), static_cast<long long>(t["lifetime"].get<int64_t>()),
                   t["sink_score"].get<double>(), t["mlp_alignment"].get<double>());
+  }
+  if (r.summary.contains("by_length_depth")) {  // NIAH: ROUGE-1 recall x 100 by context length (rows) and depth
+    std::map<int64_t, std::map<double, double>> grid;
+    std::set<double> depths;
+    for (const json& e : r.summary["by_length_depth"]) {
+      grid[e["length"].get<int64_t>()][e["depth"].get<double>()] = e["rouge1"].get<double>();
+      depths.insert(e["depth"].get<double>());
+    }
+    std::printf("  NIAH ROUGE-1 recall x 100 (mean %.1f), length x depth %%:\n  %8s", r.summary.value("niah_rouge1", 0.0), "");
+    for (double dp : depths) std::printf(" %7g", dp);
+    std::printf("\n");
+    for (auto& [len, row] : grid) {
+      std::printf("  %8lld", static_cast<long long>(len));
+      for (double dp : depths) row.count(dp) ? std::printf(" %7.1f", row[dp]) : std::printf(" %7s", "-");
+      std::printf("\n");
+    }
   }
   if (r.name == "preplan" && !item_texts.empty()) {
     std::printf("  tokens (prompt ||| response; [P preplan], [A anchor]):\n");
@@ -759,6 +789,7 @@ int cmd_score(const std::string& path, const ScoreFlags& f, const std::string& c
   o.open = f.force ? RunOpen::overwrite : f.resume ? RunOpen::resume : RunOpen::create;
   const bool tty = isatty(2);
   bool told_resume = false;
+  const auto t0 = std::chrono::steady_clock::now();
   const std::vector<ProbeResult> results = score_probes(*m, probes, o, [&](const ScoreProgress& p) {
     if (p.resumed && !told_resume) {
       std::fprintf(stderr, "resuming %s: %lld items already scored\n", f.output.c_str(), static_cast<long long>(p.kept));
@@ -783,8 +814,10 @@ int cmd_score(const std::string& path, const ScoreFlags& f, const std::string& c
     out.push_back(to_json(r, texts));
     if (!c.json) print_ranked(r, f.top), print_probe_details(r, texts);
   }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!f.output.empty() && !c.json) std::printf("wrote %s\n", f.output.c_str());
-  if (c.json) print_json({{"model", path}, {"output", f.output}, {"probes", out}});
+  if (!c.json) std::printf("%.1f s (model load excluded)\n", seconds);
+  if (c.json) print_json({{"model", path}, {"output", f.output}, {"seconds", seconds}, {"probes", out}});
   return 0;
 }
 

@@ -50,11 +50,11 @@ Each measurement is a fresh child (subprocess.Popen) reaped with os.wait4(pid), 
 alone (unlike getrusage(RUSAGE_CHILDREN), which is cumulative and a max over all children). Linux caveat: at
 exec() the kernel folds the pre-exec address space's high-water RSS into the child's ru_maxrss, and that
 address space is a copy of (or, with vfork, is) this parent's. The parent therefore imports nothing heavy (no
-torch, numpy or gguf: layer/head counts come from a tiny GGUF header reader; its helpers shared with
-prompt_speed.py, in bench/benchlib.py, are standard library only) and stays at ~10 MiB; that floor is measured
-(a /bin/true child) and printed. The HF child also reports its own VmHWM from /proc/self/status (no floor) as a
-cross-check, plus its RSS high-water after the model load, so one can see whether the peak came
-from loading or from the attention maps.
+torch, numpy or gguf: layer/head counts come from a tiny GGUF header reader; its helpers in bench/benchlib.py,
+shared with the other bench scripts, the child runner included, are standard library only) and stays at ~10 MiB;
+that floor is measured (a /bin/true child) and printed. The HF child also reports its own VmHWM from
+/proc/self/status (no floor) as a cross-check, plus its RSS high-water after the model load, so one can see
+whether the peak came from loading or from the attention maps.
 
 Never the OOM killer
 --------------------
@@ -96,29 +96,23 @@ import argparse
 import json
 import os
 import platform
-import resource
-import signal
 import struct
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench/benchlib.py, from any working directory
 from benchlib import (  # noqa: E402
-    CpuMonitor, cpu_model, engine_set, loads_json_lenient, module_version, parse_tokens, wait_until_idle, write_json_text,
+    GIB, add_child_options, check_child_options, child_env, child_main, classify_failure, cpu_model, is_noisy,
+    last_lines, loads_json_lenient, mem_total_gib, model_parser, module_version, parse_tokens,
+    print_machine_and_caps, proc_status_kib, process_fields, read_json_file, run_child, spawn_floor_bytes,
+    wait_until_idle, write_json_text,
 )
 
-DEFAULT_MODEL = "~/.cache/headscope/SmolLM2-135M-Instruct.Q4_1.gguf"
 DEFAULT_TOKENS = [512, 2048, 8192, 16384, 32768]
 ENGINES = ("hf", "headscope")
-ENGINE_ALIASES = {"hf": "hf", "transformers": "hf", "torch": "hf", "headscope": "headscope"}
-GIB = 1024.0**3
-MIB = 1024.0**2
 NOISY_SHARE = 0.10
-HF_OOM_EXIT = 3  # the HF child's exit code for a caught allocation failure
 
 
 def log(msg: str) -> None:
@@ -224,84 +218,7 @@ def hf_estimate_bytes(dims: dict, t: int) -> int:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# machine memory (CPU model, versions and other processes' load: benchlib.py)
-
-
-def mem_total_gib() -> float | None:
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024 / GIB
-    except OSError:
-        pass
-    return None
-
-
-# --------------------------------------------------------------------------------------------------------------
-# one child process, its own rusage
-
-
-def run_child(cmd: list[str], cap_bytes: int | None, timeout_s: float, env: dict | None = None) -> dict:
-    """Runs cmd in a fresh process (own session) under RLIMIT_AS = cap_bytes; reaps it with os.wait4.
-
-    Returns rc / signal, peak RSS in bytes (ru_maxrss), wall seconds, CPU seconds, stdout, stderr, timed_out
-    and the CPU share other processes used meanwhile."""
-
-    def limit() -> None:  # between fork and exec: the child is capped from its first instruction
-        if cap_bytes:
-            resource.setrlimit(resource.RLIMIT_AS, (cap_bytes, cap_bytes))
-
-    with tempfile.TemporaryFile() as out_f, tempfile.TemporaryFile() as err_f:
-        mon = CpuMonitor()
-        mon.start()
-        t0 = time.perf_counter()
-        try:
-            proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=out_f, stderr=err_f, env=env,
-                preexec_fn=limit if cap_bytes else None, start_new_session=True,
-            )
-        except OSError as e:
-            return {"error": f"cannot start {cmd[0]}: {e}"}
-        timed_out = threading.Event()
-
-        def kill() -> None:
-            timed_out.set()
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except OSError:
-                pass
-
-        timer = threading.Timer(timeout_s, kill)
-        timer.start()
-        try:
-            while True:
-                try:
-                    _, status, ru = os.wait4(proc.pid, 0)
-                    break
-                except InterruptedError:
-                    continue
-        finally:
-            timer.cancel()
-        wall = time.perf_counter() - t0
-        other = mon.stop()
-        proc.returncode = os.waitstatus_to_exitcode(status)  # keep Popen from reaping it again
-        out_f.seek(0)
-        err_f.seek(0)
-        stdout = out_f.read().decode("utf-8", errors="replace")
-        stderr = err_f.read().decode("utf-8", errors="replace")
-    res = {
-        "rc": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
-        "signal": signal.Signals(os.WTERMSIG(status)).name if os.WIFSIGNALED(status) else None,
-        "peak_rss_bytes": ru.ru_maxrss * 1024,  # Linux: KiB
-        "wall_s": wall,
-        "cpu_s": ru.ru_utime + ru.ru_stime,
-        "timed_out": timed_out.is_set(),
-        "other_cpu_share": other,
-        "stdout": stdout,
-        "stderr": stderr,
-    }
-    return res
+# a quiet machine before each child (running a child, its rusage and failure kinds, the machine: benchlib.py)
 
 
 def wait_idle(max_wait_s: float) -> float | None:
@@ -310,65 +227,12 @@ def wait_idle(max_wait_s: float) -> float | None:
                            "the CPU after {max_wait_s:.0f} s; measuring anyway")
 
 
-def spawn_floor_bytes() -> int:
-    """ru_maxrss of a child that does nothing: the part of every child's figure inherited from this parent."""
-    r = run_child(["/bin/true"], cap_bytes=1 << 40, timeout_s=30)
-    return int(r.get("peak_rss_bytes", 0))
-
-
-_OOM_MARKERS = ("can't allocate memory", "cannot allocate memory", "memoryerror", "bad_alloc", "out of memory",
-                "std::bad_alloc", "failed to allocate", "enomem")
-
-
-def looks_like_oom(text: str) -> bool:
-    low = text.lower()
-    return any(m in low for m in _OOM_MARKERS)
-
-
-def last_lines(text: str, n: int = 3) -> str:
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return " | ".join(lines[-n:])[:600] if lines else "(no output)"
-
-
-def classify_failure(res: dict, cap_bytes: int | None) -> tuple[str, str]:
-    """(status, reason) for a child that did not succeed: status is 'oom', 'timeout' or 'error'."""
-    if "error" in res and "rc" not in res:
-        return "error", res["error"]
-    if res["timed_out"]:
-        return "timeout", f"killed after the {res['wall_s']:.0f} s timeout"
-    cap = f" (cap {cap_bytes / GIB:.0f} GiB)" if cap_bytes else ""
-    if res["signal"] == "SIGKILL":
-        return "oom", f"killed by SIGKILL{cap}"
-    if res["rc"] == HF_OOM_EXIT or looks_like_oom(res["stderr"]) or looks_like_oom(res["stdout"]):
-        return "oom", f"allocation failed{cap}: {last_lines(res['stderr'], 1)}"
-    if res["signal"]:
-        return "error", f"killed by {res['signal']}: {last_lines(res['stderr'])}"
-    return "error", f"exit code {res['rc']}: {last_lines(res['stderr'] or res['stdout'])}"
-
-
 # --------------------------------------------------------------------------------------------------------------
 # the HF child (runs in its own process: `attention_memory.py --hf-child ...`)
 
 
-def _proc_status_kib(field: str) -> int | None:
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return None
-
-
 def hf_child(model_path: str, tokens: int, seed: int, threads: int, out_path: str) -> int:
-    result: dict = {"tokens": tokens, "rlimit_as": resource.getrlimit(resource.RLIMIT_AS)[0]}
-
-    def dump() -> None:
-        with open(out_path, "w", encoding="utf-8") as f:
-            json.dump(result, f)
-
-    try:
+    def measure(result: dict) -> None:
         t_start = time.perf_counter()
         import numpy as np
         import torch
@@ -380,7 +244,7 @@ def hf_child(model_path: str, tokens: int, seed: int, threads: int, out_path: st
                               "numpy": np.__version__, "gguf": module_version("gguf"),
                               "python": platform.python_version()}
         result["torch_threads"] = torch.get_num_threads()
-        result["vmsize_after_import_kib"] = _proc_status_kib("VmSize")
+        result["vmsize_after_import_kib"] = proc_status_kib("VmSize")
 
         t0 = time.perf_counter()
         p = Path(model_path)
@@ -389,7 +253,7 @@ def hf_child(model_path: str, tokens: int, seed: int, threads: int, out_path: st
         )
         model.eval()
         result["load_s"] = time.perf_counter() - t0
-        result["hwm_after_load_kib"] = _proc_status_kib("VmHWM")
+        result["hwm_after_load_kib"] = proc_status_kib("VmHWM")
         cfg = model.config
         vocab = int(cfg.vocab_size)
         ids = np.random.default_rng(seed).integers(0, vocab, size=tokens)
@@ -409,7 +273,7 @@ def hf_child(model_path: str, tokens: int, seed: int, threads: int, out_path: st
                 raise RuntimeError("the model returned no attentions (output_attentions=True ignored?)")
             result["attn_shape"] = list(attns[0].shape)
             result["attn_bytes"] = int(sum(a.numel() * a.element_size() for a in attns))
-            result["rss_after_forward_kib"] = _proc_status_kib("VmRSS")
+            result["rss_after_forward_kib"] = proc_status_kib("VmRSS")
             # the same per-head summary headscope computes; one [T, T] head at a time keeps the extra memory to
             # a few T^2 temporaries of one head (the maps returned by HF dominate, as in TL / nnsight)
             t_idx = torch.arange(tokens, dtype=torch.float32)
@@ -433,23 +297,10 @@ def hf_child(model_path: str, tokens: int, seed: int, threads: int, out_path: st
             "reduce_s": t2 - t1,
             "compute_s": t2 - t0,
             "child_total_s": t2 - t_start,
-            "vmhwm_kib": _proc_status_kib("VmHWM"),
-            "vmpeak_kib": _proc_status_kib("VmPeak"),
             "heads": heads,
         })
-        dump()
-        return 0
-    except (MemoryError, RuntimeError) as e:  # torch: "DefaultCPUAllocator: can't allocate memory: ..."
-        msg = f"{type(e).__name__}: {e}"
-        if isinstance(e, MemoryError) or looks_like_oom(msg):
-            result.update({"status": "oom", "error": msg[:2000], "vmhwm_kib": _proc_status_kib("VmHWM")})
-            try:
-                dump()
-            except Exception:
-                pass
-            print(f"OOM: {msg[:400]}", file=sys.stderr)
-            return HF_OOM_EXIT
-        raise
+
+    return child_main(measure, out_path, tokens=tokens)  # an allocation failure: status "oom", exit OOM_EXIT
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -469,31 +320,18 @@ def measure_hf(args, dims: dict, t: int) -> dict:
         return entry
     with tempfile.TemporaryDirectory(prefix="attention_memory_") as tmp:
         out_path = os.path.join(tmp, "hf.json")
-        env = dict(os.environ)
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-            env[var] = str(args.threads)
-        env.setdefault("TOKENIZERS_PARALLELISM", "false")
-        env.setdefault("TQDM_DISABLE", "1")  # GGUF de-quantisation progress bars would bury the error in stderr
-        env.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        env = child_env(args.threads, hub_offline=False)
         cmd = [args.python, os.path.abspath(__file__), "--hf-child", "--model", args.model, "--tokens", str(t),
                "--seed", str(args.seed), "--threads", str(args.threads), "--child-out", out_path]
         res = run_child(cmd, cap, args.timeout, env)
-        child: dict = {}
-        if os.path.exists(out_path):
-            try:
-                with open(out_path, encoding="utf-8") as f:
-                    child = json.load(f)
-            except (OSError, json.JSONDecodeError):
-                child = {}
-    entry["process"] = {k: v for k, v in res.items() if k not in ("stdout", "stderr")}
+        child = read_json_file(out_path)
+    entry["process"] = process_fields(res)
     if res.get("rc") == 0 and child.get("status") == "ok":
         entry.update({"status": "ok", "peak_rss_bytes": res["peak_rss_bytes"], "process_wall_s": res["wall_s"],
                       "seconds": child["compute_s"]})
         entry["child"] = child
     else:
-        status, reason = classify_failure(res, cap)
-        if child.get("status") == "oom":
-            status, reason = "oom", f"allocation failed (cap {args.mem_cap_gb:g} GiB): {child.get('error', '')[:300]}"
+        status, reason = classify_failure(res, cap, child)
         entry.update({"status": status, "reason": reason, "peak_rss_bytes": res.get("peak_rss_bytes"),
                       "process_wall_s": res.get("wall_s"), "stderr_tail": last_lines(res.get("stderr", ""), 8)})
         entry["child"] = {k: v for k, v in child.items() if k != "heads"}
@@ -601,7 +439,7 @@ def measure_headscope(args, dims: dict, t: int) -> dict:
            "--threads", str(args.threads)]
     entry["command"] = " ".join(cmd)
     res = run_child(cmd, cap, args.timeout)
-    entry["process"] = {k: v for k, v in res.items() if k not in ("stdout", "stderr")}
+    entry["process"] = process_fields(res)
     if res.get("rc") == 0:
         try:
             info = parse_headscope_json(res["stdout"], t, dims)
@@ -730,38 +568,23 @@ def print_report(args, dims: dict, results: dict, floor: int, hf_versions: dict 
               "headscope distance |")
         print("|---:|---:|---:|---:|---:|---:|---:|")
         print("\n".join(rows))
-    print()
-    mt = mem_total_gib()
-    print(f"Machine: {cpu_model()}, {os.cpu_count()} cores, {mt:.0f} GiB RAM, {platform.system()} "
-          f"{platform.release()}; threads used: {args.threads} (both engines)")
     v = hf_versions or {"torch": module_version("torch"), "transformers": module_version("transformers"),
                         "numpy": module_version("numpy"), "gguf": module_version("gguf"),
                         "python": platform.python_version()}
-    print("Versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val) + f"; headscope: {args.headscope}")
-    print(f"Memory cap (RLIMIT_AS): HF {args.mem_cap_gb:g} GiB, headscope "
-          + (f"{args.headscope_mem_cap_gb:g} GiB" if args.headscope_mem_cap_gb > 0 else "none")
-          + f"; ru_maxrss floor inherited from this parent: {floor / MIB:.0f} MiB")
+    print_machine_and_caps(args, v, floor)
 
 
 # --------------------------------------------------------------------------------------------------------------
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        description="Peak memory and time of per-head attention statistics: HF transformers (eager, "
-                    "output_attentions) vs headscope, each run in a fresh child process.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("--model", default=DEFAULT_MODEL, help="GGUF model file")
+    p = model_parser("Peak memory and time of per-head attention statistics: HF transformers (eager, "
+                     "output_attentions) vs headscope, each run in a fresh child process.")
     p.add_argument("--tokens", type=parse_tokens, default=DEFAULT_TOKENS, help="comma-separated sequence lengths T")
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="threads for both engines")
     p.add_argument("--seed", type=int, default=0, help="seed of the random token ids")
     p.add_argument("--headscope", default="build/headscope", help="path to the headscope CLI")
-    p.add_argument("--skip", action="append", default=[], metavar="ENGINE", help="hf or headscope (repeatable)")
-    p.add_argument("--mem-cap-gb", type=float, default=18.0, help="RLIMIT_AS of the HF child, GiB")
-    p.add_argument("--headscope-mem-cap-gb", type=float, default=None,
-                   help="RLIMIT_AS of the headscope child, GiB (default: --mem-cap-gb; 0 = none)")
-    p.add_argument("--timeout", type=float, default=3600.0, help="seconds before a child is killed")
+    add_child_options(p)  # --skip, --mem-cap-gb, --headscope-mem-cap-gb, --timeout
     p.add_argument("--time", choices=("compute", "process"), default="compute",
                    help="table seconds: in-child compute time, or the whole child wall time")
     p.add_argument("--wait-idle", type=float, default=60.0, metavar="SECONDS",
@@ -774,16 +597,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.hf_child:
         return args
-    try:
-        args.skip = engine_set(args.skip, ENGINE_ALIASES)
-    except KeyError as e:
-        p.error(f"--skip: unknown engine {e.args[0]!r} (hf, headscope)")
+    check_child_options(p, args)
     if args.threads < 1:
         p.error("--threads must be >= 1")
-    if args.mem_cap_gb <= 0:
-        p.error("--mem-cap-gb must be > 0 (the HF child must not meet the OOM killer)")
-    if args.headscope_mem_cap_gb is None:
-        args.headscope_mem_cap_gb = args.mem_cap_gb
     args.tokens = sorted(dict.fromkeys(args.tokens))
     args.model = str(Path(args.model).expanduser())
     return args
@@ -803,7 +619,7 @@ def main(argv=None) -> int:
         return 1
     log(f"model {dims['architecture']}: {dims['layers']} layers x {dims['heads']} heads ({dims['kv_heads']} kv), "
         f"vocab {dims['vocab']}; threads {args.threads}; HF cap {args.mem_cap_gb:g} GiB")
-    floor = spawn_floor_bytes()
+    floor = spawn_floor_bytes(cap_bytes=1 << 40)  # spawned as the capped HF child is (fork, limit, exec)
     results: dict = {t: {} for t in args.tokens}
     hf_versions = None
     for t in args.tokens:
@@ -814,8 +630,7 @@ def main(argv=None) -> int:
                 wait_idle(args.wait_idle)
             log(f"{eng} T={t} ...")
             e = measure_hf(args, dims, t) if eng == "hf" else measure_headscope(args, dims, t)
-            share = (e.get("process") or {}).get("other_cpu_share")
-            e["noisy"] = bool(share is not None and share > NOISY_SHARE)
+            e["noisy"] = is_noisy(e, NOISY_SHARE)
             if eng == "hf" and e.get("child", {}).get("versions"):
                 hf_versions = e["child"]["versions"]
             if e["status"] == "ok":

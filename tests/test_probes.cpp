@@ -299,7 +299,7 @@ TEST_CASE("the induction probe refuses sequences past the model's context (SmolL
   CHECK(r.err == "headscope: error: the induction probe's sequences of 2n + 1 = 10001 tokens exceed this model's context of 8192\n");
 }
 
-TEST_CASE("score into a run file: stopped mid-way, resumed, the same results as in memory; inspect shows them", "[probes][store]") {
+TEST_CASE("score into a run file: stopped mid-way, resumed, the same results as in memory, and inspect shows them", "[probes][store]") {
   testutil::TempDir d;
   const std::string dir = planted::write_model(d / "planted");
   auto m = Model::load(dir);

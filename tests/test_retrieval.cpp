@@ -101,7 +101,7 @@ TEST_CASE("needle items: the reference's grids, the needle after the nearest sen
   CHECK(generated_needles(3, 7)[1].needle == generated_needles(3, 7)[1].needle);
 }
 
-TEST_CASE("the retrieval probe on a planted copier: copy head R = 1, every other token 0.5, BOS head 0; failed items dropped",
+TEST_CASE("the retrieval probe on a planted copier: copy head R = 1, every other token 0.5, BOS head 0, failed items dropped",
           "[retrieval][planted]") {
   namespace C = planted::copy;
   testutil::TempDir d;
