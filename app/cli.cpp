@@ -816,7 +816,7 @@ int cmd_score(const std::string& path, const ScoreFlags& f, const std::string& c
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!f.output.empty() && !c.json) std::printf("wrote %s\n", f.output.c_str());
-  if (!c.json) std::printf("%.1f s (model load excluded)\n", seconds);
+  if (!c.json) std::fprintf(stderr, "%.1f s (model load excluded)\n", seconds);
   if (c.json) print_json({{"model", path}, {"output", f.output}, {"seconds", seconds}, {"probes", out}});
   return 0;
 }

@@ -373,7 +373,7 @@ def print_report(args, results: dict, floor: int, cmp: dict | None, versions: di
               f"{ratio(hf['peak_rss_bytes'], hs['peak_rss_bytes'])} |")
     print()
     print("wall s: the child's whole wall time, start to exit (model load included). compute s: HF prefill + decode "
-          "timed in the child (load excluded); headscope's `score` reports no timing. Peak RSS: os.wait4 ru_maxrss of "
+          "timed in the child (load excluded); headscope: the job time its `score --json` reports (load excluded). Peak RSS: os.wait4 ru_maxrss of "
           "the child, GiB = 2^30 bytes. * = NOISY.")
     notes = []
     if hf and hf.get("status") == "ok":
