@@ -227,3 +227,41 @@ TEST_CASE("score --probe retrieval refuses bad haystacks, needles past the budge
     CHECK(r.out.empty());
   }
 }
+
+TEST_CASE("headscope experiment retrieval-masking and kv-budget run end to end from a retrieval run file (stories260K)",
+          "[retrieval][cli]") {
+  testutil::TempDir d;
+  const std::string model = testutil::shell_quote(testutil::unpacked("models/stories260K/stories260K.gguf"));
+  const std::string grid = " --lengths 400 --depths 50 --max-new 8";
+  auto r = testutil::run_cli("score " + model + " --probe retrieval,induction --repeat-len 20 --rows 2" + grid + " -o " + (d / "ret.h5"));
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  r = testutil::run_cli("experiment retrieval-masking " + model + " --scores " + (d / "ret.h5") + " --top 3 --draws 2" + grid +
+                        " -o " + (d / "mask.h5") + " --json");
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  auto j = nlohmann::json::parse(r.out);
+  REQUIRE(j["conditions"].size() == 4);  // none, top3, two random draws
+  CHECK(j["conditions"][1]["condition"] == "niah/top3");
+  CHECK(j["conditions"][1]["params"]["heads"].size() == 3);
+  CHECK(j["conditions"][1]["params"]["change"] == "uniform");
+  // Rankings by the retrieval score, at random, and by another probe's score from the same run file.
+  r = testutil::run_cli("experiment kv-budget " + model + " --scores " + (d / "ret.h5") + " --rank retrieval,random,induction/induction "
+                        "--keep 0.25 --window 16" + grid + " --json");
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  j = nlohmann::json::parse(r.out);
+  REQUIRE(j["conditions"].size() == 4);
+  CHECK(j["conditions"][3]["condition"] == "kv/induction/induction/0.25");
+  CHECK(j["conditions"][3]["params"]["heads"].size() == 30);  // 40 heads, ceil(0.25 x 40) = 10 keep their cache
+  const double kept = j["conditions"][3]["summary"]["kv_fraction"].get<double>();
+  CHECK(kept > 0.0);
+  CHECK(kept < 1.0);
+  // A ranking the run file does not hold, and a kept fraction outside [0, 1]: one line each.
+  r = testutil::run_cli("experiment kv-budget " + model + " --scores " + (d / "ret.h5") + " --rank sinks/alpha" + grid);
+  CHECK(r.code == 1);
+  CHECK(r.err == "headscope: error: " + (d / "ret.h5") + ": has no probe 'sinks'\n");
+  r = testutil::run_cli("experiment kv-budget " + model + " --keep 1.5" + grid);
+  CHECK(r.code == 1);
+  CHECK(r.err.find("--keep") != std::string::npos);
+}
