@@ -1,0 +1,75 @@
+// The metrics of causal interventions (METRICS.md §5, §6, §8): their exact fixture values and hand computations.
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "analysis/patching.h"
+#include "core/error.h"
+#include "testing.h"
+
+using namespace headscope;
+
+TEST_CASE("logit difference and normalised patching: METRICS.md §8's fixture (m = 0.5)", "[patching][metrics]") {
+  at::Tensor clean = at::zeros({5}), corrupt = at::zeros({5}), patched = at::zeros({5});
+  const int64_t io = 1, s = 3;
+  clean[io] = 3, clean[s] = 1, corrupt[io] = 1, corrupt[s] = 3, patched[io] = 2, patched[s] = 2;
+  const double ld_clean = logit_diff(clean, io, s), ld_corr = logit_diff(corrupt, io, s), ld_patch = logit_diff(patched, io, s);
+  CHECK(ld_clean == 2.0);
+  CHECK(ld_corr == -2.0);
+  CHECK(ld_patch == 0.0);
+  CHECK(denoising_score(ld_patch, ld_clean, ld_corr) == 0.5);
+  CHECK(noising_score(ld_patch, ld_clean, ld_corr) == 0.5);
+  CHECK(denoising_score(ld_clean, ld_clean, ld_corr) == 1.0);  // the clean activation restores the clean run
+  CHECK(noising_score(ld_clean, ld_clean, ld_corr) == 0.0);
+  CHECK(std::isnan(denoising_score(1.0, 0.5, 0.5 + 1e-7)));      // no signal: guarded, not divided
+  CHECK_THROWS_AS(logit_diff(clean, 5, 0), Error);
+  // Both aggregations, by hand: prompts with LD_clean 2 and 4, LD_corr 0, LD_patch 1 -> m = 0.5 and 0.25.
+  const PatchingAggregate one_batch = aggregate_patching({1, 1}, {2, 4}, {0, 0}, false, 25);
+  CHECK(one_batch.mean_of_ratios == 0.375);
+  CHECK(std::fabs(one_batch.ratio_of_means - 1.0 / 3.0) < 1e-15);
+  const PatchingAggregate two_batches = aggregate_patching({1, 1}, {2, 4}, {0, 0}, false, 1);
+  CHECK(two_batches.ratio_of_means == 0.375);  // batches of one prompt: the two aggregations agree
+}
+
+TEST_CASE("KL and Jensen-Shannon: METRICS.md §6 and §8's fixtures", "[patching][metrics]") {
+  CHECK(kl_divergence({0.5, 0.5}, {0.5, 0.5}) == 0.0);
+  CHECK(std::fabs(kl_divergence({0.5, 0.5}, {0.9, 0.1}) - 0.510826) < 1e-6);
+  // From logits: log(0.5/0.5) and log(0.9/0.1) as logits give the same distributions.
+  at::Tensor p = at::zeros({2}), q = at::tensor({std::log(9.0), 0.0});
+  CHECK(std::fabs(kl_from_logits(p, q) - 0.510826) < 1e-6);
+  CHECK(std::fabs(jsd2({1, 0}, {0.5, 0.5}) - 0.311278) < 1e-6);
+  CHECK(std::fabs(jss({1, 0}, {0.5, 0.5}) - 0.688722) < 1e-6);
+  CHECK(jss({0.2, 0.3, 0.5}, {0.2, 0.3, 0.5}) == 1.0);
+  CHECK(jss({1, 0, 0}, {0, 0, 1}) == 0.0);
+}
+
+TEST_CASE("circuit heads: top 2 % per stage with ties by |score| then index, and their overlap", "[patching][metrics]") {
+  // GPT2-Medium's shape: 24 x 16 = 384 heads, ceil(0.02 x 384) = 8 per stage.
+  auto stage = [](std::vector<std::pair<int, int>> heads, double base) {
+    at::Tensor s = at::zeros({24, 16}, at::kDouble);
+    double v = base;
+    for (auto [l, h] : heads) s[l][h] = v, v -= 0.01;
+    return s;
+  };
+  std::vector<std::pair<int, int>> a1{{9, 6}, {9, 9}, {10, 0}, {10, 7}, {11, 10}, {8, 6}, {7, 3}, {7, 9}};
+  at::Tensor s1 = stage(a1, 1.0);
+  CHECK(top_heads_of_stage(s1) == a1);  // by score, highest first
+  s1[0][0] = -2.0;                      // a negative effect counts by its size: first, and the 8th head drops out
+  auto top = top_heads_of_stage(s1);
+  REQUIRE(top.size() == 8);
+  CHECK(top[0] == std::pair<int, int>{0, 0});
+  CHECK(std::find(top.begin(), top.end(), std::pair<int, int>{7, 9}) == top.end());
+  // Ties: equal |score| -> the lower index first.
+  at::Tensor tie = at::zeros({24, 16}, at::kDouble);
+  for (int h = 0; h < 16; ++h) tie[5][h] = 1.0;
+  auto tied = top_heads_of_stage(tie);
+  REQUIRE(tied.size() == 8);
+  for (int i = 0; i < 8; ++i) CHECK(tied[i] == std::pair<int, int>{5, i});
+  // Overlap: two circuits (unions over stages) sharing 6 of 10 heads -> 0.6.
+  std::vector<std::pair<int, int>> x{{1, 1}, {2, 2}, {3, 3}, {4, 4}, {5, 5}, {6, 6}, {7, 7}, {8, 8}};
+  std::vector<std::pair<int, int>> y{{1, 1}, {2, 2}, {3, 3}, {4, 4}, {5, 5}, {6, 6}, {9, 9}, {10, 10}};
+  CHECK(head_overlap(x, y) == 0.6);
+  CHECK(head_overlap(x, x) == 1.0);
+  CHECK(head_overlap({}, {}) == 0.0);
+}
