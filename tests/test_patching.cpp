@@ -6,6 +6,9 @@
 
 #include "analysis/patching.h"
 #include "core/error.h"
+#include "datasets/ioi.h"
+#include "model/tokenizer.h"
+#include "test_helpers.h"
 #include "testing.h"
 
 using namespace headscope;
@@ -72,4 +75,54 @@ TEST_CASE("circuit heads: top 2 % per stage with ties by |score| then index, and
   CHECK(head_overlap(x, y) == 0.6);
   CHECK(head_overlap(x, x) == 1.0);
   CHECK(head_overlap({}, {}) == 0.0);
+}
+
+TEST_CASE("IOI prompts: ABBA and BABA templates, ABC and flipped corrupt prompts of the same length, single-token names",
+          "[patching][datasets]") {
+  auto gpt2 = Tokenizer::from_gpt2_files(testutil::gpt2_tokenizer_dir() + "/encoder.json", testutil::gpt2_tokenizer_dir() + "/vocab.bpe");
+  auto encode = [&](const std::string& s) { return gpt2->encode(s, false); };
+  IoiOptions o;
+  o.count = 40, o.seed = 3;
+  const IoiSet abc = make_ioi(o, encode);
+  REQUIRE(abc.prompts.size() == 40);
+  CHECK(abc.names_kept + abc.names_dropped == 76);
+  CHECK(abc.names_kept >= 60);  // common names are one GPT-2 token with their space
+  for (size_t i = 0; i < abc.prompts.size(); ++i) {
+    const IoiPrompt& p = abc.prompts[i];
+    INFO(p.clean << " | " << p.corrupt);
+    CHECK(p.order == (i % 2 ? "BABA" : "ABBA"));
+    CHECK(p.io != p.s);
+    CHECK(encode(" " + p.io).size() == 1);
+    CHECK(encode(p.clean).size() == encode(p.corrupt).size());  // patching needs position-aligned pairs
+    // The clean prompt names S twice and IO once; the ABC prompt three different names.
+    auto count = [](const std::string& t, const std::string& w) {
+      size_t n = 0;
+      for (size_t at = t.find(w); at != std::string::npos; at = t.find(w, at + 1)) ++n;
+      return n;
+    };
+    CHECK(count(p.clean, p.s) >= 2);
+    CHECK(p.corrupt_names[0] != p.corrupt_names[1]);
+    CHECK(p.corrupt_names[1] != p.corrupt_names[2]);
+    CHECK(p.corrupt_names[0] != p.corrupt_names[2]);
+  }
+  // By hand: template 0 in both orders.
+  const std::string t0 = ioi_templates_baba()[0];
+  CHECK(t0 == "Then, [B] and [A] went to the [PLACE]. [B] gave a [OBJECT] to");
+  o.corrupt = "flip", o.order = "abba", o.count = 5;
+  for (const IoiPrompt& p : make_ioi(o, encode).prompts) {
+    CHECK(p.order == "ABBA");
+    CHECK(p.clean.find(p.io + " and " + p.s) != std::string::npos);         // IO first
+    CHECK(p.corrupt.find(p.io + " and " + p.s) != std::string::npos);
+    CHECK(p.corrupt_names == std::vector<std::string>{p.io, p.s, p.io});  // S2 <-> IO
+  }
+  // A tokenizer without single-token names: one clear line.
+  auto byte_level = [](const std::string& s) { return std::vector<int32_t>(s.size(), 0); };
+  try {
+    make_ioi(IoiOptions{}, byte_level);
+    FAIL("accepted");
+  } catch (const Error& e) {
+    CHECK(std::string(e.what()) == "IOI: only 0 of 76 names are single tokens for this tokenizer; the task needs three");
+  }
+  o.corrupt = "abd";
+  CHECK_THROWS_AS(make_ioi(o, encode), Error);
 }
