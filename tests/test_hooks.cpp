@@ -297,6 +297,12 @@ TEST_CASE("intervention specs are checked entry by entry, and positions against 
         "intervention 0 (attn_bias): \"keys\" holds 99999999999, not an integer token index");
   CHECK(error_of("[{\"type\": \"patch\", \"hook\": 3}]") == "intervention 0 (patch): \"hook\" must be a string, not 3");
   CHECK(error_of("[{\"type\": \"act\", \"heads\": [\"0.0\"], \"beta\": 2}]") == "intervention 0 (act): needs tau > 0 and 0 <= beta <= 1");
+  CHECK(error_of("[{\"type\": \"kv_window\", \"heads\": [\"0.0\"], \"window\": 0}]") ==
+        "intervention 0 (kv_window): \"window\" must be a whole number of keys >= 1");
+  CHECK(error_of("[{\"type\": \"kv_window\", \"heads\": [\"0.0\"], \"sink\": 2.5}]") ==
+        "intervention 0 (kv_window): \"sink\" must be a whole number of keys >= 0");
+  CHECK(error_of("[{\"type\": \"kv_widow\", \"heads\": [\"0.0\"]}]") ==
+        "intervention 0: unknown type 'kv_widow' (known: ablate, scale, patch, steer, uniform, attn_bias, act, kv_window)");
   // 100,000 nested lists: parsed without recursion trouble and refused as an entry that is not an object.
   CHECK(error_of(std::string(100000, '[') + std::string(100000, ']')) ==
         "intervention 0: expected an object with a \"type\", got an array");
