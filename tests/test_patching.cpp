@@ -8,6 +8,9 @@
 #include "core/error.h"
 #include "datasets/ioi.h"
 #include "model/tokenizer.h"
+#include "model/model.h"
+#include "planted_model.h"
+#include "runs/patching.h"
 #include "test_helpers.h"
 #include "testing.h"
 
@@ -125,4 +128,59 @@ TEST_CASE("IOI prompts: ABBA and BABA templates, ABC and flipped corrupt prompts
   }
   o.corrupt = "abd";
   CHECK_THROWS_AS(make_ioi(o, encode), Error);
+}
+
+TEST_CASE("activation patching on the planted copier: only the copy head carries the answer (m = s = 1, 0 elsewhere)",
+          "[patching][planted]") {
+  namespace C = planted::copy;
+  testutil::TempDir d;
+  auto m = Model::load(planted::write_copy_model(d / "copy"));
+  // Clean "ab #QZ cd #" continues with Q, the corrupt "ab #XZ cd #" with X: the copy head at the last position reads
+  // the token after the earlier '#', and it alone writes the answer.
+  PatchPair p;
+  p.clean = m->tokenizer().encode("ab #QZ cd #", false);
+  p.corrupt = m->tokenizer().encode("ab #XZ cd #", false);
+  p.correct = 'Q', p.incorrect = 'X';
+  const int64_t T = static_cast<int64_t>(p.clean.size());
+  for (bool noising : {false, true}) {
+    HeadPatchingOptions o;
+    o.noising = noising;
+    const HeadPatchingResult r = patch_heads(*m, {p}, o);
+    INFO((noising ? "noising" : "denoising") << ", LD clean " << r.ld_clean[0] << ", corrupt " << r.ld_corrupt[0]);
+    REQUIRE(r.ld_clean[0] > 0.5);
+    REQUIRE(r.ld_corrupt[0] < -0.5);
+    CHECK(r.forwards == 2 + 8);
+    for (int l = 0; l < 2; ++l)
+      for (int h = 0; h < 4; ++h) {
+        const double want = l == 1 && h == C::kCopyHead ? 1.0 : 0.0;
+        CHECK(std::fabs(r.ratio_of_means[l][h].item<double>() - want) < 1e-6);
+        CHECK(std::fabs(r.mean_of_ratios[l][h].item<double>() - want) < 1e-6);
+      }
+  }
+  // One position at a time: only the last position of the copy head matters.
+  HeadPatchingOptions o;
+  o.per_position = true;
+  const HeadPatchingResult r = patch_heads(*m, {p}, o);
+  CHECK(r.forwards == 2 + 8 * T);
+  for (int l = 0; l < 2; ++l)
+    for (int h = 0; h < 4; ++h)
+      for (int64_t t = 0; t < T; ++t) {
+        const double want = l == 1 && h == C::kCopyHead && t == T - 1 ? 1.0 : 0.0;
+        CHECK(std::fabs(r.ratio_of_means[l][h][t].item<double>() - want) < 1e-6);
+      }
+  // Bad pair sets: one line each.
+  try {
+    patch_heads(*m, {}, HeadPatchingOptions{});
+    FAIL("accepted");
+  } catch (const Error& e) {
+    CHECK(std::string(e.what()) == "patching needs at least one clean/corrupt pair (the pair set is empty)");
+  }
+  PatchPair bad = p;
+  bad.corrupt.push_back('a');
+  try {
+    patch_heads(*m, {p, bad}, HeadPatchingOptions{});
+    FAIL("accepted");
+  } catch (const Error& e) {
+    CHECK(std::string(e.what()) == "pair 2: the clean prompt has 11 tokens and the corrupt one 12; patching needs prompts of the same length");
+  }
 }
