@@ -33,7 +33,9 @@
 #include "probes/preplan.h"
 #include "probes/secondary_sinks.h"
 #include "probes/sinks.h"
+#include "datasets/ioi.h"
 #include "probes/niah_eval.h"
+#include "runs/patching.h"
 #include "probes/retrieval.h"
 #include "probes/score.h"
 #include "model/model.h"
@@ -923,6 +925,88 @@ int cmd_experiment(const std::string& kind, const std::string& path, const Exper
   return 0;
 }
 
+struct PatchFlags {
+  std::string task = "ioi", corrupt = "abc";
+  int pairs = 20, top = 10;
+  uint64_t seed = 0;
+  bool noising = false, per_position = false;
+};
+
+// Activation patching of every head over task prompt pairs (runs/patching.h): the task's accuracy and logit
+// difference, then the heads ranked by their normalised effect.
+int cmd_patch(const std::string& path, const PatchFlags& f, const Common& c) {
+  if (f.task != "ioi") throw Error("unknown task '" + f.task + "' (known: ioi)");
+  auto m = Model::load(path, parse_device(c.device));
+  const Tokenizer& tok = m->tokenizer();
+  IoiOptions io;
+  io.count = f.pairs, io.seed = f.seed, io.corrupt = f.corrupt;
+  const IoiSet set = make_ioi(io, [&](const std::string& s) { return tok.encode(s, false); });
+  std::vector<PatchPair> pairs;
+  int64_t unequal = 0;
+  for (const IoiPrompt& p : set.prompts) {
+    PatchPair pp{tok.encode(p.clean), tok.encode(p.corrupt), tok.encode(" " + p.io, false).at(0), tok.encode(" " + p.s, false).at(0)};
+    if (pp.clean.size() != pp.corrupt.size()) {
+      ++unequal;
+      continue;
+    }
+    pairs.push_back(std::move(pp));
+  }
+  HeadPatchingOptions o;
+  o.noising = f.noising, o.per_position = f.per_position;
+  if (o.per_position)  // one position at a time needs one length: keep the pairs of the most common length
+  {
+    std::map<size_t, int64_t> lengths;
+    for (const PatchPair& p : pairs) ++lengths[p.clean.size()];
+    size_t best = 0;
+    for (auto& [len, n] : lengths)
+      if (n > lengths[best]) best = len;
+    std::vector<PatchPair> same;
+    for (PatchPair& p : pairs)
+      if (p.clean.size() == best) same.push_back(std::move(p));
+    unequal += static_cast<int64_t>(pairs.size() - same.size());
+    pairs = std::move(same);
+  }
+  const bool tty = isatty(2);
+  const HeadPatchingResult r = patch_heads(*m, pairs, o, [&](int64_t done, int64_t total) {
+    std::fprintf(stderr, tty ? "\rpatching: %lld/%lld pairs   " : "patching: %lld/%lld pairs\n", static_cast<long long>(done),
+                 static_cast<long long>(total));
+    if (tty && done == total) std::fprintf(stderr, "\n");
+    return true;
+  });
+  double correct = 0, ld = 0, ldc = 0;
+  for (size_t i = 0; i < r.ld_clean.size(); ++i) correct += r.ld_clean[i] > 0, ld += r.ld_clean[i], ldc += r.ld_corrupt[i];
+  const double n = static_cast<double>(r.ld_clean.size());
+  json heads = json::array();
+  const at::Tensor key = o.per_position ? r.ratio_of_means.abs().amax({2}) : r.ratio_of_means.abs();
+  const auto order = heads_by_score(at::nan_to_num(key, 0.0));
+  for (int i = 0; i < std::min<int>(f.top, static_cast<int>(order.size())); ++i) {
+    auto [l, h] = order[static_cast<size_t>(i)];
+    heads.push_back({{"head", std::to_string(l) + "." + std::to_string(h)},
+                     {"ratio_of_means", o.per_position ? json(nullptr) : json(r.ratio_of_means[l][h].item<double>())},
+                     {"mean_of_ratios", o.per_position ? json(nullptr) : json(r.mean_of_ratios[l][h].item<double>())},
+                     {"max_abs", key[l][h].item<double>()}});
+  }
+  const json j = {{"task", f.task}, {"pairs", r.ld_clean.size()}, {"names_kept", set.names_kept}, {"names_dropped", set.names_dropped},
+                  {"pairs_dropped_unequal_length", unequal}, {"accuracy", correct / n}, {"logit_diff_clean", ld / n},
+                  {"logit_diff_corrupt", ldc / n}, {"mode", o.noising ? "noising" : "denoising"}, {"per_position", o.per_position},
+                  {"forwards", r.forwards}, {"seconds", r.seconds}, {"forwards_per_s", static_cast<double>(r.forwards) / r.seconds},
+                  {"top_heads", heads}};
+  if (c.json) return print_json(j), 0;
+  std::printf("%s on %s: %zu pairs (%lld of %lld names single tokens; %lld pairs of unequal length dropped)\n", f.task.c_str(), path.c_str(),
+              r.ld_clean.size(), static_cast<long long>(set.names_kept), static_cast<long long>(set.names_kept + set.names_dropped),
+              static_cast<long long>(unequal));
+  std::printf("  accuracy (IO above S) %.1f %%, logit difference clean %.3f, corrupt (%s) %.3f\n", 100.0 * correct / n, ld / n,
+              f.corrupt.c_str(), ldc / n);
+  std::printf("  %s patching of every head%s: %lld forwards in %.1f s (%.1f forwards/s)\n", o.noising ? "noising" : "denoising",
+              o.per_position ? " at every position" : "", static_cast<long long>(r.forwards), r.seconds, static_cast<double>(r.forwards) / r.seconds);
+  for (const json& h : heads)
+    std::printf("  %-6s %s\n", h["head"].get<std::string>().c_str(),
+                o.per_position ? ("max |m| over positions " + std::to_string(h["max_abs"].get<double>())).c_str()
+                               : ("ratio of means " + std::to_string(h["ratio_of_means"].get<double>()) + ", mean of ratios " +
+                                  std::to_string(h["mean_of_ratios"].get<double>())).c_str());
+  return 0;
+}
+
 std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
 }  // namespace
@@ -1137,6 +1221,19 @@ int main(int argc, char** argv) {
   budget->add_option("--sink", ef.sink, "Keys kept at the start")->capture_default_str()->check(number_where(">= 0", [](double x) { return x >= 0; }));
   budget->add_option("--window", ef.window, "Recent keys kept")->capture_default_str()->check(positive_integer);
 
+  auto* patch = app.add_subcommand("patch", "Activation patching of every head's output over task prompt pairs (IOI): the task's "
+                                            "accuracy and logit difference, and the heads ranked by their normalised effect");
+  PatchFlags pf;
+  patch->add_option("MODEL", model, "Checkpoint")->required();
+  patch->add_option("--task", pf.task, "Task: ioi")->capture_default_str();
+  patch->add_option("--pairs", pf.pairs, "Prompt pairs")->capture_default_str()->check(positive_integer);
+  patch->add_option("--corrupt", pf.corrupt, "Corrupt prompts: abc (three different names) or flip (S2 <-> IO)")->capture_default_str();
+  patch->add_option("--seed", pf.seed, "Seed of the prompts")->capture_default_str();
+  patch->add_flag("--noising", pf.noising, "Corrupt activations into the clean run (else clean into corrupt)");
+  patch->add_flag("--per-position", pf.per_position, "Patch one position at a time");
+  patch->add_option("--top", pf.top, "Heads to list")->capture_default_str()->check(positive_integer);
+  add_common(patch, common);
+
   auto* inspect = app.add_subcommand("inspect", "Summarise a run file");
   inspect->add_option("RUN", model, "Run file (.h5)")->required();
   add_common(inspect, common);
@@ -1173,6 +1270,7 @@ int main(int argc, char** argv) {
       for (int i = 0; i < argc; ++i) cl += (i ? " " : "") + std::string(argv[i]);
       return cmd_experiment(*masking ? "retrieval-masking" : "kv-budget", model, ef, cl, common);
     }
+    if (*patch) return cmd_patch(model, pf, common);
     if (*attn) return cmd_attn(model, prompt, random_tokens, seed, head, top, stats, common);
   } catch (const ChoiceError& e) {
     // The library's remedies in this program's words.

@@ -184,3 +184,13 @@ TEST_CASE("activation patching on the planted copier: only the copy head carries
     CHECK(std::string(e.what()) == "pair 2: the clean prompt has 11 tokens and the corrupt one 12; patching needs prompts of the same length");
   }
 }
+
+TEST_CASE("headscope patch refuses a task without single-token names and an unknown task in one line", "[patching][cli]") {
+  const std::string model = testutil::shell_quote(testutil::unpacked("models/stories260K/stories260K.gguf"));
+  auto r = testutil::run_cli("patch " + model + " --pairs 3");
+  CHECK(r.code == 1);
+  CHECK(r.err == "headscope: error: IOI: only 0 of 76 names are single tokens for this tokenizer; the task needs three\n");
+  r = testutil::run_cli("patch " + model + " --task colored-objects");
+  CHECK(r.code == 1);
+  CHECK(r.err == "headscope: error: unknown task 'colored-objects' (known: ioi)\n");
+}
