@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <tuple>
 #include <set>
 #include <fstream>
 #include <cstdio>
@@ -33,6 +34,7 @@
 #include "probes/preplan.h"
 #include "probes/secondary_sinks.h"
 #include "probes/sinks.h"
+#include "datasets/colored_objects.h"
 #include "datasets/ioi.h"
 #include "probes/niah_eval.h"
 #include "runs/patching.h"
@@ -935,16 +937,29 @@ struct PatchFlags {
 // Activation patching of every head over task prompt pairs (runs/patching.h): the task's accuracy and logit
 // difference, then the heads ranked by their normalised effect.
 int cmd_patch(const std::string& path, const PatchFlags& f, const Common& c) {
-  if (f.task != "ioi") throw Error("unknown task '" + f.task + "' (known: ioi)");
+  if (f.task != "ioi" && f.task != "colored-objects") throw Error("unknown task '" + f.task + "' (known: ioi, colored-objects)");
   auto m = Model::load(path, parse_device(c.device));
   const Tokenizer& tok = m->tokenizer();
-  IoiOptions io;
-  io.count = f.pairs, io.seed = f.seed, io.corrupt = f.corrupt;
-  const IoiSet set = make_ioi(io, [&](const std::string& s) { return tok.encode(s, false); });
+  auto encode = [&](const std::string& s) { return tok.encode(s, false); };
+  // (clean, corrupt, correct answer, incorrect answer) per prompt; the vocabulary checks counted by the dataset.
+  std::vector<std::tuple<std::string, std::string, std::string, std::string>> texts;
+  json vocabulary;
+  if (f.task == "ioi") {
+    IoiOptions io;
+    io.count = f.pairs, io.seed = f.seed, io.corrupt = f.corrupt;
+    const IoiSet set = make_ioi(io, encode);
+    for (const IoiPrompt& p : set.prompts) texts.emplace_back(p.clean, p.corrupt, p.io, p.s);
+    vocabulary = {{"names_kept", set.names_kept}, {"names_dropped", set.names_dropped}};
+  } else {
+    const ColoredObjectsSet set = make_colored_objects(f.pairs, f.seed, encode);
+    for (const ColoredObjectsPrompt& p : set.prompts) texts.emplace_back(p.clean, p.corrupt, p.answer, p.corrupt_answer);
+    vocabulary = {{"colours_kept", set.colours_kept}, {"colours_dropped", set.colours_dropped}, {"objects_kept", set.objects_kept},
+                  {"objects_dropped", set.objects_dropped}};
+  }
   std::vector<PatchPair> pairs;
   int64_t unequal = 0;
-  for (const IoiPrompt& p : set.prompts) {
-    PatchPair pp{tok.encode(p.clean), tok.encode(p.corrupt), tok.encode(" " + p.io, false).at(0), tok.encode(" " + p.s, false).at(0)};
+  for (const auto& [clean, corrupt, yes, no] : texts) {
+    PatchPair pp{tok.encode(clean), tok.encode(corrupt), encode(" " + yes).at(0), encode(" " + no).at(0)};
     if (pp.clean.size() != pp.corrupt.size()) {
       ++unequal;
       continue;
@@ -986,17 +1001,15 @@ int cmd_patch(const std::string& path, const PatchFlags& f, const Common& c) {
                      {"mean_of_ratios", o.per_position ? json(nullptr) : json(r.mean_of_ratios[l][h].item<double>())},
                      {"max_abs", key[l][h].item<double>()}});
   }
-  const json j = {{"task", f.task}, {"pairs", r.ld_clean.size()}, {"names_kept", set.names_kept}, {"names_dropped", set.names_dropped},
-                  {"pairs_dropped_unequal_length", unequal}, {"accuracy", correct / n}, {"logit_diff_clean", ld / n},
+  const json j = {{"task", f.task}, {"pairs", r.ld_clean.size()}, {"vocabulary", vocabulary}, {"pairs_dropped_unequal_length", unequal}, {"accuracy", correct / n}, {"logit_diff_clean", ld / n},
                   {"logit_diff_corrupt", ldc / n}, {"mode", o.noising ? "noising" : "denoising"}, {"per_position", o.per_position},
                   {"forwards", r.forwards}, {"seconds", r.seconds}, {"forwards_per_s", static_cast<double>(r.forwards) / r.seconds},
                   {"top_heads", heads}};
   if (c.json) return print_json(j), 0;
-  std::printf("%s on %s: %zu pairs (%lld of %lld names single tokens; %lld pairs of unequal length dropped)\n", f.task.c_str(), path.c_str(),
-              r.ld_clean.size(), static_cast<long long>(set.names_kept), static_cast<long long>(set.names_kept + set.names_dropped),
-              static_cast<long long>(unequal));
-  std::printf("  accuracy (IO above S) %.1f %%, logit difference clean %.3f, corrupt (%s) %.3f\n", 100.0 * correct / n, ld / n,
-              f.corrupt.c_str(), ldc / n);
+  std::printf("%s on %s: %zu pairs (single tokens: %s; %lld pairs of unequal length dropped)\n", f.task.c_str(), path.c_str(),
+              r.ld_clean.size(), vocabulary.dump().c_str(), static_cast<long long>(unequal));
+  std::printf("  accuracy (the correct answer above the other) %.1f %%, logit difference clean %.3f, corrupt %.3f\n", 100.0 * correct / n,
+              ld / n, ldc / n);
   std::printf("  %s patching of every head%s: %lld forwards in %.1f s (%.1f forwards/s)\n", o.noising ? "noising" : "denoising",
               o.per_position ? " at every position" : "", static_cast<long long>(r.forwards), r.seconds, static_cast<double>(r.forwards) / r.seconds);
   for (const json& h : heads)
@@ -1221,13 +1234,13 @@ int main(int argc, char** argv) {
   budget->add_option("--sink", ef.sink, "Keys kept at the start")->capture_default_str()->check(number_where(">= 0", [](double x) { return x >= 0; }));
   budget->add_option("--window", ef.window, "Recent keys kept")->capture_default_str()->check(positive_integer);
 
-  auto* patch = app.add_subcommand("patch", "Activation patching of every head's output over task prompt pairs (IOI): the task's "
+  auto* patch = app.add_subcommand("patch", "Activation patching of every head's output over task prompt pairs (IOI, Colored Objects): the task's "
                                             "accuracy and logit difference, and the heads ranked by their normalised effect");
   PatchFlags pf;
   patch->add_option("MODEL", model, "Checkpoint")->required();
-  patch->add_option("--task", pf.task, "Task: ioi")->capture_default_str();
+  patch->add_option("--task", pf.task, "Task: ioi, colored-objects")->capture_default_str();
   patch->add_option("--pairs", pf.pairs, "Prompt pairs")->capture_default_str()->check(positive_integer);
-  patch->add_option("--corrupt", pf.corrupt, "Corrupt prompts: abc (three different names) or flip (S2 <-> IO)")->capture_default_str();
+  patch->add_option("--corrupt", pf.corrupt, "ioi: corrupt prompts abc (three different names) or flip (S2 <-> IO)")->capture_default_str();
   patch->add_option("--seed", pf.seed, "Seed of the prompts")->capture_default_str();
   patch->add_flag("--noising", pf.noising, "Corrupt activations into the clean run (else clean into corrupt)");
   patch->add_flag("--per-position", pf.per_position, "Patch one position at a time");

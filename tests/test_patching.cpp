@@ -2,10 +2,12 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 
 #include "analysis/patching.h"
 #include "core/error.h"
+#include "datasets/colored_objects.h"
 #include "datasets/ioi.h"
 #include "model/tokenizer.h"
 #include "model/model.h"
@@ -185,12 +187,44 @@ TEST_CASE("activation patching on the planted copier: only the copy head carries
   }
 }
 
-TEST_CASE("headscope patch refuses a task without single-token names and an unknown task in one line", "[patching][cli]") {
+TEST_CASE("headscope patch refuses tasks without single-token names or colours and an unknown task in one line", "[patching][cli]") {
   const std::string model = testutil::shell_quote(testutil::unpacked("models/stories260K/stories260K.gguf"));
   auto r = testutil::run_cli("patch " + model + " --pairs 3");
   CHECK(r.code == 1);
   CHECK(r.err == "headscope: error: IOI: only 0 of 76 names are single tokens for this tokenizer; the task needs three\n");
+  r = testutil::run_cli("patch " + model + " --task sst2");
+  CHECK(r.code == 1);
+  CHECK(r.err == "headscope: error: unknown task 'sst2' (known: ioi, colored-objects)\n");
   r = testutil::run_cli("patch " + model + " --task colored-objects");
   CHECK(r.code == 1);
-  CHECK(r.err == "headscope: error: unknown task 'colored-objects' (known: ioi)\n");
+  CHECK(r.err.rfind("headscope: error: Colored Objects: ", 0) == 0);
+  CHECK(r.err.find("single tokens for this tokenizer; the task needs three of each") != std::string::npos);
+}
+
+TEST_CASE("Colored Objects prompts: three colours and objects, the corrupt prompt asks for another, answers title case",
+          "[patching][datasets]") {
+  auto gpt2 = Tokenizer::from_gpt2_files(testutil::gpt2_tokenizer_dir() + "/encoder.json", testutil::gpt2_tokenizer_dir() + "/vocab.bpe");
+  auto encode = [&](const std::string& s) { return gpt2->encode(s, false); };
+  const ColoredObjectsSet set = make_colored_objects(30, 42, encode);
+  REQUIRE(set.prompts.size() == 30);
+  CHECK(set.colours_kept + set.colours_dropped == 8);
+  CHECK(set.objects_kept + set.objects_dropped == 17);
+  for (const ColoredObjectsPrompt& p : set.prompts) {
+    INFO(p.clean);
+    CHECK(p.clean.rfind("Q: On the ", 0) == 0);
+    CHECK(p.clean.find("\nA: ") != std::string::npos);  // the solved example
+    CHECK(p.clean.find("\n\nQ: On the ") != std::string::npos);
+    CHECK(p.clean.size() >= 4);
+    CHECK(p.clean.substr(p.clean.size() - 4) == "?\nA:");
+    CHECK(p.answer != p.corrupt_answer);
+    CHECK(std::isupper(static_cast<unsigned char>(p.answer[0])));
+    CHECK(encode(p.clean).size() == encode(p.corrupt).size());
+    // The answer's colour is the one written before the queried object.
+    const size_t q = p.clean.rfind("is the ") + 7;
+    const std::string object = p.clean.substr(q, p.clean.size() - 4 - q);
+    const std::string asked = p.clean.substr(p.clean.rfind("\n\nQ: "));  // the question, not the example
+    std::string lower = p.answer;
+    lower[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(lower[0])));
+    CHECK(asked.find(" " + lower + " " + object) != std::string::npos);
+  }
 }
