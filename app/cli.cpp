@@ -443,6 +443,15 @@ struct RecordFlags {
   int64_t part_items = 0, generate = 0;
 };
 
+// One line of "what: done/total unit" on stderr: rewritten in place on a terminal; otherwise one line per call, or
+// at most about `lines` lines when lines > 0 (a log).
+void print_count(const std::string& what, int64_t done, int64_t total, const char* unit, bool tty, int64_t lines = 0) {
+  if (!tty && lines > 0 && done != total && done % std::max<int64_t>(1, total / lines) != 0) return;
+  std::fprintf(stderr, tty ? "\r%s: %lld/%lld %s   " : "%s: %lld/%lld %s\n", what.c_str(), static_cast<long long>(done),
+               static_cast<long long>(total), unit);
+  if (tty && done == total) std::fprintf(stderr, "\n");
+}
+
 // One line of progress on stderr: rewritten in place on a terminal, one line per item otherwise.
 // A job above this many tokens or bytes gets a warning with its size before it starts.
 constexpr int64_t kWarnTokens = 1000000;
@@ -768,12 +777,7 @@ int cmd_score(const std::string& path, const ScoreFlags& f, const std::string& c
       o.input = f.sink_input;
       std::vector<ProbeItem> items;
       if (f.sink_input == "text") {
-        for (const PromptItem& t : load_prompts(f.data)) {
-          ProbeItem it;
-          it.tokens = m->tokenizer().encode(t.text), it.text = t.text;
-          if (t.meta.is_object()) it.meta = t.meta;
-          items.push_back(std::move(it));
-        }
+        items = prompt_items(*m, load_prompts(f.data), 0);  // the texts as they are, nothing continued
       } else {
         items = id_items(sink_random_items(*m, f.sink_items, f.sinks.tokens, f.sink_input == "repeated", f.seed), f.sink_input);
       }
@@ -799,11 +803,7 @@ int cmd_score(const std::string& path, const ScoreFlags& f, const std::string& c
       std::fprintf(stderr, "resuming %s: %lld items already scored\n", f.output.c_str(), static_cast<long long>(p.kept));
       told_resume = true;
     }
-    if (!tty && p.done != p.total && p.done % std::max<int64_t>(1, p.total / 10) != 0) return true;  // a log: ten lines at most
-    const char* unit = p.phase == "continuations" ? "continuations made" : "items";
-    std::fprintf(stderr, tty ? "\r%s: %lld/%lld %s   " : "%s: %lld/%lld %s\n", p.phase.c_str(), static_cast<long long>(p.done),
-                 static_cast<long long>(p.total), unit);
-    if (tty && p.done == p.total) std::fprintf(stderr, "\n");
+    print_count(p.phase, p.done, p.total, p.phase == "continuations" ? "continuations made" : "items", tty, 10);
     return true;
   });
   json out = json::array();
@@ -853,9 +853,7 @@ at::Tensor head_scores(const Model& m, const ExperimentFlags& f, const std::stri
   std::fprintf(stderr, "retrieval scores: the retrieval probe over the same grid first (no --scores given)\n");
   const RetrievalProbe rp(o);
   return run_probe(m, rp, [&](int64_t done, int64_t total) {
-           std::fprintf(stderr, tty ? "\rretrieval: %lld/%lld items   " : "retrieval: %lld/%lld items\n", static_cast<long long>(done),
-                        static_cast<long long>(total));
-           if (tty && done == total) std::fprintf(stderr, "\n");
+           print_count("retrieval", done, total, "items", tty);
            return true;
          }).scores.at("retrieval");
 }
@@ -895,10 +893,7 @@ int cmd_experiment(const std::string& kind, const std::string& path, const Exper
   so.output = f.grid.output, so.model_path = path, so.command_line = command_line;
   so.open = f.grid.force ? RunOpen::overwrite : f.grid.resume ? RunOpen::resume : RunOpen::create;
   const std::vector<ProbeResult> results = score_probes(*m, probes, so, [&](const ScoreProgress& p) {
-    if (!tty && p.done != p.total && p.done % std::max<int64_t>(1, p.total / 5) != 0) return true;
-    std::fprintf(stderr, tty ? "\r%s: %lld/%lld items   " : "%s: %lld/%lld items\n", p.phase.c_str(), static_cast<long long>(p.done),
-                 static_cast<long long>(p.total));
-    if (tty && p.done == p.total) std::fprintf(stderr, "\n");
+    print_count(p.phase, p.done, p.total, "items", tty, 5);
     return true;
   });
   json out = json::array();
@@ -983,9 +978,7 @@ int cmd_patch(const std::string& path, const PatchFlags& f, const Common& c) {
   }
   const bool tty = isatty(2);
   const HeadPatchingResult r = patch_heads(*m, pairs, o, [&](int64_t done, int64_t total) {
-    std::fprintf(stderr, tty ? "\rpatching: %lld/%lld pairs   " : "patching: %lld/%lld pairs\n", static_cast<long long>(done),
-                 static_cast<long long>(total));
-    if (tty && done == total) std::fprintf(stderr, "\n");
+    print_count("patching", done, total, "pairs", tty);
     return true;
   });
   double correct = 0, ld = 0, ldc = 0;

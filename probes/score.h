@@ -30,7 +30,7 @@ struct ScoreProgress {
   int64_t kept = 0;        // how many
 };
 
-// Prompts as items the model continues with `response` greedy tokens (for preplan and secondary).
+// Prompts as items the model continues with `response` greedy tokens (preplan, secondary); 0: the texts as they are.
 std::vector<ProbeItem> prompt_items(const Model& m, const std::vector<PromptItem>& prompts, int64_t response);
 
 std::vector<ProbeResult> score_probes(const Model& m, const std::vector<const Probe*>& probes, const ScoreOptions& o,
