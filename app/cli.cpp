@@ -932,50 +932,15 @@ struct PatchFlags {
 // Activation patching of every head over task prompt pairs (runs/patching.h): the task's accuracy and logit
 // difference, then the heads ranked by their normalised effect.
 int cmd_patch(const std::string& path, const PatchFlags& f, const Common& c) {
-  if (f.task != "ioi" && f.task != "colored-objects") throw Error("unknown task '" + f.task + "' (known: ioi, colored-objects)");
   auto m = Model::load(path, parse_device(c.device));
-  const Tokenizer& tok = m->tokenizer();
-  auto encode = [&](const std::string& s) { return tok.encode(s, false); };
-  // (clean, corrupt, correct answer, incorrect answer) per prompt; the vocabulary checks counted by the dataset.
-  std::vector<std::tuple<std::string, std::string, std::string, std::string>> texts;
-  json vocabulary;
-  if (f.task == "ioi") {
-    IoiOptions io;
-    io.count = f.pairs, io.seed = f.seed, io.corrupt = f.corrupt;
-    const IoiSet set = make_ioi(io, encode);
-    for (const IoiPrompt& p : set.prompts) texts.emplace_back(p.clean, p.corrupt, p.io, p.s);
-    vocabulary = {{"names_kept", set.names_kept}, {"names_dropped", set.names_dropped}};
-  } else {
-    const ColoredObjectsSet set = make_colored_objects(f.pairs, f.seed, encode);
-    for (const ColoredObjectsPrompt& p : set.prompts) texts.emplace_back(p.clean, p.corrupt, p.answer, p.corrupt_answer);
-    vocabulary = {{"colours_kept", set.colours_kept}, {"colours_dropped", set.colours_dropped}, {"objects_kept", set.objects_kept},
-                  {"objects_dropped", set.objects_dropped}};
-  }
-  std::vector<PatchPair> pairs;
-  int64_t unequal = 0;
-  for (const auto& [clean, corrupt, yes, no] : texts) {
-    PatchPair pp{tok.encode(clean), tok.encode(corrupt), encode(" " + yes).at(0), encode(" " + no).at(0)};
-    if (pp.clean.size() != pp.corrupt.size()) {
-      ++unequal;
-      continue;
-    }
-    pairs.push_back(std::move(pp));
-  }
+  TaskOptions to;
+  to.task = f.task, to.corrupt = f.corrupt, to.pairs = f.pairs, to.seed = f.seed, to.same_length = f.per_position;
+  const TaskPairs set = make_task_pairs(*m, to);
+  const std::vector<PatchPair>& pairs = set.pairs;
+  const json& vocabulary = set.vocabulary;
+  const int64_t unequal = set.dropped_unequal + set.dropped_length;
   HeadPatchingOptions o;
   o.noising = f.noising, o.per_position = f.per_position;
-  if (o.per_position)  // one position at a time needs one length: keep the pairs of the most common length
-  {
-    std::map<size_t, int64_t> lengths;
-    for (const PatchPair& p : pairs) ++lengths[p.clean.size()];
-    size_t best = 0;
-    for (auto& [len, n] : lengths)
-      if (n > lengths[best]) best = len;
-    std::vector<PatchPair> same;
-    for (PatchPair& p : pairs)
-      if (p.clean.size() == best) same.push_back(std::move(p));
-    unequal += static_cast<int64_t>(pairs.size() - same.size());
-    pairs = std::move(same);
-  }
   const bool tty = isatty(2);
   const HeadPatchingResult r = patch_heads(*m, pairs, o, [&](int64_t done, int64_t total) {
     print_count("patching", done, total, "pairs", tty);

@@ -63,6 +63,16 @@ at::Tensor Model::forward(const std::vector<int32_t>& ids, bool last_only) const
   return headscope::forward(cfg_, w_, ids, last_only).logits;
 }
 
+at::Tensor Model::embed(const std::vector<int32_t>& ids) const {
+  at::NoGradGuard no_grad;
+  return headscope::embed(cfg_, w_, ids);
+}
+
+at::Tensor Model::forward_batch(const at::Tensor& resid, int64_t B, int64_t first_layer, const ForwardHooks* hooks) const {
+  at::NoGradGuard no_grad;
+  return headscope::forward_batch(cfg_, w_, resid, B, first_layer, hooks);
+}
+
 ForwardResult Model::run(const std::vector<int32_t>& ids, const AttnRecord& record, bool last_only,
                          const ForwardHooks* hooks, KvCache* cache) const {
   at::NoGradGuard no_grad;

@@ -64,60 +64,54 @@ std::pair<at::Tensor, at::Tensor> KvCache::append(int64_t layer, const at::Tenso
   return {kb.narrow(0, 0, need), vb.narrow(0, 0, need)};
 }
 
-ForwardResult forward(const ModelConfig& c, const Weights& w, const std::vector<int32_t>& ids, bool last_only,
-                      const AttnRecord* rec, const ForwardHooks* hooks, KvCache* cache) {
-  ForwardResult res;
-  // Runs the hooks on a point, only when something hooks it.
+namespace {
+
+// The layers [first_layer, n_layers) over x [B·T, D] (B prompts of T tokens, rows one after another), with a hook
+// at every named point; statistics and the cache only when B = 1. Returns the residual after the last layer.
+at::Tensor run_layers(const ModelConfig& c, const Weights& w, at::Tensor x, int64_t B, int64_t T, int64_t first_layer, int64_t pos0,
+                      const AttnRecord* rec, ForwardResult& res, const ForwardHooks* hooks, KvCache* cache) {
   auto hook = [&](int64_t layer, const char* point, at::Tensor v) {
     if (!hooks || hooks->empty()) return v;
-    const std::string name = layer >= 0 ? hook_name(layer, point) : std::string(point);
+    const std::string name = hook_name(layer, point);
     return hooks->has(name) ? hooks->run(name, layer, v) : v;
   };
   auto hooked = [&](int64_t layer, const char* point) { return hooks && hooks->has(hook_name(layer, point)); };
-  if (rec && rec->stats) res.attn.resize(c.n_layers);
-  if (rec && rec->n_keysets > 0) res.keyset_mass.resize(c.n_layers);
-  if (rec && (rec->topk < 0 || rec->topk > kMaxTopK)) throw Error("top-k must be between 0 and " + std::to_string(kMaxTopK));
-  for (auto& [l, h] : rec ? rec->pattern_heads : std::vector<std::pair<int, int>>{})
-    if (l < 0 || l >= c.n_layers || h < 0 || h >= c.n_heads)
-      throw Error("head " + std::to_string(l) + "." + std::to_string(h) + " does not exist (layers 0.." +
-                  std::to_string(c.n_layers - 1) + ", heads 0.." + std::to_string(c.n_heads - 1) + ")");
-  const int64_t T = static_cast<int64_t>(ids.size());
-  if (T == 0) throw Error("the prompt is empty: nothing to run");
-  for (int32_t id : ids)
-    if (id < 0 || id >= c.vocab) throw Error("token id " + std::to_string(id) + " is outside the vocabulary (0.." + std::to_string(c.vocab - 1) + ")");
-  const int64_t pos0 = cache ? cache->size() : 0;  // position of ids[0]
-  if (c.learned_positions && pos0 + T > c.context)
-    throw Error("the prompt has " + std::to_string(pos0 + T) + " tokens; this model's learned positions stop at " + std::to_string(c.context));
-  const at::Device dev = w.embed.device();  // where the model computes (Model::load)
-  at::Tensor idt = at::from_blob(const_cast<int32_t*>(ids.data()), {T}, at::TensorOptions().dtype(at::kInt)).to(at::kLong).to(dev);
-  at::Tensor x = w.embed.index_select(0, idt);
-  if (c.learned_positions) x = x + w.pos_embed.narrow(0, pos0, T);
-
+  const at::Device dev = w.embed.device();
   RopeTables rt;
   if (c.rope.rotary_dim > 0) {
     rt = rope_tables(c, w.rope_freq_factors, pos0 + T);
     rt.cos = rt.cos.narrow(0, pos0, T).to(dev), rt.sin = rt.sin.narrow(0, pos0, T).to(dev);
+    if (B > 1) rt.cos = rt.cos.repeat({B, 1}), rt.sin = rt.sin.repeat({B, 1});
   }
-  const int64_t H = c.n_heads, Hk = c.n_kv_heads, d = c.d_head;
-  for (int64_t layer = 0; layer < c.n_layers; ++layer) {
+  const int64_t H = c.n_heads, Hk = c.n_kv_heads, d = c.d_head, N = B * T;
+  for (int64_t layer = first_layer; layer < c.n_layers; ++layer) {
     if (rec && rec->on_layer && !rec->on_layer(layer, c.n_layers)) throw Cancelled();
     const LayerWeights& lw = w.layers[layer];
     x = hook(layer, "hook_resid_pre", x);
     at::Tensor h = norm(c, x, lw.ln1_w, lw.ln1_b);
     at::Tensor qkv = linear(h, lw.w_qkv, lw.b_qkv);
-    at::Tensor q = qkv.narrow(1, 0, H * d).view({T, H, d});
-    at::Tensor k = qkv.narrow(1, H * d, Hk * d).view({T, Hk, d});
-    at::Tensor v = qkv.narrow(1, (H + Hk) * d, Hk * d).view({T, Hk, d});
+    at::Tensor q = qkv.narrow(1, 0, H * d).view({N, H, d});
+    at::Tensor k = qkv.narrow(1, H * d, Hk * d).view({N, Hk, d});
+    at::Tensor v = qkv.narrow(1, (H + Hk) * d, Hk * d).view({N, Hk, d});
     if (c.qk_norm) q = rms_heads(q, lw.q_norm, c.norm_eps), k = rms_heads(k, lw.k_norm, c.norm_eps);
     q = hook(layer, "attn.hook_q", q), k = hook(layer, "attn.hook_k", k), v = hook(layer, "attn.hook_v", v);
     if (c.rope.rotary_dim > 0) q = apply_rope(q, rt, c.rope.rotary_dim), k = apply_rope(k, rt, c.rope.rotary_dim);
     if (cache) std::tie(k, v) = cache->append(layer, k, v);
-    at::Tensor z = attend(c, layer, q, k, v, pos0, rec, res, hooks ? hooks->kernel_edits_for(layer) : nullptr);
-    z = hook(layer, "attn.hook_z", z.view({T, H, d})).reshape({T, H * d});
+    const KernelEdits* edits = hooks ? hooks->kernel_edits_for(layer) : nullptr;
+    at::Tensor z;
+    if (B == 1) {
+      z = attend(c, layer, q, k, v, pos0, rec, res, edits);
+    } else {  // one prompt at a time
+      std::vector<at::Tensor> zs;
+      for (int64_t b = 0; b < B; ++b)
+        zs.push_back(attend(c, layer, q.narrow(0, b * T, T), k.narrow(0, b * T, T), v.narrow(0, b * T, T), pos0, nullptr, res, edits));
+      z = at::cat(zs, 0);
+    }
+    z = hook(layer, "attn.hook_z", z.view({N, H, d})).reshape({N, H * d});
     at::Tensor attn_out;
     if (hooked(layer, "attn.hook_result")) {
-      // Per-head contributions [T, H, D]: z_h times head h's columns of W_O.
-      at::Tensor result = at::einsum("thd,Dhd->thD", {z.view({T, H, d}), lw.w_o.view({c.d_model, H, d})});
+      // Per-head contributions [N, H, D]: z_h times head h's columns of W_O.
+      at::Tensor result = at::einsum("thd,Dhd->thD", {z.view({N, H, d}), lw.w_o.view({c.d_model, H, d})});
       result = hook(layer, "attn.hook_result", result);
       attn_out = result.sum(1);
       if (lw.b_o.defined()) attn_out = attn_out + lw.b_o;
@@ -139,11 +133,64 @@ ForwardResult forward(const ModelConfig& c, const Weights& w, const std::vector<
     }
     x = hook(layer, "hook_resid_post", x);
   }
+  return x;
+}
+
+// The final norm and the unembedding of x [rows, D], with their hooks.
+at::Tensor unembed(const ModelConfig& c, const Weights& w, const at::Tensor& x, const ForwardHooks* hooks) {
+  auto hook = [&](const char* point, at::Tensor v) { return hooks && !hooks->empty() && hooks->has(point) ? hooks->run(point, -1, v) : v; };
+  at::Tensor n = hook("ln_final.hook_normalized", norm(c, x, w.final_w, w.final_b));
+  return hook("unembed.hook_logits", linear(n, w.unembed, w.unembed_b));
+}
+
+void check_ids(const ModelConfig& c, const std::vector<int32_t>& ids) {
+  if (ids.empty()) throw Error("the prompt is empty: nothing to run");
+  for (int32_t id : ids)
+    if (id < 0 || id >= c.vocab) throw Error("token id " + std::to_string(id) + " is outside the vocabulary (0.." + std::to_string(c.vocab - 1) + ")");
+}
+
+}  // namespace
+
+at::Tensor embed(const ModelConfig& c, const Weights& w, const std::vector<int32_t>& ids, int64_t pos0) {
+  check_ids(c, ids);
+  const int64_t T = static_cast<int64_t>(ids.size());
+  if (c.learned_positions && pos0 + T > c.context)
+    throw Error("the prompt has " + std::to_string(pos0 + T) + " tokens; this model's learned positions stop at " + std::to_string(c.context));
+  at::Tensor idt = at::from_blob(const_cast<int32_t*>(ids.data()), {T}, at::TensorOptions().dtype(at::kInt)).to(at::kLong).to(w.embed.device());
+  at::Tensor x = w.embed.index_select(0, idt);
+  if (c.learned_positions) x = x + w.pos_embed.narrow(0, pos0, T);
+  return x;
+}
+
+ForwardResult forward(const ModelConfig& c, const Weights& w, const std::vector<int32_t>& ids, bool last_only,
+                      const AttnRecord* rec, const ForwardHooks* hooks, KvCache* cache) {
+  ForwardResult res;
+  if (rec && rec->stats) res.attn.resize(c.n_layers);
+  if (rec && rec->n_keysets > 0) res.keyset_mass.resize(c.n_layers);
+  if (rec && (rec->topk < 0 || rec->topk > kMaxTopK)) throw Error("top-k must be between 0 and " + std::to_string(kMaxTopK));
+  for (auto& [l, h] : rec ? rec->pattern_heads : std::vector<std::pair<int, int>>{})
+    if (l < 0 || l >= c.n_layers || h < 0 || h >= c.n_heads)
+      throw Error("head " + std::to_string(l) + "." + std::to_string(h) + " does not exist (layers 0.." +
+                  std::to_string(c.n_layers - 1) + ", heads 0.." + std::to_string(c.n_heads - 1) + ")");
+  check_ids(c, ids);
+  const int64_t T = static_cast<int64_t>(ids.size());
+  const int64_t pos0 = cache ? cache->size() : 0;  // position of ids[0]
+  at::Tensor x = run_layers(c, w, embed(c, w, ids, pos0), 1, T, 0, pos0, rec, res, hooks, cache);
   if (cache) cache->commit(T);
   if (last_only) x = x.narrow(0, T - 1, 1);
-  x = hook(-1, "ln_final.hook_normalized", norm(c, x, w.final_w, w.final_b));
-  res.logits = hook(-1, "unembed.hook_logits", linear(x, w.unembed, w.unembed_b));
+  res.logits = unembed(c, w, x, hooks);
   return res;
+}
+
+at::Tensor forward_batch(const ModelConfig& c, const Weights& w, const at::Tensor& resid, int64_t B, int64_t first_layer,
+                         const ForwardHooks* hooks) {
+  if (B < 1 || resid.dim() != 2 || resid.size(0) % B != 0 || resid.size(1) != c.d_model)
+    throw Error("a batched pass needs B >= 1 prompts of equal length as [B*T, d_model] rows");
+  if (first_layer < 0 || first_layer > c.n_layers) throw Error("layer " + std::to_string(first_layer) + " does not exist");
+  const int64_t T = resid.size(0) / B;
+  ForwardResult res;
+  at::Tensor x = run_layers(c, w, resid, B, T, first_layer, 0, nullptr, res, hooks, nullptr);
+  return unembed(c, w, x.view({B, T, c.d_model}).select(1, T - 1), hooks);
 }
 
 std::string hook_name(int64_t layer, const char* point) { return "blocks." + std::to_string(layer) + "." + point; }

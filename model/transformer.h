@@ -79,4 +79,14 @@ class KvCache {
 ForwardResult forward(const ModelConfig& cfg, const Weights& w, const std::vector<int32_t>& ids, bool last_only = false,
                       const AttnRecord* record = nullptr, const class ForwardHooks* hooks = nullptr, KvCache* cache = nullptr);
 
+// The embedded tokens at positions pos0 .. pos0 + T - 1 (learned positions added): the residual entering layer 0.
+at::Tensor embed(const ModelConfig& cfg, const Weights& w, const std::vector<int32_t>& ids, int64_t pos0 = 0);
+
+// B prompts of the same length T at once, from the residual entering layer `first_layer` (resid [B·T, D], the
+// prompts' rows one after another) to each prompt's last-position logits [B, vocab]. No cache, no statistics; hook
+// values hold all B·T rows in that order (in-kernel edits apply to every prompt). The layers before first_layer are
+// not run: starting from a cached residual skips them. Each prompt's logits equal its own forward's.
+at::Tensor forward_batch(const ModelConfig& cfg, const Weights& w, const at::Tensor& resid, int64_t B, int64_t first_layer,
+                         const class ForwardHooks* hooks = nullptr);
+
 }  // namespace headscope

@@ -189,6 +189,66 @@ std::string write_circuit_model(const std::string& dir, bool copier) {
   return dir;
 }
 
+std::string write_mover_model(const std::string& dir) {
+  namespace Mv = mover;
+  constexpr int D = Mv::kModel, K = kPositions;
+  std::filesystem::create_directories(dir);
+  write_config(dir, D, Mv::kHeads, Mv::kLayers);
+  constexpr int P = 0, V = K, U = K + kVocab, Mk = U + 1;  // where each code lives in the residual stream
+  std::map<std::string, Tensor> t;
+  Tensor wte = zeros({kVocab, D}), wpe = zeros({K, D});
+  for (int id = 0; id < kVocab; ++id) wte.data[id * D + V + id] = 1.f;
+  for (int p = 0; p < K; ++p) wpe.data[p * D + P + p] = 1.f, wpe.data[p * D + U] = 1.f;
+  t["wte.weight"] = wte, t["wpe.weight"] = wpe;
+  Tensor ones = zeros({D});
+  std::fill(ones.data.begin(), ones.data.end(), 1.f);
+  t["ln_f.weight"] = ones, t["ln_f.bias"] = zeros({D});
+  // Every stream holds three ones: after LayerNorm a one reads s1 and a zero s0.
+  const double mu = 3.0 / D, sigma = std::sqrt(3.0 / D - mu * mu + 1e-5), s1 = (1 - mu) / sigma, s0 = -mu / sigma;
+  auto q_col = [](int h, int i) { return h * Mv::kHeadDim + i; };
+  auto k_col = [](int h, int i) { return D + h * Mv::kHeadDim + i; };
+  auto v_col = [](int h, int i) { return 2 * D + h * Mv::kHeadDim + i; };
+  const float a = 10.f, b = 5.f;
+  for (int l = 0; l < Mv::kLayers; ++l) {
+    const std::string pre = "h." + std::to_string(l) + ".";
+    Tensor w = zeros({D, 3 * D}), bias = zeros({3 * D}), proj = zeros({D, D}), proj_b = zeros({D});
+    auto W = [&](int in, int out) -> float& { return w.data[static_cast<size_t>(in) * 3 * D + out]; };
+    auto Proj = [&](int in, int out) -> float& { return proj.data[static_cast<size_t>(in) * D + out]; };
+    if (l == 0) {
+      // q = a V_t - b P_t against k = V_s + P_s: a s1^2 for an earlier equal token, (a - b) s1^2 for itself; key 0
+      // gets (a - b/2) s1^2 more from a constant query column against P_0, so it wins when no earlier token is equal.
+      const int h = Mv::kDupHead;
+      for (int c = 0; c < kVocab; ++c) W(V + c, q_col(h, c)) = a, W(V + c, k_col(h, c)) = 1.f;
+      for (int p = 0; p < K; ++p) W(P + p, q_col(h, kVocab + p)) = -b, W(P + p, k_col(h, kVocab + p)) = 1.f;
+      bias.data[q_col(h, kVocab + K)] = static_cast<float>((a - b / 2) * s1 * s1 / (s1 - s0));
+      W(P, k_col(h, kVocab + K)) = 1.f;
+      // Its value: the sum of the position codes 1..K-1, which reads 1/sigma more at any position but 0; c_proj
+      // turns that into exactly 1 (0 for position 0) and writes it as M = +1, U = -1.
+      for (int p = 1; p < K; ++p) W(P + p, v_col(h, 0)) = 1.f;
+      const double v0 = (K - 1) * s0;  // the value read at position 0
+      Proj(h * Mv::kHeadDim, Mk) = static_cast<float>(sigma), Proj(h * Mv::kHeadDim, U) = static_cast<float>(-sigma);
+      proj_b.data[Mk] = static_cast<float>(-sigma * v0), proj_b.data[U] = static_cast<float>(sigma * v0);
+    } else {
+      // The mover: a constant query against k = M (a gap of (s1 - s0) 100 for a marked key) and against P_0 (half
+      // that for key 0, where it looks when nothing is marked); its value is the key's token code, written back at
+      // sigma.
+      const int h = Mv::kMoverHead;
+      bias.data[q_col(h, 0)] = 100.f, bias.data[q_col(h, 1)] = 50.f;
+      W(Mk, k_col(h, 0)) = 1.f, W(P, k_col(h, 1)) = 1.f;
+      for (int c = 0; c < kVocab; ++c) W(V + c, v_col(h, c)) = 1.f, Proj(h * Mv::kHeadDim + c, V + c) = static_cast<float>(sigma);
+    }
+    t[pre + "attn.c_attn.weight"] = w, t[pre + "attn.c_attn.bias"] = bias;
+    t[pre + "attn.c_proj.weight"] = proj, t[pre + "attn.c_proj.bias"] = proj_b;
+    t[pre + "ln_1.weight"] = ones, t[pre + "ln_1.bias"] = zeros({D});
+    t[pre + "ln_2.weight"] = ones, t[pre + "ln_2.bias"] = zeros({D});
+    t[pre + "mlp.c_fc.weight"] = zeros({D, kInner}), t[pre + "mlp.c_fc.bias"] = zeros({kInner});
+    t[pre + "mlp.c_proj.weight"] = zeros({kInner, D}), t[pre + "mlp.c_proj.bias"] = zeros({D});
+  }
+  write_safetensors(dir + "/model.safetensors", t);
+  write_tokenizer(dir);
+  return dir;
+}
+
 std::string write_sink_model(const std::string& dir) {
   namespace S = sinks;
   constexpr int P = 0, V = kPositions, kS = kPositions + kVocab, kNeurons = 2;

@@ -62,4 +62,23 @@ constexpr int kLayers = 10, kModel = 256, kHeads = 4;
 }
 std::string write_sink_model(const std::string& dir);
 
+// A fourth planted GPT-2 with a two-step circuit for path patching (METRICS.md §5): a name mover that moves a name
+// only when a duplicate-token head has marked it. The residual holds one-hot position (P) and token (V) codes and a
+// marker pair: U = 1 (unmarked) from every position's embedding, or M = 1 (marked) instead, so every stream holds
+// exactly three ones and LayerNorm treats marked and unmarked tokens alike.
+//   layer 0  kDupHead    attends to an earlier position holding the same token (position 0 when there is none)
+//                        and, when that position is not 0, writes M = +1, U = -1 (exactly, through c_proj)
+//   layer 1  kMoverHead  a constant query against k = M: attends to the marked positions (position 0 when none
+//                        is marked) and writes the attended token codes back, so the unembedding (tied: the V
+//                        code) prefers the marked name
+// Every other head has zero weights (uniform attention, zero output); the MLPs are zero. Clean "xAByA." marks the
+// second A: the answer A beats B; corrupt "xAByC." marks nothing: the mover moves x, and A and B tie (logit
+// difference 0). Path patching: logits <- kMoverHead (s = 1), the mover's keys <- kDupHead (s = 1), every
+// other head and every other path (the mover's queries and values) 0.
+namespace mover {
+constexpr int kLayers = 2, kHeads = 4, kHeadDim = 208, kModel = kHeads * kHeadDim;
+constexpr int kDupHead = 1, kMoverHead = 2;  // layer 0, layer 1
+}  // namespace mover
+std::string write_mover_model(const std::string& dir);
+
 }  // namespace planted

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "datasets/colored_objects.h"
 #include "datasets/ioi.h"
+#include "hooks/hooks.h"
 #include "model/tokenizer.h"
 #include "model/model.h"
 #include "planted_model.h"
@@ -227,4 +228,80 @@ TEST_CASE("Colored Objects prompts: three colours and objects, the corrupt promp
     lower[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(lower[0])));
     CHECK(asked.find(" " + lower + " " + object) != std::string::npos);
   }
+}
+
+TEST_CASE("path patching on the planted two-step circuit: the mover to the logits, the duplicate head to the mover's keys, nothing else",
+          "[patching][planted]") {
+  namespace Mv = planted::mover;
+  testutil::TempDir d;
+  auto m = Model::load(planted::write_mover_model(d / "mover"));
+  PatchPair p;
+  p.clean = m->tokenizer().encode("xAByA.", false);
+  p.corrupt = m->tokenizer().encode("xAByC.", false);
+  p.correct = 'A', p.incorrect = 'B';
+  const PromptCache clean = cache_prompt(*m, p.clean, p.correct, p.incorrect);
+  const PromptCache corrupt = cache_prompt(*m, p.corrupt, p.correct, p.incorrect);
+  INFO("LD clean " << clean.ld << ", corrupt " << corrupt.ld);
+  REQUIRE(clean.ld > 1.0);
+  REQUIRE(std::fabs(corrupt.ld) < 1e-6);  // A and B tie when nothing is marked
+  const std::pair<int, int> mover{1, Mv::kMoverHead}, dup{0, Mv::kDupHead};
+  struct Case {
+    PathTarget target;
+    std::pair<int, int> carrier;  // the one head with s = 1 ({-1, -1}: none)
+  };
+  const Case cases[] = {{{PathInput::logits, {}}, mover},
+                        {{PathInput::k, {mover}}, dup},
+                        {{PathInput::q, {mover}}, {-1, -1}},
+                        {{PathInput::v, {mover}}, {-1, -1}}};
+  for (const Case& c : cases) {
+    int64_t forwards = 0, passes = 0;
+    const at::Tensor ld = path_patch_pair(*m, p, clean, corrupt, c.target, &forwards, &passes);
+    const at::Tensor s = at::full({Mv::kLayers, Mv::kHeads}, NAN, at::kDouble);
+    for (int l = 0; l < Mv::kLayers; ++l)
+      for (int h = 0; h < Mv::kHeads; ++h) {
+        const double x = ld[l][h].item<double>();
+        INFO(path_input_name(c.target.input) << ": head " << l << "." << h << " LD " << x);
+        const bool sender = c.target.input == PathInput::logits || l == 0;
+        CHECK(std::isnan(x) == !sender);
+        if (!sender) continue;
+        s[l][h] = noising_score(x, clean.ld, corrupt.ld);
+        CHECK(std::fabs(s[l][h].item<double>() - (std::make_pair(l, h) == c.carrier ? 1.0 : 0.0)) < 1e-6);
+      }
+    CHECK(forwards == (c.target.input == PathInput::logits ? 8 : 4));
+    CHECK(passes == (c.target.input == PathInput::logits ? 2 : 2));
+    // The top 2 % of 8 heads is one head: the planted one.
+    if (c.carrier.first >= 0) CHECK(top_heads_of_stage(s, 0.02) == std::vector<std::pair<int, int>>{c.carrier});
+  }
+}
+
+TEST_CASE("batched patched passes from a cached residual equal single forwards with the patch hook", "[patching][planted]") {
+  testutil::TempDir d;
+  auto m = Model::load(planted::write_mover_model(d / "mover"));
+  PatchPair p;
+  p.clean = m->tokenizer().encode("xAByA.", false);
+  p.corrupt = m->tokenizer().encode("xAByC.", false);
+  p.correct = 'A', p.incorrect = 'B';
+  HeadPatchingOptions o;
+  o.per_position = true;
+  const HeadPatchingResult r = patch_heads(*m, {p}, o);
+  CHECK(r.passes == 2);  // each layer's 4 heads x 6 positions in one pass
+  const PromptCache clean = cache_prompt(*m, p.clean, p.correct, p.incorrect);
+  for (int l = 0; l < 2; ++l)
+    for (int h = 0; h < 4; ++h)
+      for (int64_t t = 0; t < 6; ++t) {
+        Hooks hooks;
+        hooks.add(Hooks::name(l, "attn.hook_z"), [&](const at::Tensor& z, const HookContext&) {
+          at::Tensor out = z.clone();
+          out[t][h].copy_(clean.z[static_cast<size_t>(l)][t][h]);
+          return out;
+        });
+        const double ld = logit_diff(m->run(p.corrupt, AttnRecord{}, true, &hooks).logits[0], p.correct, p.incorrect);
+        const double want = denoising_score(ld, r.ld_clean[0], r.ld_corrupt[0]);
+        INFO("head " << l << "." << h << " position " << t);
+        CHECK(std::fabs(r.ratio_of_means[l][h][t].item<double>() - want) < 1e-5);
+      }
+  // The mover at the last position carries it all; the duplicate head's clean mark alone makes the mover move the
+  // corrupt prompt's C (position 4), which leaves A and B tied: 0.
+  CHECK(std::fabs(r.ratio_of_means[0][planted::mover::kDupHead][4].item<double>()) < 1e-6);
+  CHECK(std::fabs(r.ratio_of_means[1][planted::mover::kMoverHead][5].item<double>() - 1.0) < 1e-6);
 }
