@@ -30,6 +30,7 @@
 #include "hooks/interventions.h"
 #include "kernels/attention.h"
 #include "kernels/device.h"
+#include "probes/circuit.h"
 #include "probes/induction.h"
 #include "probes/preplan.h"
 #include "probes/secondary_sinks.h"
@@ -681,6 +682,16 @@ void print_probe_details(const ProbeResult& r, const std::vector<std::vector<std
                   static_cast<long long>(t["l_start"].get<int64_t>()), static_cast<long long>(t["lifetime"].get<int64_t>()),
                   t["sink_score"].get<double>(), t["mlp_alignment"].get<double>());
   }
+  if (r.name.rfind("circuit/", 0) == 0) {  // a circuit stage: its receivers and the heads it selected
+    const json& s = r.summary;
+    std::printf("  %lld senders -> %s of %s; selected (top %g %% of heads by |s|):\n", static_cast<long long>(s["senders"].get<int64_t>()),
+                s["input"].get<std::string>().c_str(), s["receivers"].empty() ? "the logits" : s["receivers"].dump().c_str(),
+                100.0 * r.params.value("share", 0.02));
+    if (s["selected"].empty()) std::printf("    (none)\n");
+    for (const json& h : s["selected"])
+      std::printf("    %2d.%-3d %-16s s %+.4f (mean of per-pair ratios %+.4f)\n", h["layer"].get<int>(), h["head"].get<int>(),
+                  h["class"].get<std::string>().c_str(), h["effect"].get<double>(), h["effect_mean_of_ratios"].get<double>());
+  }
   if (r.summary.contains("by_length_depth")) {  // NIAH: ROUGE-1 recall x 100 by context length (rows) and depth
     std::map<int64_t, std::map<double, double>> grid;
     std::set<double> depths;
@@ -978,6 +989,147 @@ int cmd_patch(const std::string& path, const PatchFlags& f, const Common& c) {
   return 0;
 }
 
+struct CircuitFlags {
+  PatchFlags task;
+  double share = 0.02;
+  std::string output, circuit, heads;
+  bool force = false, resume = false;
+  int draws = 5;
+};
+
+TaskOptions task_options(const PatchFlags& f) {
+  TaskOptions t;
+  t.task = f.task, t.corrupt = f.corrupt, t.pairs = f.pairs, t.seed = f.seed;
+  return t;
+}
+
+// A task's circuit by path patching (probes/circuit.h), into a resumable run file: the stages and the circuit by class.
+int cmd_circuit(const std::string& path, const CircuitFlags& f, const std::string& command_line, const Common& c) {
+  if (path.empty()) throw Error("circuit needs a MODEL (or: circuit overlap A.h5 B.h5, circuit repair MODEL --circuit RUN.h5)");
+  auto m = Model::load(path, parse_device(c.device));
+  CircuitOptions co;
+  co.task = task_options(f.task), co.share = f.share;
+  const auto owned = circuit_probes(*m, co);
+  std::vector<const Probe*> probes;
+  for (auto& p : owned) probes.push_back(p.get());
+  ScoreOptions o;
+  o.output = f.output, o.model_path = path, o.command_line = command_line;
+  o.open = f.force ? RunOpen::overwrite : f.resume ? RunOpen::resume : RunOpen::create;
+  const bool tty = isatty(2);
+  const auto t0 = std::chrono::steady_clock::now();
+  bool told_resume = false;
+  const std::vector<ProbeResult> results = score_probes(*m, probes, o, [&](const ScoreProgress& p) {
+    if (p.resumed && !told_resume) std::fprintf(stderr, "resuming %s: %lld items already done\n", f.output.c_str(), static_cast<long long>(p.kept));
+    told_resume |= p.resumed;
+    print_count(p.phase, p.done, p.total, p.phase == "induction" ? "items" : "pairs", tty, 1);
+    return true;
+  });
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const std::vector<CircuitHead> heads = circuit_heads(results);
+  json circuit = json::array();
+  for (const CircuitHead& h : heads)
+    circuit.push_back({{"head", std::to_string(h.layer) + "." + std::to_string(h.head)}, {"class", h.cls}, {"stage", h.stage}, {"effect", h.effect}});
+  const json& first = results.at(1).summary;
+  if (c.json) {
+    json stages = json::array();
+    for (size_t k = 1; k < results.size(); ++k) stages.push_back({{"stage", results[k].name}, {"summary", results[k].summary}});
+    return print_json({{"model", path}, {"task", f.task.task}, {"output", f.output}, {"seconds", seconds}, {"pairs", first["pairs"]},
+                       {"accuracy", first["accuracy"]}, {"logit_diff_clean", first["logit_diff_clean"]},
+                       {"logit_diff_corrupt", first["logit_diff_corrupt"]}, {"stages", stages}, {"circuit", circuit}}),
+           0;
+  }
+  std::printf("%s circuit of %s: %lld pairs, accuracy %.1f %% (correct answer above the other), logit difference clean %.3f, corrupt %.3f\n",
+              f.task.task.c_str(), path.c_str(), static_cast<long long>(first["pairs"].get<int64_t>()), 100.0 * first["accuracy"].get<double>(),
+              first["logit_diff_clean"].get<double>(), first["logit_diff_corrupt"].get<double>());
+  for (size_t k = 1; k < results.size(); ++k) {
+    std::printf("stage %s:", results[k].name.c_str());
+    print_probe_details(results[k], {});
+  }
+  std::map<std::string, std::vector<std::string>> by_class;
+  for (const CircuitHead& h : heads) by_class[h.cls].push_back(std::to_string(h.layer) + "." + std::to_string(h.head));
+  std::printf("circuit (%zu heads):\n", heads.size());
+  for (auto& [cls, hs] : by_class) {
+    std::string list;
+    for (const std::string& h : hs) list += (list.empty() ? "" : ", ") + h;
+    std::printf("  %-18s %s\n", cls.c_str(), list.c_str());
+  }
+  if (!f.output.empty()) std::printf("wrote %s\n", f.output.c_str());
+  std::fprintf(stderr, "%.1f s (model load excluded)\n", seconds);
+  return 0;
+}
+
+// A circuit read back from a run file written by `circuit`.
+std::vector<CircuitHead> read_circuit(const std::string& path, std::string* task) {
+  RunReader r(path);
+  std::vector<ProbeResult> stages;
+  for (const std::string& n : r.probe_names())
+    if (n.rfind("circuit/", 0) == 0) stages.push_back(r.probe(n));
+  if (stages.empty()) throw Error(path + " holds no circuit (write one with: headscope circuit MODEL --task ... -o " + path + ")");
+  if (task) *task = stages[0].params.value("task", std::string("?"));
+  return circuit_heads(stages);
+}
+
+int cmd_circuit_overlap(const std::string& a, const std::string& b, const Common& c) {
+  std::string ta, tb;
+  const std::vector<CircuitHead> ca = read_circuit(a, &ta), cb = read_circuit(b, &tb);
+  const CircuitOverlap o = circuit_overlap(ca, cb);
+  auto row = [](const Overlap& x) { return json{{"shared", x.shared}, {"union", x.in_union}, {"jaccard", std::isnan(x.jaccard) ? json(nullptr) : json(x.jaccard)}}; };
+  json per = json::object();
+  for (auto& [cls, x] : o.per_class) per[cls] = row(x);
+  if (c.json) return print_json({{"a", a}, {"b", b}, {"task_a", ta}, {"task_b", tb}, {"heads_a", ca.size()}, {"heads_b", cb.size()}, {"all", row(o.all)}, {"per_class", per}}), 0;
+  std::printf("circuit overlap: %s (%s, %zu heads) and %s (%s, %zu heads)\n", a.c_str(), ta.c_str(), ca.size(), b.c_str(), tb.c_str(), cb.size());
+  std::printf("  %-18s %6s %6s %8s\n", "class", "shared", "union", "Jaccard");
+  auto print = [](const std::string& name, const Overlap& x) {
+    std::printf("  %-18s %6lld %6lld %8s\n", name.c_str(), static_cast<long long>(x.shared), static_cast<long long>(x.in_union),
+                std::isnan(x.jaccard) ? "-" : (std::to_string(static_cast<int>(std::lround(100 * x.jaccard))) + " %").c_str());
+  };
+  print("all heads", o.all);
+  for (auto& [cls, x] : o.per_class) print(cls, x);
+  return 0;
+}
+
+int cmd_circuit_repair(const std::string& path, const CircuitFlags& f, const Common& c) {
+  if (path.empty()) throw Error("circuit repair needs a MODEL");
+  if (f.circuit.empty() == f.heads.empty()) throw Error("circuit repair needs the heads: --circuit RUN.h5 (a Colored Objects circuit) or --heads L.H,...");
+  RepairOptions o;
+  o.prompts = f.task.pairs, o.seed = f.task.seed, o.draws = f.draws;
+  if (!f.circuit.empty()) {
+    std::string task;
+    o.heads = repair_heads(read_circuit(f.circuit, &task));
+    if (o.heads.empty()) throw Error(f.circuit + " (" + task + ") has no S-inhibition or negative mover heads to use");
+  }
+  auto m = Model::load(path, parse_device(c.device));
+  if (!f.heads.empty()) o.heads = parse_heads(f.heads, m->config());
+  const bool tty = isatty(2);
+  const RepairResult r = repair_colored_objects(*m, o, [&](int64_t done, int64_t total) {
+    print_count("conditions", done, total, "conditions", tty, 1);
+    return true;
+  });
+  double mean = 0, var = 0;
+  const double n = static_cast<double>(r.random_after.size());
+  for (double x : r.random_after) mean += x / n;
+  for (double x : r.random_after) var += (x - mean) * (x - mean) / std::max(1.0, n - 1);
+  json heads = json::array(), draws = json::array();
+  for (auto [l, h] : o.heads) heads.push_back(std::to_string(l) + "." + std::to_string(h));
+  for (size_t d = 0; d < r.random_heads.size(); ++d) {
+    json hs = json::array();
+    for (auto [l, h] : r.random_heads[d]) hs.push_back(std::to_string(l) + "." + std::to_string(h));
+    draws.push_back({{"heads", hs}, {"accuracy", r.random_after[d]}});
+  }
+  if (c.json)
+    return print_json({{"model", path}, {"prompts", r.prompts}, {"heads", heads}, {"accuracy_before", r.before}, {"accuracy_after", r.after},
+                       {"logit_diff_before", r.ld_before}, {"logit_diff_after", r.ld_after}, {"random", draws},
+                       {"random_mean", mean}, {"random_sd", std::sqrt(var)}}),
+           0;
+  std::printf("Colored Objects repair on %s: %lld prompts; heads %s attend from the final token to the incorrect colours\n", path.c_str(),
+              static_cast<long long>(r.prompts), heads.dump().c_str());
+  std::printf("  accuracy (the correct colour above the question's other two) %.1f %% -> %.1f %%; logit difference %.3f -> %.3f\n",
+              100 * r.before, 100 * r.after, r.ld_before, r.ld_after);
+  if (!r.random_after.empty())
+    std::printf("  %zu random sets of %zu heads: %.1f %% +- %.1f\n", r.random_after.size(), o.heads.size(), 100 * mean, 100 * std::sqrt(var));
+  return 0;
+}
+
 std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
 }  // namespace
@@ -1205,6 +1357,36 @@ int main(int argc, char** argv) {
   patch->add_option("--top", pf.top, "Heads to list")->capture_default_str()->check(positive_integer);
   add_common(patch, common);
 
+  auto* circuit = app.add_subcommand("circuit", "Find a task's circuit by path patching (Merullo et al.: logits <- movers' queries <- "
+                                                "S-inhibition values <- induction keys, top 2 % of heads per stage), into a resumable run file");
+  CircuitFlags cf;
+  std::string run_a, run_b;
+  circuit->add_option("MODEL", model, "Checkpoint");
+  circuit->add_option("--task", cf.task.task, "Task: ioi, colored-objects, or a pairs file FILE.jsonl ({clean, corrupt, correct, incorrect})")
+      ->capture_default_str();
+  circuit->add_option("--pairs", cf.task.pairs, "Prompt pairs (at most this many from a pairs file)")->capture_default_str()->check(positive_integer);
+  circuit->add_option("--corrupt", cf.task.corrupt, "ioi: corrupt prompts abc (three different names) or flip (S2 <-> IO)")->capture_default_str();
+  circuit->add_option("--seed", cf.task.seed, "Seed of the prompts")->capture_default_str();
+  circuit->add_option("--share", cf.share, "Share of all heads each stage selects")->capture_default_str()
+      ->check(number_where("in (0, 1]", [](double x) { return x > 0 && x <= 1; }));
+  circuit->add_option("-o,--output", cf.output, "Run file to write the stages to (.h5)");
+  auto* circuit_force = circuit->add_flag("--force", cf.force, "Replace an existing run file (the old one stays until the new one is complete)");
+  circuit->add_flag("--resume", cf.resume, "Continue an interrupted job")->excludes(circuit_force);
+  add_common(circuit, common);
+  auto* overlap = circuit->add_subcommand("overlap", "Compare two circuits: shared and union heads, Jaccard, per class");
+  overlap->add_option("A", run_a, "Run file written by circuit")->required();
+  overlap->add_option("B", run_b, "Run file written by circuit")->required();
+  add_common(overlap, common);
+  auto* repair = circuit->add_subcommand("repair", "Colored Objects: make chosen heads attend from the final token to the incorrect colours; "
+                                                   "accuracy before and after, against random heads");
+  repair->add_option("MODEL", model, "Checkpoint")->required();
+  repair->add_option("--circuit", cf.circuit, "A Colored Objects circuit run file: its 3 strongest S-inhibition heads and strongest negative mover");
+  repair->add_option("--heads", cf.heads, "Or the heads, L.H,...");
+  repair->add_option("--prompts", cf.task.pairs, "Colored Objects prompts")->capture_default_str()->check(positive_integer);
+  repair->add_option("--seed", cf.task.seed, "Seed of the prompts (random draw d: seed + 1 + d)")->capture_default_str();
+  repair->add_option("--draws", cf.draws, "Random head sets for the control")->capture_default_str()->check(number_where(">= 0", [](double x) { return x >= 0; }));
+  add_common(repair, common);
+
   auto* inspect = app.add_subcommand("inspect", "Summarise a run file");
   inspect->add_option("RUN", model, "Run file (.h5)")->required();
   add_common(inspect, common);
@@ -1242,6 +1424,13 @@ int main(int argc, char** argv) {
       return cmd_experiment(*masking ? "retrieval-masking" : "kv-budget", model, ef, cl, common);
     }
     if (*patch) return cmd_patch(model, pf, common);
+    if (*overlap) return cmd_circuit_overlap(run_a, run_b, common);
+    if (*repair) return cmd_circuit_repair(model, cf, common);
+    if (*circuit) {
+      std::string cl;
+      for (int i = 0; i < argc; ++i) cl += (i ? " " : "") + std::string(argv[i]);
+      return cmd_circuit(model, cf, cl, common);
+    }
     if (*attn) return cmd_attn(model, prompt, random_tokens, seed, head, top, stats, common);
   } catch (const ChoiceError& e) {
     // The library's remedies in this program's words.

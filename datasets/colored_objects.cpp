@@ -58,6 +58,7 @@ ColoredObjectsSet make_colored_objects(int count, uint64_t seed, const std::func
     p.clean = head + o[q] + "?\nA:";
     p.corrupt = head + o[other] + "?\nA:";
     p.answer = title(c[q]), p.corrupt_answer = title(c[other]);
+    p.colours = c;
   };
   for (int i = 0; i < count; ++i) {
     ColoredObjectsPrompt shot, p;  // 1-shot: a solved example, then the question

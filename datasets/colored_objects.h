@@ -14,6 +14,7 @@ namespace headscope {
 struct ColoredObjectsPrompt {
   std::string clean, corrupt;
   std::string answer, corrupt_answer;  // title case, without the leading space
+  std::vector<std::string> colours;    // the question's three colours in prompt order (lower case, as written)
 };
 
 struct ColoredObjectsSet {

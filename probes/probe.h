@@ -38,6 +38,10 @@ class Probe {
   virtual std::vector<std::string> scalar_values() const { return {}; }
   // The items, checked against the model (Error naming the first bad one): called before anything runs.
   virtual std::vector<ProbeItem> items(const Model& m) const = 0;
+  // Called once before the probe's first item runs (and before combine) with the results of the probes before it
+  // in the job, complete and combined: a probe that builds on them (a circuit stage's receivers are the heads an
+  // earlier stage selected) takes what it needs here. Its params() must not depend on them.
+  virtual void prepare(const Model&, const std::vector<ProbeResult>& /*earlier*/) const {}
   virtual ItemResult run(const Model& m, const ProbeItem& item) const = 0;
   // scores and summary from every item's values (items and values in item order).
   virtual void combine(const Model& m, const std::vector<ProbeItem>& items, ProbeResult& r) const = 0;

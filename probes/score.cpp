@@ -127,15 +127,30 @@ std::vector<ProbeResult> score_probes(const Model& m, const std::vector<const Pr
     results[k].items.resize(items[k].size());
     for (const ProbeItem& it : items[k]) results[k].item_tokens.push_back(it.tokens), results[k].item_meta.push_back(it.meta);
   }
+  // Probe k is prepared with the combined results of probes 0 .. k-1 (whose items are all in by then: items run in
+  // probe order, and a resumed job reads the kept ones back first).
+  std::vector<char> prepared(probes.size(), 0), combined(probes.size(), 0);
+  auto prepare = [&](size_t k) {
+    if (prepared[k]) return;
+    for (size_t q = 0; q < k; ++q)
+      if (!combined[q]) probes[q]->combine(m, items[q], results[q]), combined[q] = 1;
+    probes[k]->prepare(m, std::vector<ProbeResult>(results.begin(), results.begin() + static_cast<std::ptrdiff_t>(k)));
+    prepared[k] = 1;
+  };
   auto combine_all = [&] {
-    for (size_t k = 0; k < probes.size(); ++k) probes[k]->combine(m, items[k], results[k]);
+    for (size_t k = 0; k < probes.size(); ++k) {
+      prepare(k);
+      if (!combined[k]) probes[k]->combine(m, items[k], results[k]), combined[k] = 1;
+    }
   };
   if (o.output.empty()) {  // in memory
-    for (size_t k = 0; k < probes.size(); ++k)
+    for (size_t k = 0; k < probes.size(); ++k) {
+      prepare(k);
       for (size_t i = 0; i < items[k].size(); ++i) {
         results[k].items[i] = probes[k]->run(m, items[k][i]);
         report({probes[k]->name(), static_cast<int64_t>(i + 1), static_cast<int64_t>(items[k].size())});
       }
+    }
     combine_all();
     return results;
   }
@@ -163,23 +178,24 @@ std::vector<ProbeResult> score_probes(const Model& m, const std::vector<const Pr
   plan.settings = {{"command", "score"}, {"probes", settings}};
   RunWriter w(o.output, std::move(plan), o.open);
   const std::vector<int64_t> todo = w.pending();
-  std::vector<char> ran(owner.size(), 0);
   std::vector<int64_t> left(probes.size(), 0), done(probes.size(), 0);
   for (int64_t j : todo) ++left[owner[j].first];
   const int64_t kept_items = static_cast<int64_t>(owner.size() - todo.size());
+  if (kept_items > 0) {  // the earlier job's items, read back from their parts before anything new is queued
+    std::vector<char> kept(owner.size(), 1);
+    for (int64_t j : todo) kept[static_cast<size_t>(j)] = 0;
+    RunReader rd(w.work_path());
+    for (size_t j = 0; j < owner.size(); ++j)
+      if (kept[j]) results[owner[j].first].items[owner[j].second] = read_item(rd, *probes[owner[j].first], static_cast<int64_t>(j));
+  }
   for (int64_t j : todo) {
     const auto [k, i] = owner[j];
+    prepare(k);
     results[k].items[i] = probes[k]->run(m, items[k][i]);
     w.append(j, arrays_of(probes, probes[k], &results[k].items[i], L, H, static_cast<int64_t>(items[k][i].tokens.size())));
-    ran[j] = 1;
     report({probes[k]->name(), ++done[k], left[k], kept_items > 0, kept_items});
   }
   w.flush();
-  if (kept_items > 0) {  // the earlier job's items, read back from their parts
-    RunReader rd(w.work_path());
-    for (size_t j = 0; j < owner.size(); ++j)
-      if (!ran[j]) results[owner[j].first].items[owner[j].second] = read_item(rd, *probes[owner[j].first], static_cast<int64_t>(j));
-  }
   combine_all();
   w.finish(results);
   return results;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <fstream>
 #include <cmath>
 #include <map>
 #include <set>
@@ -40,14 +41,34 @@ void check_pairs(const ModelConfig& cfg, const std::vector<PatchPair>& pairs) {
 }
 
 TaskPairs make_task_pairs(const Model& m, const TaskOptions& o) {
-  if (o.task != "ioi" && o.task != "colored-objects") throw Error("unknown task '" + o.task + "' (known: ioi, colored-objects)");
+  const bool file = o.task.size() > 6 && o.task.compare(o.task.size() - 6, 6, ".jsonl") == 0;
+  if (o.task != "ioi" && o.task != "colored-objects" && !file)
+    throw Error("unknown task '" + o.task + "' (known: ioi, colored-objects, or a pairs file FILE.jsonl)");
   if (o.pairs < 1) throw Error("the task needs at least one pair (--pairs " + std::to_string(o.pairs) + ")");
   const Tokenizer& tok = m.tokenizer();
   auto encode = [&](const std::string& s) { return tok.encode(s, false); };
-  // (clean, corrupt, correct answer, incorrect answer) per prompt.
+  // (clean, corrupt, correct answer, incorrect answer) per prompt; the task's answers get their leading space.
   std::vector<std::tuple<std::string, std::string, std::string, std::string>> texts;
   TaskPairs out;
-  if (o.task == "ioi") {
+  std::string space = " ";
+  if (file) {
+    std::ifstream in(o.task);
+    if (!in) throw Error("cannot read the pairs file " + o.task);
+    std::string line;
+    for (int n = 1; std::getline(in, line); ++n) {
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+      const char* keys[] = {"clean", "corrupt", "correct", "incorrect"};
+      bool ok = j.is_object();
+      for (const char* k : keys) ok = ok && j.contains(k) && j[k].is_string() && !j[k].get<std::string>().empty();
+      if (!ok) throw Error(o.task + " line " + std::to_string(n) + ": expected {\"clean\", \"corrupt\", \"correct\", \"incorrect\"} as non-empty strings");
+      texts.emplace_back(j["clean"], j["corrupt"], j["correct"], j["incorrect"]);
+      if (static_cast<int>(texts.size()) == o.pairs) break;
+    }
+    if (texts.empty()) throw Error("the pairs file " + o.task + " holds no pair (the pair set is empty)");
+    out.vocabulary = {{"pairs_file", o.task}};
+    space.clear();
+  } else if (o.task == "ioi") {
     IoiOptions io;
     io.count = o.pairs, io.seed = o.seed, io.corrupt = o.corrupt;
     const IoiSet set = make_ioi(io, encode);
@@ -60,7 +81,7 @@ TaskPairs make_task_pairs(const Model& m, const TaskOptions& o) {
                       {"objects_dropped", set.objects_dropped}};
   }
   for (const auto& [clean, corrupt, yes, no] : texts) {
-    PatchPair pp{tok.encode(clean), tok.encode(corrupt), encode(" " + yes).at(0), encode(" " + no).at(0), clean, corrupt};
+    PatchPair pp{tok.encode(clean), tok.encode(corrupt), encode(space + yes).at(0), encode(space + no).at(0), clean, corrupt};
     if (pp.clean.size() != pp.corrupt.size()) {
       ++out.dropped_unequal;
       continue;

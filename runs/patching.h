@@ -36,7 +36,7 @@ struct PatchPair {
 // A task's prompt pairs for the model in use (datasets/ioi.h, datasets/colored_objects.h): the prompts with BOS as
 // the model adds it, answers as their first token with the leading space.
 struct TaskOptions {
-  std::string task = "ioi";   // ioi, colored-objects
+  std::string task = "ioi";   // ioi, colored-objects, or a pairs file (JSONL, below)
   std::string corrupt = "abc";  // IOI only: abc, flip
   int pairs = 20;
   uint64_t seed = 0;
@@ -48,8 +48,10 @@ struct TaskPairs {
   int64_t dropped_unequal = 0;  // pairs whose clean and corrupt prompts tokenize to different lengths
   int64_t dropped_length = 0;   // pairs not of the most common length (same_length)
 };
+// A pairs file holds one pair per line: {"clean": "...", "corrupt": "...", "correct": "...", "incorrect": "..."};
+// the answers' first tokens are used as written (put the leading space in where the tokenizer wants one).
 // Error for an unknown task or corrupt distribution, a tokenizer without enough single-token names, colours or
-// objects, or no pair left.
+// objects, a malformed pairs file (line named), or no pair left.
 TaskPairs make_task_pairs(const Model& m, const TaskOptions& o);
 // The same checks as every patching entry point: a non-empty pair set of equal-length pairs with answers in the
 // vocabulary (Error naming the first bad pair).

@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 
 #include <filesystem>
+#include <functional>
 #include <fstream>
 
 #include "core/error.h"
@@ -224,7 +225,22 @@ at::Tensor RunReader::array(const std::string& path, int64_t item) const {
 }
 
 std::vector<std::string> RunReader::probe_names() const {
-  return impl_->named([&] { return impl_->names("probes"); });
+  // A probe's group holds params or its value groups; any other group only nests names ("circuit/logits").
+  return impl_->named([&] {
+    std::vector<std::string> out;
+    std::function<void(const std::string&)> walk = [&](const std::string& g) {
+      for (const std::string& n : impl_->names("probes" + g)) {
+        const std::string name = g.empty() ? n : g.substr(1) + "/" + n, path = "probes/" + name;
+        Handle grp(check(H5Gopen2(impl_->file, path.c_str(), H5P_DEFAULT), "open /" + path), H5Gclose);
+        bool probe = h5::has_attr(grp, "params");
+        for (const char* v : {"heads", "tokens", "scalars", "scores"}) probe = probe || h5::exists(impl_->file, path + "/" + v);
+        if (probe) out.push_back(name);
+        else walk(g + "/" + n);
+      }
+    };
+    walk("");
+    return out;
+  });
 }
 
 ProbeResult RunReader::probe(const std::string& name) const {

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 
 #include "analysis/patching.h"
 #include "core/error.h"
@@ -304,4 +306,57 @@ TEST_CASE("batched patched passes from a cached residual equal single forwards w
   // corrupt prompt's C (position 4), which leaves A and B tied: 0.
   CHECK(std::fabs(r.ratio_of_means[0][planted::mover::kDupHead][4].item<double>()) < 1e-6);
   CHECK(std::fabs(r.ratio_of_means[1][planted::mover::kMoverHead][5].item<double>() - 1.0) < 1e-6);
+}
+
+TEST_CASE("headscope circuit on the planted two-step circuit: the mover is the circuit, resumable, and overlaps itself fully",
+          "[patching][planted][cli]") {
+  namespace Mv = planted::mover;
+  testutil::TempDir d;
+  const std::string model = planted::write_mover_model(d / "mover");
+  const std::string pairs = d / "pairs.jsonl", run = d / "circuit.h5";
+  std::ofstream(pairs) << R"({"clean": "xAByA.", "corrupt": "xAByC.", "correct": "A", "incorrect": "B"})" << "\n"
+                       << R"({"clean": "xBAyB.", "corrupt": "xBAyD.", "correct": "B", "incorrect": "A"})" << "\n";
+  auto r = testutil::run_cli("circuit " + model + " --task " + pairs + " -o " + run + " --json");
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  const nlohmann::json j = nlohmann::json::parse(r.out);
+  CHECK(j["pairs"] == 2);
+  CHECK(j["accuracy"] == 1.0);
+  CHECK(std::fabs(j["logit_diff_corrupt"].get<double>()) < 1e-6);
+  // ceil(0.02 x 8) = 1 head per stage: the logits stage finds the mover with s = 1; the movers' queries have no
+  // sender with an effect (the query is a constant), so nothing further is selected.
+  REQUIRE(j["circuit"].size() == 1);
+  CHECK(j["circuit"][0]["head"] == "1." + std::to_string(Mv::kMoverHead));
+  CHECK(j["circuit"][0]["class"] == "name mover");
+  CHECK(std::fabs(j["circuit"][0]["effect"].get<double>() - 1.0) < 1e-6);
+  CHECK(j["stages"][1]["summary"]["receivers"] == nlohmann::json::array({"1." + std::to_string(Mv::kMoverHead)}));
+  CHECK(j["stages"][1]["summary"]["selected"].empty());
+  // The run file holds it: inspect lists the stages, overlap with itself is complete.
+  r = testutil::run_cli("inspect " + run);
+  INFO(r.err);
+  CHECK(r.code == 0);
+  CHECK(r.out.find("circuit/logits") != std::string::npos);
+  CHECK(r.out.find("name mover") != std::string::npos);
+  r = testutil::run_cli("circuit overlap " + run + " " + run + " --json");
+  REQUIRE(r.code == 0);
+  const nlohmann::json o = nlohmann::json::parse(r.out);
+  CHECK(o["all"] == nlohmann::json({{"shared", 1}, {"union", 1}, {"jaccard", 1.0}}));
+  CHECK(o["per_class"]["name mover"]["jaccard"] == 1.0);
+  // Bad input: one line each, nothing written.
+  std::ofstream(d / "bad.jsonl") << R"({"clean": "xAByA.", "corrupt": "xAByCC.", "correct": "A", "incorrect": "B"})" << "\n";
+  std::ofstream(d / "empty.jsonl") << "\n";
+  std::ofstream(d / "broken.jsonl") << R"({"clean": "xAByA."})" << "\n";
+  const std::pair<std::string, std::string> bad[] = {
+      {"--task " + d / "bad.jsonl", "headscope: error: no " + d / "bad.jsonl" + " pair is left: all 1 clean and corrupt prompts tokenize to different lengths for this model\n"},
+      {"--task " + d / "empty.jsonl", "headscope: error: the pairs file " + d / "empty.jsonl" + " holds no pair (the pair set is empty)\n"},
+      {"--task " + d / "broken.jsonl", "headscope: error: " + d / "broken.jsonl" + " line 1: expected {\"clean\", \"corrupt\", \"correct\", \"incorrect\"} as non-empty strings\n"},
+      {"--task ioi", "headscope: error: IOI: only 0 of 76 names are single tokens for this tokenizer; the task needs three\n"}};
+  for (const auto& [args, err] : bad) {
+    r = testutil::run_cli("circuit " + model + " " + args + " -o " + d / "x.h5");
+    CHECK(r.code == 1);
+    CHECK(r.err == err);
+    CHECK(!std::filesystem::exists(d / "x.h5"));
+  }
+  r = testutil::run_cli("circuit overlap " + run + " " + d / "missing.h5");
+  CHECK(r.code == 1);
 }
