@@ -34,7 +34,7 @@ const std::vector<CircuitStage>& circuit_stages() {
   static const std::vector<CircuitStage> s = {{"logits", PathInput::logits, ""},
                                               {"mover_queries", PathInput::q, "logits"},
                                               {"inhibition_values", PathInput::v, "mover_queries"},
-                                              {"induction_keys", PathInput::k, "inhibition_values"}};
+                                              {"induction_keys", PathInput::k, "inhibition_values", "induction"}};
   return s;
 }
 
@@ -44,7 +44,7 @@ CircuitStageProbe::CircuitStageProbe(std::vector<PatchPair> pairs, CircuitOption
 nlohmann::json CircuitStageProbe::params() const {
   return {{"task", o_.task.task}, {"corrupt", o_.task.task == "ioi" ? o_.task.corrupt : ""}, {"pairs", o_.task.pairs},
           {"seed", o_.task.seed}, {"stage", stage_.name}, {"input", path_input_name(stage_.input)},
-          {"receivers_from", stage_.from}, {"share", o_.share}, {"batch", o_.batch}};
+          {"receivers_from", stage_.from}, {"receivers_class", stage_.from_class}, {"share", o_.share}, {"batch", o_.batch}};
 }
 
 std::vector<ProbeItem> CircuitStageProbe::items(const Model& m) const {
@@ -64,7 +64,8 @@ void CircuitStageProbe::prepare(const Model&, const std::vector<ProbeResult>& ea
   if (!stage_.from.empty()) {
     const ProbeResult* from = find(earlier, "circuit/" + stage_.from);
     if (!from) throw Error("circuit stage " + stage_.name + " needs stage " + stage_.from + " to run before it");
-    for (const auto& h : from->summary.at("selected")) target_.receivers.emplace_back(h.at("layer").get<int>(), h.at("head").get<int>());
+    for (const auto& h : from->summary.at("selected"))
+      if (stage_.from_class.empty() || h.at("class") == stage_.from_class) target_.receivers.emplace_back(h.at("layer").get<int>(), h.at("head").get<int>());
   }
   if (const ProbeResult* ind = find(earlier, "induction")) induction_ = ind->scores.at("induction"), duplicate_ = ind->scores.at("tl_duplicate");
 }

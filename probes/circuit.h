@@ -6,7 +6,7 @@
 //   inhibition_values  receivers: the S-inhibition heads' values -> induction or duplicate-token heads (by the
 //                                                                  induction probe's scores, each relative to the
 //                                                                  model's strongest head of its kind)
-//   induction_keys     receivers: those heads' keys              -> previous-token heads
+//   induction_keys     receivers: the induction heads' keys      -> previous-token heads
 // A stage selects the top 2 % of all heads by |s| among its senders (ceil(0.02 L H); ties by |s| then index; a head
 // without any effect, |s| < 1e-6, is never selected), s
 // the noising score of runs/patching.h, aggregated as the mean over batches of 25 pairs of the ratio of the batch
@@ -29,7 +29,8 @@ namespace headscope {
 struct CircuitStage {
   std::string name;
   PathInput input;
-  std::string from;  // the stage whose selected heads are the receivers ("" for the logits)
+  std::string from;        // the stage whose selected heads are the receivers ("" for the logits)
+  std::string from_class;  // only its heads of this class ("" for all)
 };
 const std::vector<CircuitStage>& circuit_stages();
 
