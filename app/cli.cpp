@@ -30,6 +30,7 @@
 #include "hooks/interventions.h"
 #include "kernels/attention.h"
 #include "kernels/device.h"
+#include "probes/binding.h"
 #include "probes/circuit.h"
 #include "probes/induction.h"
 #include "probes/preplan.h"
@@ -645,6 +646,10 @@ json brief(const json& j) {
 
 // One probe's heads ranked by its main score, with its other scores beside.
 void print_ranked(const ProbeResult& r, int top) {
+  if (r.scores.empty()) {  // a probe without per-head scores (binding)
+    std::printf("%s: %s (params %s)\n", r.name.c_str(), brief(r.summary).dump().c_str(), brief(r.params).dump().c_str());
+    return;
+  }
   const at::Tensor key = r.scores.at(r.rank_by);
   const int64_t L = key.size(0), H = key.size(1);
   std::vector<std::pair<double, int64_t>> order;
@@ -691,6 +696,27 @@ void print_probe_details(const ProbeResult& r, const std::vector<std::vector<std
     for (const json& h : s["selected"])
       std::printf("    %2d.%-3d %-16s s %+.4f (mean of per-pair ratios %+.4f)\n", h["layer"].get<int>(), h["head"].get<int>(),
                   h["class"].get<std::string>().c_str(), h["effect"].get<double>(), h["effect_mean_of_ratios"].get<double>());
+  }
+  if (r.name.rfind("binding/", 0) == 0) {  // the mechanism mix, by position, and the causal model
+    const json& s = r.summary;
+    const char* mech[] = {"positional", "lexical", "reflexive", "no_effect", "mixed"};
+    std::printf("  layer %d, %lld items; answers without the intervention: %.1f %% correct\n  %-10s %6s", s["layer"].get<int>(),
+                static_cast<long long>(s["items"].get<int64_t>()), 100 * s["accuracy_without"].get<double>(), "", "items");
+    for (const char* m : mech) std::printf(" %11s", m);
+    std::printf("\n  %-10s %6lld", "all", static_cast<long long>(s["items"].get<int64_t>()));
+    for (const char* m : mech) std::printf(" %10.1f%%", 100 * s["mechanisms"][m].get<double>());
+    std::printf("\n");
+    for (const json& row : s["by_position"]) {
+      std::printf("  p = %-6d %6lld", row["p"].get<int>(), static_cast<long long>(row["items"].get<int64_t>()));
+      for (const char* m : mech) std::printf(" %10.1f%%", 100 * row[m].get<double>());
+      std::printf("\n");
+    }
+    if (s.contains("causal_model")) {
+      const json& c = s["causal_model"];
+      std::printf("  causal model (train/validation/test %s, %d epochs): JSS on the test items %.3f; positional term only %.3f; uniform %.3f\n",
+                  c["split"].dump().c_str(), c["epochs"].get<int>(), c["jss_test"].get<double>(), c["jss_positional_only"].get<double>(),
+                  c["jss_uniform"].get<double>());
+    }
   }
   if (r.summary.contains("by_length_depth")) {  // NIAH: ROUGE-1 recall x 100 by context length (rows) and depth
     std::map<int64_t, std::map<double, double>> grid;
@@ -986,6 +1012,59 @@ int cmd_patch(const std::string& path, const PatchFlags& f, const Common& c) {
                 o.per_position ? ("max |m| over positions " + std::to_string(h["max_abs"].get<double>())).c_str()
                                : ("ratio of means " + std::to_string(h["ratio_of_means"].get<double>()) + ", mean of ratios " +
                                   std::to_string(h["mean_of_ratios"].get<double>())).c_str());
+  return 0;
+}
+
+struct BindingFlags {
+  BindingOptions task;
+  std::vector<std::string> layers;
+  std::string output;
+  bool force = false, resume = false;
+};
+
+// Binding mechanisms by interchange interventions at one or more layers (probes/binding.h), into a resumable run file.
+int cmd_binding(const std::string& path, const BindingFlags& f, const std::string& command_line, const Common& c) {
+  auto m = Model::load(path, parse_device(c.device));
+  const int64_t L = m->config().n_layers;
+  std::vector<int> layers;
+  for (const std::string& s : f.layers) {
+    if (s == "all") {
+      for (int l = 0; l < L; ++l) layers.push_back(l);
+      continue;
+    }
+    char* end = nullptr;
+    const long l = std::strtol(s.c_str(), &end, 10);
+    if (s.empty() || *end || l < 0 || l >= L)
+      throw Error("--layers: '" + s + "' is not a layer of this model (0.." + std::to_string(L - 1) + ") or 'all'");
+    layers.push_back(static_cast<int>(l));
+  }
+  if (layers.empty()) layers.push_back(default_binding_layer(L));
+  std::vector<std::unique_ptr<Probe>> owned;
+  std::vector<const Probe*> probes;
+  for (int l : layers) owned.push_back(std::make_unique<BindingProbe>(f.task, l)), probes.push_back(owned.back().get());
+  ScoreOptions o;
+  o.output = f.output, o.model_path = path, o.command_line = command_line;
+  o.open = f.force ? RunOpen::overwrite : f.resume ? RunOpen::resume : RunOpen::create;
+  const bool tty = isatty(2);
+  bool told_resume = false;
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::vector<ProbeResult> results = score_probes(*m, probes, o, [&](const ScoreProgress& p) {
+    if (p.resumed && !told_resume) std::fprintf(stderr, "resuming %s: %lld items already done\n", f.output.c_str(), static_cast<long long>(p.kept));
+    told_resume |= p.resumed;
+    print_count(p.phase, p.done, p.total, "items", tty, 10);
+    return true;
+  });
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (c.json) {
+    json out = json::array();
+    for (const ProbeResult& r : results) out.push_back({{"probe", r.name}, {"params", r.params}, {"summary", r.summary}});
+    return print_json({{"model", path}, {"output", f.output}, {"seconds", seconds}, {"layers", out}}), 0;
+  }
+  std::printf("binding task %s on %s: %d groups, interchange at the last position entering the layer\n", f.task.task.c_str(), path.c_str(),
+              f.task.groups);
+  for (const ProbeResult& r : results) print_probe_details(r, {});
+  if (!f.output.empty()) std::printf("wrote %s\n", f.output.c_str());
+  std::fprintf(stderr, "%.1f s (model load excluded)\n", seconds);
   return 0;
 }
 
@@ -1387,6 +1466,20 @@ int main(int argc, char** argv) {
   repair->add_option("--draws", cf.draws, "Random head sets for the control")->capture_default_str()->check(number_where(">= 0", [](double x) { return x >= 0; }));
   add_common(repair, common);
 
+  auto* binding = app.add_subcommand("binding", "Entity-binding mechanisms (Mixing Mechanisms): interchange the last position's residual "
+                                                "with a counterfactual's at a layer; positional/lexical/reflexive mix and the causal model's JSS");
+  BindingFlags bf;
+  binding->add_option("MODEL", model, "Checkpoint")->required();
+  binding->add_option("--task", bf.task.task, "Task: boxes (objects in lettered boxes), owners (names holding objects)")->capture_default_str();
+  binding->add_option("--groups", bf.task.groups, "Bound groups per context (>= 4)")->capture_default_str()->check(positive_integer);
+  binding->add_option("--items", bf.task.items, "Items (original + counterfactual)")->capture_default_str()->check(positive_integer);
+  binding->add_option("--seed", bf.task.seed, "Seed of the items and of the causal model's split")->capture_default_str();
+  binding->add_option("--layers", bf.layers, "Layers to intervene at, or 'all' (default: round(0.7 (layers - 1)))")->delimiter(',');
+  binding->add_option("-o,--output", bf.output, "Run file to write to (.h5)");
+  auto* binding_force = binding->add_flag("--force", bf.force, "Replace an existing run file (the old one stays until the new one is complete)");
+  binding->add_flag("--resume", bf.resume, "Continue an interrupted job")->excludes(binding_force);
+  add_common(binding, common);
+
   auto* inspect = app.add_subcommand("inspect", "Summarise a run file");
   inspect->add_option("RUN", model, "Run file (.h5)")->required();
   add_common(inspect, common);
@@ -1424,6 +1517,11 @@ int main(int argc, char** argv) {
       return cmd_experiment(*masking ? "retrieval-masking" : "kv-budget", model, ef, cl, common);
     }
     if (*patch) return cmd_patch(model, pf, common);
+    if (*binding) {
+      std::string cl;
+      for (int i = 0; i < argc; ++i) cl += (i ? " " : "") + std::string(argv[i]);
+      return cmd_binding(model, bf, cl, common);
+    }
     if (*overlap) return cmd_circuit_overlap(run_a, run_b, common);
     if (*repair) return cmd_circuit_repair(model, cf, common);
     if (*circuit) {

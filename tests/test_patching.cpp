@@ -197,7 +197,7 @@ TEST_CASE("headscope patch refuses tasks without single-token names or colours a
   CHECK(r.err == "headscope: error: IOI: only 0 of 76 names are single tokens for this tokenizer; the task needs three\n");
   r = testutil::run_cli("patch " + model + " --task sst2");
   CHECK(r.code == 1);
-  CHECK(r.err == "headscope: error: unknown task 'sst2' (known: ioi, colored-objects)\n");
+  CHECK(r.err == "headscope: error: unknown task 'sst2' (known: ioi, colored-objects, or a pairs file FILE.jsonl)\n");
   r = testutil::run_cli("patch " + model + " --task colored-objects");
   CHECK(r.code == 1);
   CHECK(r.err.rfind("headscope: error: Colored Objects: ", 0) == 0);
