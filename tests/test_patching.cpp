@@ -15,7 +15,10 @@
 #include "model/tokenizer.h"
 #include "model/model.h"
 #include "planted_model.h"
+#include "probes/circuit.h"
+#include "probes/score.h"
 #include "runs/patching.h"
+#include "store/run_file.h"
 #include "test_helpers.h"
 #include "testing.h"
 
@@ -359,4 +362,34 @@ TEST_CASE("headscope circuit on the planted two-step circuit: the mover is the c
   }
   r = testutil::run_cli("circuit overlap " + run + " " + d / "missing.h5");
   CHECK(r.code == 1);
+
+  // Killed in a later stage (after the first stage's pairs and the second's) and resumed: the same stages,
+  // bit for bit, as the job run in memory.
+  auto m = Model::load(model);
+  CircuitOptions co;
+  co.task.task = pairs;
+  const auto owned = circuit_probes(*m, co);
+  std::vector<const Probe*> probes;
+  for (auto& p : owned) probes.push_back(p.get());
+  const std::vector<ProbeResult> memory = score_probes(*m, probes, ScoreOptions{});
+  ScoreOptions so;
+  so.output = d / "killed.h5", so.model_path = model;
+  int seen = 0;
+  CHECK_THROWS_AS(score_probes(*m, probes, so, [&](const ScoreProgress& p) { return p.phase != "circuit/mover_queries" || ++seen < 2; }), Cancelled);
+  so.open = RunOpen::resume;
+  int64_t kept = 0;
+  const std::vector<ProbeResult> resumed = score_probes(*m, probes, so, [&](const ScoreProgress& p) {
+    kept = p.kept;
+    return true;
+  });
+  CHECK(kept == 10 + 2 + 2);  // the induction probe's items, the logits stage's pairs, both pairs of the next
+  REQUIRE(resumed.size() == memory.size());
+  for (size_t k = 0; k < memory.size(); ++k) {
+    INFO(memory[k].name);
+    CHECK(resumed[k].summary == memory[k].summary);
+    for (auto& [name, t] : memory[k].scores) CHECK(at::equal(at::nan_to_num(resumed[k].scores.at(name), 7.0), at::nan_to_num(t, 7.0)));
+  }
+  RunReader back(so.output);
+  CHECK(back.status() == "complete");
+  CHECK(circuit_heads({back.probe("circuit/logits")}).size() == 1);
 }
