@@ -975,7 +975,7 @@ int cmd_patch(const std::string& path, const PatchFlags& f, const Common& c) {
   const TaskPairs set = make_task_pairs(*m, to);
   const std::vector<PatchPair>& pairs = set.pairs;
   const json& vocabulary = set.vocabulary;
-  const int64_t unequal = set.dropped_unequal + set.dropped_length;
+  const int64_t unequal = set.dropped_unequal;
   HeadPatchingOptions o;
   o.noising = f.noising, o.per_position = f.per_position;
   const bool tty = isatty(2);
@@ -996,17 +996,22 @@ int cmd_patch(const std::string& path, const PatchFlags& f, const Common& c) {
                      {"mean_of_ratios", o.per_position ? json(nullptr) : json(r.mean_of_ratios[l][h].item<double>())},
                      {"max_abs", key[l][h].item<double>()}});
   }
-  const json j = {{"task", f.task}, {"pairs", r.ld_clean.size()}, {"vocabulary", vocabulary}, {"pairs_dropped_unequal_length", unequal}, {"accuracy", correct / n}, {"logit_diff_clean", ld / n},
+  const json j = {{"task", f.task}, {"pairs", r.ld_clean.size()}, {"tokens", pairs.at(0).clean.size()}, {"vocabulary", vocabulary}, {"pairs_dropped_unequal_length", unequal}, {"pairs_drawn_of_other_lengths", set.dropped_length}, {"accuracy", correct / n}, {"logit_diff_clean", ld / n},
                   {"logit_diff_corrupt", ldc / n}, {"mode", o.noising ? "noising" : "denoising"}, {"per_position", o.per_position},
-                  {"forwards", r.forwards}, {"seconds", r.seconds}, {"forwards_per_s", static_cast<double>(r.forwards) / r.seconds},
+                  {"forwards", r.forwards}, {"passes", r.passes}, {"seconds", r.seconds}, {"forwards_per_s", static_cast<double>(r.forwards) / r.seconds},
+                  {"plain_forward_seconds", r.plain_forward_seconds},
+                  {"speedup_vs_plain_forwards", r.plain_forward_seconds * static_cast<double>(r.forwards) / r.seconds},
                   {"top_heads", heads}};
   if (c.json) return print_json(j), 0;
-  std::printf("%s on %s: %zu pairs (single tokens: %s; %lld pairs of unequal length dropped)\n", f.task.c_str(), path.c_str(),
-              r.ld_clean.size(), vocabulary.dump().c_str(), static_cast<long long>(unequal));
+  std::printf("%s on %s: %zu pairs (single tokens: %s; %lld pairs of unequal length dropped%s)\n", f.task.c_str(), path.c_str(),
+              r.ld_clean.size(), vocabulary.dump().c_str(), static_cast<long long>(unequal),
+              o.per_position ? (", one length: " + std::to_string(pairs.at(0).clean.size()) + " tokens").c_str() : "");
   std::printf("  accuracy (the correct answer above the other) %.1f %%, logit difference clean %.3f, corrupt %.3f\n", 100.0 * correct / n,
               ld / n, ldc / n);
-  std::printf("  %s patching of every head%s: %lld forwards in %.1f s (%.1f forwards/s)\n", o.noising ? "noising" : "denoising",
-              o.per_position ? " at every position" : "", static_cast<long long>(r.forwards), r.seconds, static_cast<double>(r.forwards) / r.seconds);
+  std::printf("  %s patching of every head%s: %lld forwards in %.1f s (%.1f forwards/s; %.1fx one plain forward each, %.1f ms)\n",
+              o.noising ? "noising" : "denoising", o.per_position ? " at every position" : "", static_cast<long long>(r.forwards), r.seconds,
+              static_cast<double>(r.forwards) / r.seconds, r.plain_forward_seconds * static_cast<double>(r.forwards) / r.seconds,
+              1e3 * r.plain_forward_seconds);
   for (const json& h : heads)
     std::printf("  %-6s %s\n", h["head"].get<std::string>().c_str(),
                 o.per_position ? ("max |m| over positions " + std::to_string(h["max_abs"].get<double>())).c_str()
@@ -1100,7 +1105,7 @@ int cmd_circuit(const std::string& path, const CircuitFlags& f, const std::strin
   const std::vector<ProbeResult> results = score_probes(*m, probes, o, [&](const ScoreProgress& p) {
     if (p.resumed && !told_resume) std::fprintf(stderr, "resuming %s: %lld items already done\n", f.output.c_str(), static_cast<long long>(p.kept));
     told_resume |= p.resumed;
-    print_count(p.phase, p.done, p.total, p.phase == "induction" ? "items" : "pairs", tty, 1);
+    print_count(p.phase, p.done, p.total, p.phase == "induction" ? "items" : "pairs", tty, 20);
     return true;
   });
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -50,6 +50,13 @@ at::Tensor activation(const ModelConfig& c, const at::Tensor& x) {
 
 }  // namespace
 
+std::pair<at::Tensor, at::Tensor> KvCache::prefix(int64_t layer, int64_t n) const {
+  if (layer < 0 || layer >= static_cast<int64_t>(k_.size()) || n < 0 || n > n_)
+    throw Error("the KV cache holds " + std::to_string(n_) + " tokens of " + std::to_string(k_.size()) + " layers, not " + std::to_string(n) +
+                " of layer " + std::to_string(layer));
+  return {k_[layer].narrow(0, 0, n), v_[layer].narrow(0, 0, n)};
+}
+
 std::pair<at::Tensor, at::Tensor> KvCache::append(int64_t layer, const at::Tensor& k, const at::Tensor& v) {
   if (static_cast<int64_t>(k_.size()) <= layer) k_.resize(layer + 1), v_.resize(layer + 1);
   at::Tensor &kb = k_[layer], &vb = v_[layer];
@@ -69,7 +76,8 @@ namespace {
 // The layers [first_layer, n_layers) over x [B·T, D] (B prompts of T tokens, rows one after another), with a hook
 // at every named point; statistics and the cache only when B = 1. Returns the residual after the last layer.
 at::Tensor run_layers(const ModelConfig& c, const Weights& w, at::Tensor x, int64_t B, int64_t T, int64_t first_layer, int64_t pos0,
-                      const AttnRecord* rec, ForwardResult& res, const ForwardHooks* hooks, KvCache* cache) {
+                      const AttnRecord* rec, ForwardResult& res, const ForwardHooks* hooks, KvCache* cache,
+                      const KvCache* prefix = nullptr) {
   auto hook = [&](int64_t layer, const char* point, at::Tensor v) {
     if (!hooks || hooks->empty()) return v;
     const std::string name = hook_name(layer, point);
@@ -97,14 +105,20 @@ at::Tensor run_layers(const ModelConfig& c, const Weights& w, at::Tensor x, int6
     q = hook(layer, "attn.hook_q", q), k = hook(layer, "attn.hook_k", k), v = hook(layer, "attn.hook_v", v);
     if (c.rope.rotary_dim > 0) q = apply_rope(q, rt, c.rope.rotary_dim), k = apply_rope(k, rt, c.rope.rotary_dim);
     if (cache) std::tie(k, v) = cache->append(layer, k, v);
+    else if (prefix && pos0 > 0 && B == 1) k = at::cat({prefix->prefix(layer, pos0).first, k}), v = at::cat({prefix->prefix(layer, pos0).second, v});
     const KernelEdits* edits = hooks ? hooks->kernel_edits_for(layer) : nullptr;
     at::Tensor z;
     if (B == 1) {
       z = attend(c, layer, q, k, v, pos0, rec, res, edits);
-    } else {  // one prompt at a time
+    } else {  // one prompt at a time, each after the shared prefix
+      std::pair<at::Tensor, at::Tensor> pre;
+      if (prefix && pos0 > 0) pre = prefix->prefix(layer, pos0);
       std::vector<at::Tensor> zs;
-      for (int64_t b = 0; b < B; ++b)
-        zs.push_back(attend(c, layer, q.narrow(0, b * T, T), k.narrow(0, b * T, T), v.narrow(0, b * T, T), pos0, nullptr, res, edits));
+      for (int64_t b = 0; b < B; ++b) {
+        at::Tensor kb = k.narrow(0, b * T, T), vb = v.narrow(0, b * T, T);
+        if (pre.first.defined()) kb = at::cat({pre.first, kb}), vb = at::cat({pre.second, vb});
+        zs.push_back(attend(c, layer, q.narrow(0, b * T, T), kb, vb, pos0, nullptr, res, edits));
+      }
       z = at::cat(zs, 0);
     }
     z = hook(layer, "attn.hook_z", z.view({N, H, d})).reshape({N, H * d});
@@ -183,13 +197,14 @@ ForwardResult forward(const ModelConfig& c, const Weights& w, const std::vector<
 }
 
 at::Tensor forward_batch(const ModelConfig& c, const Weights& w, const at::Tensor& resid, int64_t B, int64_t first_layer,
-                         const ForwardHooks* hooks) {
+                         const ForwardHooks* hooks, const KvCache* prefix, int64_t prefix_len) {
   if (B < 1 || resid.dim() != 2 || resid.size(0) % B != 0 || resid.size(1) != c.d_model)
     throw Error("a batched pass needs B >= 1 prompts of equal length as [B*T, d_model] rows");
   if (first_layer < 0 || first_layer > c.n_layers) throw Error("layer " + std::to_string(first_layer) + " does not exist");
   const int64_t T = resid.size(0) / B;
   ForwardResult res;
-  at::Tensor x = run_layers(c, w, resid, B, T, first_layer, 0, nullptr, res, hooks, nullptr);
+  if (prefix_len < 0 || prefix_len > (prefix ? prefix->size() : 0)) throw Error("a batched pass's prefix is longer than its cache");
+  at::Tensor x = run_layers(c, w, resid, B, T, first_layer, prefix_len, nullptr, res, hooks, nullptr, prefix);
   return unembed(c, w, x.view({B, T, c.d_model}).select(1, T - 1), hooks);
 }
 

@@ -65,6 +65,8 @@ class KvCache {
   // forward pass calls it once per layer; commit() then advances the token count.
   std::pair<at::Tensor, at::Tensor> append(int64_t layer, const at::Tensor& k, const at::Tensor& v);
   void commit(int64_t T) { n_ += T; }
+  // Layer `layer`'s first n cached keys and values (rotated keys): [n, H_kv, d] views.
+  std::pair<at::Tensor, at::Tensor> prefix(int64_t layer, int64_t n) const;
 
  private:
   std::vector<at::Tensor> k_, v_;  // per layer [capacity, H_kv, d]
@@ -83,10 +85,12 @@ ForwardResult forward(const ModelConfig& cfg, const Weights& w, const std::vecto
 at::Tensor embed(const ModelConfig& cfg, const Weights& w, const std::vector<int32_t>& ids, int64_t pos0 = 0);
 
 // B prompts of the same length T at once, from the residual entering layer `first_layer` (resid [B·T, D], the
-// prompts' rows one after another) to each prompt's last-position logits [B, vocab]. No cache, no statistics; hook
-// values hold all B·T rows in that order (in-kernel edits apply to every prompt). The layers before first_layer are
-// not run: starting from a cached residual skips them. Each prompt's logits equal its own forward's.
+// prompts' rows one after another) to each prompt's last-position logits [B, vocab]. No statistics; hook values
+// hold all B·T rows in that order (in-kernel edits apply to every prompt). The layers before first_layer are not
+// run: starting from a cached residual skips them. With `prefix`, every prompt continues the same first
+// `prefix_len` tokens of that cache (their keys and values at each layer; the rows are positions prefix_len ..
+// prefix_len + T - 1), which is not changed. Each prompt's logits equal its own forward's.
 at::Tensor forward_batch(const ModelConfig& cfg, const Weights& w, const at::Tensor& resid, int64_t B, int64_t first_layer,
-                         const class ForwardHooks* hooks = nullptr);
+                         const class ForwardHooks* hooks = nullptr, const KvCache* prefix = nullptr, int64_t prefix_len = 0);
 
 }  // namespace headscope

@@ -51,6 +51,8 @@ TaskPairs make_task_pairs(const Model& m, const TaskOptions& o) {
   std::vector<std::tuple<std::string, std::string, std::string, std::string>> texts;
   TaskPairs out;
   std::string space = " ";
+  // One position at a time needs one length: draw 8 times as many prompts and keep `pairs` of the most common length.
+  const int draw = o.same_length ? o.pairs * 8 : o.pairs;
   if (file) {
     std::ifstream in(o.task);
     if (!in) throw Error("cannot read the pairs file " + o.task);
@@ -63,19 +65,19 @@ TaskPairs make_task_pairs(const Model& m, const TaskOptions& o) {
       for (const char* k : keys) ok = ok && j.contains(k) && j[k].is_string() && !j[k].get<std::string>().empty();
       if (!ok) throw Error(o.task + " line " + std::to_string(n) + ": expected {\"clean\", \"corrupt\", \"correct\", \"incorrect\"} as non-empty strings");
       texts.emplace_back(j["clean"], j["corrupt"], j["correct"], j["incorrect"]);
-      if (static_cast<int>(texts.size()) == o.pairs) break;
+      if (static_cast<int>(texts.size()) == draw) break;
     }
     if (texts.empty()) throw Error("the pairs file " + o.task + " holds no pair (the pair set is empty)");
     out.vocabulary = {{"pairs_file", o.task}};
     space.clear();
   } else if (o.task == "ioi") {
     IoiOptions io;
-    io.count = o.pairs, io.seed = o.seed, io.corrupt = o.corrupt;
+    io.count = draw, io.seed = o.seed, io.corrupt = o.corrupt;
     const IoiSet set = make_ioi(io, encode);
     for (const IoiPrompt& p : set.prompts) texts.emplace_back(p.clean, p.corrupt, p.io, p.s);
     out.vocabulary = {{"names_kept", set.names_kept}, {"names_dropped", set.names_dropped}};
   } else {
-    const ColoredObjectsSet set = make_colored_objects(o.pairs, o.seed, encode);
+    const ColoredObjectsSet set = make_colored_objects(draw, o.seed, encode);
     for (const ColoredObjectsPrompt& p : set.prompts) texts.emplace_back(p.clean, p.corrupt, p.answer, p.corrupt_answer);
     out.vocabulary = {{"colours_kept", set.colours_kept}, {"colours_dropped", set.colours_dropped}, {"objects_kept", set.objects_kept},
                       {"objects_dropped", set.objects_dropped}};
@@ -97,6 +99,7 @@ TaskPairs make_task_pairs(const Model& m, const TaskOptions& o) {
     std::vector<PatchPair> same;
     for (PatchPair& p : out.pairs)
       if (p.clean.size() == best) same.push_back(std::move(p));
+    if (same.size() > static_cast<size_t>(o.pairs)) same.resize(static_cast<size_t>(o.pairs));
     out.dropped_length = static_cast<int64_t>(out.pairs.size() - same.size());
     out.pairs = std::move(same);
   }
@@ -119,7 +122,7 @@ PromptCache cache_prompt(const Model& m, const std::vector<int32_t>& ids, int32_
         (*into)[static_cast<size_t>(l)] = v.clone();
         return v;
       });
-  c.ld = logit_diff(m.run(ids, AttnRecord{}, /*last_only=*/true, &hooks).logits[0], correct, incorrect);
+  c.ld = logit_diff(m.run(ids, AttnRecord{}, /*last_only=*/true, &hooks, &c.kv).logits[0], correct, incorrect);
   return c;
 }
 
@@ -135,6 +138,14 @@ HeadPatchingResult patch_heads(const Model& m, const std::vector<PatchPair>& pai
       throw Error("patching one position at a time needs every pair of the same length (" + std::to_string(T) + " tokens)");
   const int64_t P = o.per_position ? T : 1;
   HeadPatchingResult r;
+  std::vector<double> plain;
+  for (int k = 0; k < 3; ++k) {
+    const auto s0 = std::chrono::steady_clock::now();
+    m.forward(pairs[0].clean, /*last_only=*/true);
+    plain.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - s0).count());
+  }
+  std::sort(plain.begin(), plain.end());
+  r.plain_forward_seconds = plain[1];
   std::vector<std::vector<double>> patched(static_cast<size_t>(L * H * P));  // per cell, per pair
   for (size_t i = 0; i < pairs.size(); ++i) {
     const PatchPair& p = pairs[i];
@@ -145,33 +156,30 @@ HeadPatchingResult patch_heads(const Model& m, const std::vector<PatchPair>& pai
     const PromptCache& source = o.noising ? corrupt : clean;
     const PromptCache& target = o.noising ? clean : corrupt;
     const int64_t Tp = static_cast<int64_t>(p.clean.size());
-    const int64_t per_pass = std::max<int64_t>(1, kRowsPerPass / Tp);
-    for (int64_t l = 0; l < L; ++l) {
-      std::vector<std::pair<int64_t, int64_t>> variants;  // (head, position or -1 for all)
-      for (int64_t h = 0; h < H; ++h)
-        for (int64_t pos = 0; pos < P; ++pos) variants.emplace_back(h, o.per_position ? pos : -1);
-      for (size_t v0 = 0; v0 < variants.size(); v0 += static_cast<size_t>(per_pass)) {
-        const int64_t B = std::min<int64_t>(per_pass, static_cast<int64_t>(variants.size() - v0));
-        Hooks hooks;
-        hooks.add(Hooks::name(l, "attn.hook_z"), [&](const at::Tensor& z_in, const HookContext&) {
-          at::Tensor z = z_in.clone().view({B, Tp, H, d});
-          const at::Tensor& src = source.z[static_cast<size_t>(l)];
-          for (int64_t b = 0; b < B; ++b) {
-            const auto [h, pos] = variants[v0 + static_cast<size_t>(b)];
-            if (pos < 0) z[b].select(1, h).copy_(src.select(1, h));
-            else z[b][pos][h].copy_(src[pos][h]);
-          }
-          return z.view({B * Tp, H, d});
-        });
-        const at::Tensor resid = target.resid[static_cast<size_t>(l)].repeat({B, 1});
-        const at::Tensor logits = m.forward_batch(resid, B, l, &hooks);
-        r.forwards += B, ++r.passes;
-        for (int64_t b = 0; b < B; ++b) {
-          const auto [h, pos] = variants[v0 + static_cast<size_t>(b)];
-          patched[static_cast<size_t>((l * H + h) * P + std::max<int64_t>(pos, 0))].push_back(logit_diff(logits[b], p.correct, p.incorrect));
+    for (int64_t l = 0; l < L; ++l)
+      for (int64_t pos = o.per_position ? 0 : -1; pos < (o.per_position ? Tp : 0); ++pos) {
+        // Every head at this position (or at all of them): the rows from the position on, after the cached ones.
+        const int64_t start = std::max<int64_t>(pos, 0), rows = Tp - start;
+        const int64_t per_pass = std::max<int64_t>(1, kRowsPerPass / rows);
+        for (int64_t h0 = 0; h0 < H; h0 += per_pass) {
+          const int64_t B = std::min<int64_t>(per_pass, H - h0);
+          Hooks hooks;
+          hooks.add(Hooks::name(l, "attn.hook_z"), [&](const at::Tensor& z_in, const HookContext&) {
+            at::Tensor z = z_in.clone().view({B, rows, H, d});
+            const at::Tensor& src = source.z[static_cast<size_t>(l)];
+            for (int64_t b = 0; b < B; ++b) {
+              if (pos < 0) z[b].select(1, h0 + b).copy_(src.select(1, h0 + b));
+              else z[b][0][h0 + b].copy_(src[pos][h0 + b]);
+            }
+            return z.view({B * rows, H, d});
+          });
+          const at::Tensor resid = target.resid[static_cast<size_t>(l)].narrow(0, start, rows).repeat({B, 1});
+          const at::Tensor logits = m.forward_batch(resid, B, l, &hooks, &target.kv, start);
+          r.forwards += B, ++r.passes;
+          for (int64_t b = 0; b < B; ++b)
+            patched[static_cast<size_t>((l * H + h0 + b) * P + start)].push_back(logit_diff(logits[b], p.correct, p.incorrect));
         }
       }
-    }
     if (progress && !progress(static_cast<int64_t>(i + 1), static_cast<int64_t>(pairs.size()))) throw Cancelled();
   }
   r.ratio_of_means = at::empty(o.per_position ? std::vector<int64_t>{L, H, T} : std::vector<int64_t>{L, H}, at::kDouble);

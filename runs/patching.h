@@ -9,9 +9,10 @@
 //                        replaced by run 1's. s from run 2's logit difference (for the logits, run 1's).
 // Both aggregations over prompts (analysis/patching.h). Cost: each pair runs clean and corrupt once, caching every
 // layer's residual and head inputs and outputs; a patched pass then starts at the patched layer from the cached
-// residual (the layers below are the clean or corrupt run's), and the variants of one layer (its heads, their
-// positions, the senders) run together as one batched pass (Model::forward_batch). `forwards` counts patched
-// variants (each one full forward's worth of results).
+// residual (the layers below are the clean or corrupt run's), a patch at one position p recomputes only the rows
+// from p on (the rows before it are the cached run's, keys and values included), and the variants of one layer
+// (its heads at one position, the senders) run together as one batched pass (Model::forward_batch). `forwards`
+// counts patched variants (each one full forward's worth of results).
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -40,13 +41,14 @@ struct TaskOptions {
   std::string corrupt = "abc";  // IOI only: abc, flip
   int pairs = 20;
   uint64_t seed = 0;
-  bool same_length = false;   // keep only the pairs of the most common length (one position at a time needs one)
+  bool same_length = false;   // up to `pairs` pairs of one length (the most common among 8 x pairs drawn): one
+                              // position at a time needs one length
 };
 struct TaskPairs {
   std::vector<PatchPair> pairs;
   nlohmann::json vocabulary;   // what the single-token rule kept and dropped
   int64_t dropped_unequal = 0;  // pairs whose clean and corrupt prompts tokenize to different lengths
-  int64_t dropped_length = 0;   // pairs not of the most common length (same_length)
+  int64_t dropped_length = 0;   // pairs drawn but not kept (same_length)
 };
 // A pairs file holds one pair per line: {"clean": "...", "corrupt": "...", "correct": "...", "incorrect": "..."};
 // the answers' first tokens are used as written (put the leading space in where the tokenizer wants one).
@@ -61,6 +63,7 @@ void check_pairs(const ModelConfig& cfg, const std::vector<PatchPair>& pairs);
 // [T, H_kv, d] (before RoPE) and outputs z [T, H, d]; and the prompt's logit difference.
 struct PromptCache {
   std::vector<at::Tensor> resid, q, k, v, z;
+  KvCache kv;  // every layer's keys and values: a pass patched at position p reuses rows before p
   double ld = 0;
 };
 PromptCache cache_prompt(const Model& m, const std::vector<int32_t>& ids, int32_t correct, int32_t incorrect);
@@ -76,6 +79,8 @@ struct HeadPatchingResult {
   std::vector<double> ld_clean, ld_corrupt;   // per pair
   int64_t forwards = 0, passes = 0;           // patched variants; batched passes that ran them
   double seconds = 0;
+  double plain_forward_seconds = 0;  // the baseline: one plain forward of the first clean prompt (median of 3), what a
+                                     // patched variant costs when each is its own forward
 };
 
 // Error for an empty pair set, pairs of different lengths (named), answers outside the vocabulary.

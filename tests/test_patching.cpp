@@ -289,7 +289,7 @@ TEST_CASE("batched patched passes from a cached residual equal single forwards w
   HeadPatchingOptions o;
   o.per_position = true;
   const HeadPatchingResult r = patch_heads(*m, {p}, o);
-  CHECK(r.passes == 2);  // each layer's 4 heads x 6 positions in one pass
+  CHECK(r.passes == 2 * 6);  // per layer and position, its 4 heads in one pass over the rows from that position on
   const PromptCache clean = cache_prompt(*m, p.clean, p.correct, p.incorrect);
   for (int l = 0; l < 2; ++l)
     for (int h = 0; h < 4; ++h)
