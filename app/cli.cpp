@@ -786,6 +786,33 @@ json to_json(const ProbeResult& r, const std::vector<std::vector<std::string>>& 
   return {{"probe", r.name}, {"params", r.params}, {"rank_by", r.rank_by}, {"summary", r.summary}, {"scores", scores}, {"items", items}};
 }
 
+// Runs probes as one job (probes/score.h), in memory or into the run file `output` (--force / --resume), with
+// progress on stderr (`unit` per item, about `lines` lines when not on a terminal); `seconds` gets the wall time.
+struct JobFlags {
+  std::string output;
+  bool force = false, resume = false;
+};
+std::vector<ProbeResult> run_probe_job(const Model& m, const std::vector<std::unique_ptr<Probe>>& owned, const JobFlags& f,
+                                       const std::string& model_path, const std::string& command_line, const char* unit, int64_t lines,
+                                       double* seconds = nullptr) {
+  std::vector<const Probe*> probes;
+  for (auto& p : owned) probes.push_back(p.get());
+  ScoreOptions o;
+  o.output = f.output, o.model_path = model_path, o.command_line = command_line;
+  o.open = f.force ? RunOpen::overwrite : f.resume ? RunOpen::resume : RunOpen::create;
+  const bool tty = isatty(2);
+  bool told_resume = false;
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<ProbeResult> results = score_probes(m, probes, o, [&](const ScoreProgress& p) {
+    if (p.resumed && !told_resume) std::fprintf(stderr, "resuming %s: %lld items already done\n", f.output.c_str(), static_cast<long long>(p.kept));
+    told_resume |= p.resumed;
+    print_count(p.phase, p.done, p.total, p.phase == "continuations" ? "continuations made" : unit, tty, lines);
+    return true;
+  });
+  if (seconds) *seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return results;
+}
+
 int cmd_score(const std::string& path, const ScoreFlags& f, const std::string& command_line, const Common& c) {
   for (const std::string& p : f.probes)
     if (p != "induction" && p != "sinks" && p != "preplan" && p != "secondary" && p != "retrieval")
@@ -827,22 +854,8 @@ int cmd_score(const std::string& path, const ScoreFlags& f, const std::string& c
       owned.push_back(std::make_unique<SecondarySinkProbe>(prompt_items(*m, prompts, f.response), SecondarySinkOptions{}));
     }
   }
-  std::vector<const Probe*> probes;
-  for (auto& p : owned) probes.push_back(p.get());
-  ScoreOptions o;
-  o.output = f.output, o.model_path = path, o.command_line = command_line;
-  o.open = f.force ? RunOpen::overwrite : f.resume ? RunOpen::resume : RunOpen::create;
-  const bool tty = isatty(2);
-  bool told_resume = false;
-  const auto t0 = std::chrono::steady_clock::now();
-  const std::vector<ProbeResult> results = score_probes(*m, probes, o, [&](const ScoreProgress& p) {
-    if (p.resumed && !told_resume) {
-      std::fprintf(stderr, "resuming %s: %lld items already scored\n", f.output.c_str(), static_cast<long long>(p.kept));
-      told_resume = true;
-    }
-    print_count(p.phase, p.done, p.total, p.phase == "continuations" ? "continuations made" : "items", tty, 10);
-    return true;
-  });
+  double seconds = 0;
+  const std::vector<ProbeResult> results = run_probe_job(*m, owned, {f.output, f.force, f.resume}, path, command_line, "items", 10, &seconds);
   json out = json::array();
   for (size_t k = 0; k < results.size(); ++k) {
     const ProbeResult& r = results[k];
@@ -855,7 +868,6 @@ int cmd_score(const std::string& path, const ScoreFlags& f, const std::string& c
     out.push_back(to_json(r, texts));
     if (!c.json) print_ranked(r, f.top), print_probe_details(r, texts);
   }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!f.output.empty() && !c.json) std::printf("wrote %s\n", f.output.c_str());
   if (!c.json) std::fprintf(stderr, "%.1f s (model load excluded)\n", seconds);
   if (c.json) print_json({{"model", path}, {"output", f.output}, {"seconds", seconds}, {"probes", out}});
@@ -924,15 +936,8 @@ int cmd_experiment(const std::string& kind, const std::string& path, const Exper
     setup = {{"rank", f.rank}, {"keep", f.keep}, {"sink", f.sink}, {"window", f.window}, {"seed", f.grid.seed}};
   }
   std::vector<std::unique_ptr<Probe>> owned;
-  std::vector<const Probe*> probes;
-  for (const NiahEvalOptions& o : conditions) owned.push_back(std::make_unique<NiahEvalProbe>(o)), probes.push_back(owned.back().get());
-  ScoreOptions so;
-  so.output = f.grid.output, so.model_path = path, so.command_line = command_line;
-  so.open = f.grid.force ? RunOpen::overwrite : f.grid.resume ? RunOpen::resume : RunOpen::create;
-  const std::vector<ProbeResult> results = score_probes(*m, probes, so, [&](const ScoreProgress& p) {
-    print_count(p.phase, p.done, p.total, "items", tty, 5);
-    return true;
-  });
+  for (const NiahEvalOptions& o : conditions) owned.push_back(std::make_unique<NiahEvalProbe>(o));
+  const std::vector<ProbeResult> results = run_probe_job(*m, owned, {f.grid.output, f.grid.force, f.grid.resume}, path, command_line, "items", 5);
   json out = json::array();
   std::map<std::string, std::vector<double>> groups;  // "niah/random20" -> its draws
   for (size_t k = 0; k < results.size(); ++k) {
@@ -1045,21 +1050,9 @@ int cmd_binding(const std::string& path, const BindingFlags& f, const std::strin
   }
   if (layers.empty()) layers.push_back(default_binding_layer(L));
   std::vector<std::unique_ptr<Probe>> owned;
-  std::vector<const Probe*> probes;
-  for (int l : layers) owned.push_back(std::make_unique<BindingProbe>(f.task, l)), probes.push_back(owned.back().get());
-  ScoreOptions o;
-  o.output = f.output, o.model_path = path, o.command_line = command_line;
-  o.open = f.force ? RunOpen::overwrite : f.resume ? RunOpen::resume : RunOpen::create;
-  const bool tty = isatty(2);
-  bool told_resume = false;
-  const auto t0 = std::chrono::steady_clock::now();
-  const std::vector<ProbeResult> results = score_probes(*m, probes, o, [&](const ScoreProgress& p) {
-    if (p.resumed && !told_resume) std::fprintf(stderr, "resuming %s: %lld items already done\n", f.output.c_str(), static_cast<long long>(p.kept));
-    told_resume |= p.resumed;
-    print_count(p.phase, p.done, p.total, "items", tty, 10);
-    return true;
-  });
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  for (int l : layers) owned.push_back(std::make_unique<BindingProbe>(f.task, l));
+  double seconds = 0;
+  const std::vector<ProbeResult> results = run_probe_job(*m, owned, {f.output, f.force, f.resume}, path, command_line, "items", 10, &seconds);
   if (c.json) {
     json out = json::array();
     for (const ProbeResult& r : results) out.push_back({{"probe", r.name}, {"params", r.params}, {"summary", r.summary}});
@@ -1094,21 +1087,8 @@ int cmd_circuit(const std::string& path, const CircuitFlags& f, const std::strin
   CircuitOptions co;
   co.task = task_options(f.task), co.share = f.share;
   const auto owned = circuit_probes(*m, co);
-  std::vector<const Probe*> probes;
-  for (auto& p : owned) probes.push_back(p.get());
-  ScoreOptions o;
-  o.output = f.output, o.model_path = path, o.command_line = command_line;
-  o.open = f.force ? RunOpen::overwrite : f.resume ? RunOpen::resume : RunOpen::create;
-  const bool tty = isatty(2);
-  const auto t0 = std::chrono::steady_clock::now();
-  bool told_resume = false;
-  const std::vector<ProbeResult> results = score_probes(*m, probes, o, [&](const ScoreProgress& p) {
-    if (p.resumed && !told_resume) std::fprintf(stderr, "resuming %s: %lld items already done\n", f.output.c_str(), static_cast<long long>(p.kept));
-    told_resume |= p.resumed;
-    print_count(p.phase, p.done, p.total, p.phase == "induction" ? "items" : "pairs", tty, 20);
-    return true;
-  });
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  double seconds = 0;
+  const std::vector<ProbeResult> results = run_probe_job(*m, owned, {f.output, f.force, f.resume}, path, command_line, "items (pairs)", 20, &seconds);
   const std::vector<CircuitHead> heads = circuit_heads(results);
   json circuit = json::array();
   for (const CircuitHead& h : heads)
@@ -1497,6 +1477,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "headscope: error: %s (see headscope --help)\n", first_line(e.what()).c_str());
     return 1;
   }
+  std::string cl;  // the command line, stored in run files
+  for (int i = 0; i < argc; ++i) cl += (i ? " " : "") + std::string(argv[i]);
   try {
     set_threads(common.threads);
     if (*info) return cmd_info(model, common);
@@ -1505,35 +1487,15 @@ int main(int argc, char** argv) {
     if (*generate) return cmd_generate(model, prompt, n, sampling, gen_stats, common);
     if (*bench) return cmd_bench(model, lengths, repeat, logits_mode, common);
     if (*ablate) return cmd_ablate(model, prompt, ablate_iv, targets, top_k, common);
-    if (*record) {
-      std::string cl;
-      for (int i = 0; i < argc; ++i) cl += (i ? " " : "") + std::string(argv[i]);
-      return cmd_record(model, ro, cl, common);
-    }
+    if (*record) return cmd_record(model, ro, cl, common);
     if (*inspect) return cmd_inspect(model, common);
-    if (*score) {
-      std::string cl;
-      for (int i = 0; i < argc; ++i) cl += (i ? " " : "") + std::string(argv[i]);
-      return cmd_score(model, sf, cl, common);
-    }
-    if (*experiment) {
-      std::string cl;
-      for (int i = 0; i < argc; ++i) cl += (i ? " " : "") + std::string(argv[i]);
-      return cmd_experiment(*masking ? "retrieval-masking" : "kv-budget", model, ef, cl, common);
-    }
+    if (*score) return cmd_score(model, sf, cl, common);
+    if (*experiment) return cmd_experiment(*masking ? "retrieval-masking" : "kv-budget", model, ef, cl, common);
     if (*patch) return cmd_patch(model, pf, common);
-    if (*binding) {
-      std::string cl;
-      for (int i = 0; i < argc; ++i) cl += (i ? " " : "") + std::string(argv[i]);
-      return cmd_binding(model, bf, cl, common);
-    }
+    if (*binding) return cmd_binding(model, bf, cl, common);
     if (*overlap) return cmd_circuit_overlap(run_a, run_b, common);
     if (*repair) return cmd_circuit_repair(model, cf, common);
-    if (*circuit) {
-      std::string cl;
-      for (int i = 0; i < argc; ++i) cl += (i ? " " : "") + std::string(argv[i]);
-      return cmd_circuit(model, cf, cl, common);
-    }
+    if (*circuit) return cmd_circuit(model, cf, cl, common);
     if (*attn) return cmd_attn(model, prompt, random_tokens, seed, head, top, stats, common);
   } catch (const ChoiceError& e) {
     // The library's remedies in this program's words.
