@@ -1,15 +1,17 @@
 // Entity-binding prompts after "Mixing Mechanisms: How Language Models Retrieve Bound Entities In-Context"
 // (METRICS.md §6): a context binds A groups, each a key entity to an answer entity ("The pen is in box C."), and a
-// question queries one group's key ("Which box is the pen in? Box" -> " C"). Each item pairs an original context
+// query restates one group's key ("The pen is in box" -> " C"). Each item pairs an original context
 // with a counterfactual one over the same entities, bound and ordered differently, chosen so that four group
 // indices of the original are all different:
 //   q  the original's queried group (the answer when the intervention has no effect)
 //   p  the counterfactual's queried group, by position (positional mechanism: the original's answer at p)
 //   k  the group of the original bound to the counterfactual's query key (lexical: "keyload")
 //   i  the group of the original whose answer is the counterfactual's answer (reflexive: "payload")
-// Tasks: boxes (objects in lettered boxes) and owners (names holding objects). Entities whose form with a leading
-// space is not one token for the tokenizer in use are dropped, and counted (each candidate answer is read from its
-// first and only token). Seeded: the same items on every machine.
+// Tasks, each query completing its group's statement (what a small model can do): boxes ("The pen is in box C." …
+// "The pen is in box" -> " C"), owners ("Mary has the pen." … "Mary has the" -> " pen") and letters ("aC bA eE" …
+// "b" -> "A": single characters without spaces, for character-level tokenizers and planted models). Entities that
+// are not one token (with their leading space, where the task has one) for the tokenizer in use are dropped, and
+// counted (each candidate answer is read from its one token). Seeded: the same items on every machine.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -19,8 +21,8 @@
 namespace headscope {
 
 struct BindingContext {
-  std::string text;                  // the groups, then the question, ending where the answer starts
-  std::vector<std::string> keys, answers;  // per group, in context order (answers as they follow a space)
+  std::string text;                  // the groups, then the query, ending where the answer starts
+  std::vector<std::string> keys, answers;  // per group, in context order (without the space before them)
   int query = 0;                     // the queried group
 };
 
@@ -30,7 +32,7 @@ struct BindingItem {
 };
 
 struct BindingOptions {
-  std::string task = "boxes";  // boxes, owners
+  std::string task = "boxes";  // boxes, owners, letters
   int groups = 5;              // A, 4 .. the entities available
   int items = 100;
   uint64_t seed = 0;
@@ -38,6 +40,7 @@ struct BindingOptions {
 
 struct BindingSet {
   std::vector<BindingItem> items;
+  std::string answer_prefix;  // what precedes an answer's token: " " (its first token is the candidate's)
   int64_t keys_kept = 0, keys_dropped = 0, answers_kept = 0, answers_dropped = 0;
 };
 

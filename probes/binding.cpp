@@ -41,7 +41,7 @@ std::vector<ProbeItem> BindingProbe::items(const Model& m) const {
     ProbeItem it;
     it.tokens = tok.encode(b.original.text), it.text = b.original.text;
     std::vector<int32_t> candidates;
-    for (const std::string& a : b.original.answers) candidates.push_back(tok.encode(" " + a, false).at(0));
+    for (const std::string& a : b.original.answers) candidates.push_back(tok.encode(set.answer_prefix + a, false).at(0));
     it.meta = {{"counterfactual", tok.encode(b.counterfactual.text)}, {"counterfactual_text", b.counterfactual.text},
                {"candidates", candidates}, {"q", b.q}, {"p", b.p}, {"k", b.k}, {"i", b.i}};
     out.push_back(std::move(it));

@@ -15,6 +15,7 @@
 #include "model/model.h"
 #include "model/tokenizer.h"
 #include "probes/binding.h"
+#include "planted_model.h"
 #include "probes/probe.h"
 #include "test_helpers.h"
 #include "testing.h"
@@ -55,7 +56,7 @@ TEST_CASE("binding items: four different indices, the counterfactual's query key
   const BindingItem b = make_binding(o, encode).items[0];
   std::string want;
   for (size_t g = 0; g < 4; ++g) want += "The " + b.original.keys[g] + " is in box " + b.original.answers[g] + ". ";
-  want += "Which box is the " + b.original.keys[static_cast<size_t>(b.q)] + " in? Box";
+  want += "The " + b.original.keys[static_cast<size_t>(b.q)] + " is in box";
   CHECK(b.original.text == want);
   // Bad options: one line each.
   auto refused = [&](BindingOptions bad, const std::string& msg) {
@@ -71,7 +72,7 @@ TEST_CASE("binding items: four different indices, the counterfactual's query key
   refused(bad, "binding needs at least 4 groups (the four indices q, p, k and i must differ), not 3");
   bad = {};
   bad.task = "colours";
-  refused(bad, "unknown binding task 'colours' (known: boxes, owners)");
+  refused(bad, "unknown binding task 'colours' (known: boxes, owners, letters)");
   bad = {};
   bad.groups = 21;
   refused(bad, "binding task boxes: " + std::to_string(make_binding(BindingOptions{}, encode).keys_kept) + " of 20 keys and 20 of 20 answers are single "
@@ -142,6 +143,27 @@ TEST_CASE("the causal model recovers distributions drawn from known parameters (
   }
 }
 
+TEST_CASE("binding on the planted copier: its induction head binds lexically, so every item is lexical", "[binding][planted]") {
+  // The copier's layer-1 head attends to the token after an earlier occurrence of the current token and writes it
+  // out: "aC bA eE cB b" -> "A". The counterfactual's last row carries its own query key, which the head then finds
+  // in the original context: the answer of the original's group k, at either layer.
+  testutil::TempDir d;
+  auto m = Model::load(planted::write_copy_model(d / "copy"));
+  BindingOptions o;
+  o.task = "letters", o.groups = 5, o.items = 40, o.seed = 3;
+  for (int layer : {0, 1}) {
+    const ProbeResult r = run_probe(*m, BindingProbe(o, layer));
+    INFO("layer " << layer << ": " << r.summary.dump());
+    CHECK(r.summary["accuracy_without"].get<double>() == 1.0);
+    CHECK(r.summary["mechanisms"]["lexical"].get<double>() == 1.0);
+    for (const ItemResult& it : r.items) CHECK(it.scalars.at("P" + std::to_string(static_cast<int>(it.scalars.at("k")))) > 0.9);
+    // The causal model learns the lexical gain: held-out items agree almost fully, the positional term alone does not.
+    const nlohmann::json& c = r.summary["causal_model"];
+    CHECK(c["jss_test"].get<double>() > 0.95);
+    CHECK(c["jss_positional_only"].get<double>() < c["jss_test"].get<double>() - 0.2);
+  }
+}
+
 TEST_CASE("binding on SmolLM2: the interchange at layer 0 changes nothing, and P at a later layer equals a direct patched run",
           "[binding][real]") {
   const std::string path = testutil::smollm2();
@@ -149,7 +171,7 @@ TEST_CASE("binding on SmolLM2: the interchange at layer 0 changes nothing, and P
   auto m = Model::load(path);
   BindingOptions o;
   o.items = 4, o.groups = 4;
-  // Layer 0's residual at the last position is the last token's embedding: " Box" in both prompts, so P is the
+  // Layer 0's residual at the last position is the last token's embedding: " box" in both prompts, so P is the
   // model's own distribution and the mechanism is no_effect exactly when the model answers right.
   const BindingProbe at0(o, 0);
   const ProbeResult r0 = run_probe(*m, at0);
