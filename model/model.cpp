@@ -69,9 +69,9 @@ at::Tensor Model::embed(const std::vector<int32_t>& ids) const {
 }
 
 at::Tensor Model::forward_batch(const at::Tensor& resid, int64_t B, int64_t first_layer, const ForwardHooks* hooks,
-                                const KvCache* prefix, int64_t prefix_len) const {
+                                const std::vector<const KvCache*>& prefixes, int64_t prefix_len) const {
   at::NoGradGuard no_grad;
-  return headscope::forward_batch(cfg_, w_, resid, B, first_layer, hooks, prefix, prefix_len);
+  return headscope::forward_batch(cfg_, w_, resid, B, first_layer, hooks, prefixes, prefix_len);
 }
 
 ForwardResult Model::run(const std::vector<int32_t>& ids, const AttnRecord& record, bool last_only,

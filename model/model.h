@@ -54,7 +54,7 @@ class Model {
   // start a patched pass at the patched layer from a cached residual and to run many patched variants at once.
   at::Tensor embed(const std::vector<int32_t>& ids) const;
   at::Tensor forward_batch(const at::Tensor& resid, int64_t B, int64_t first_layer, const ForwardHooks* hooks = nullptr,
-                           const KvCache* prefix = nullptr, int64_t prefix_len = 0) const;
+                           const std::vector<const KvCache*>& prefixes = {}, int64_t prefix_len = 0) const;
   // Decoding with a KV cache: the prompt in one pass, then one token per step; up to n tokens, stopping after EOS.
   // With `record`, steps[0] is the prompt pass and steps[i] the pass that read generated token i - 1 (the last
   // generated token is never read); their statistics equal the same rows of one forward over the whole sequence.

@@ -77,7 +77,7 @@ namespace {
 // at every named point; statistics and the cache only when B = 1. Returns the residual after the last layer.
 at::Tensor run_layers(const ModelConfig& c, const Weights& w, at::Tensor x, int64_t B, int64_t T, int64_t first_layer, int64_t pos0,
                       const AttnRecord* rec, ForwardResult& res, const ForwardHooks* hooks, KvCache* cache,
-                      const KvCache* prefix = nullptr) {
+                      const std::vector<const KvCache*>* prefixes = nullptr) {
   auto hook = [&](int64_t layer, const char* point, at::Tensor v) {
     if (!hooks || hooks->empty()) return v;
     const std::string name = hook_name(layer, point);
@@ -105,18 +105,22 @@ at::Tensor run_layers(const ModelConfig& c, const Weights& w, at::Tensor x, int6
     q = hook(layer, "attn.hook_q", q), k = hook(layer, "attn.hook_k", k), v = hook(layer, "attn.hook_v", v);
     if (c.rope.rotary_dim > 0) q = apply_rope(q, rt, c.rope.rotary_dim), k = apply_rope(k, rt, c.rope.rotary_dim);
     if (cache) std::tie(k, v) = cache->append(layer, k, v);
-    else if (prefix && pos0 > 0 && B == 1) k = at::cat({prefix->prefix(layer, pos0).first, k}), v = at::cat({prefix->prefix(layer, pos0).second, v});
+    else if (prefixes && pos0 > 0 && B == 1) {
+      const auto pre = (*prefixes)[0]->prefix(layer, pos0);
+      k = at::cat({pre.first, k}), v = at::cat({pre.second, v});
+    }
     const KernelEdits* edits = hooks ? hooks->kernel_edits_for(layer) : nullptr;
     at::Tensor z;
     if (B == 1) {
       z = attend(c, layer, q, k, v, pos0, rec, res, edits);
-    } else {  // one prompt at a time, each after the shared prefix
-      std::pair<at::Tensor, at::Tensor> pre;
-      if (prefix && pos0 > 0) pre = prefix->prefix(layer, pos0);
+    } else {  // one prompt at a time, each after its prefix
       std::vector<at::Tensor> zs;
       for (int64_t b = 0; b < B; ++b) {
         at::Tensor kb = k.narrow(0, b * T, T), vb = v.narrow(0, b * T, T);
-        if (pre.first.defined()) kb = at::cat({pre.first, kb}), vb = at::cat({pre.second, vb});
+        if (prefixes && pos0 > 0) {
+          const auto pre = (*prefixes)[static_cast<size_t>(b)]->prefix(layer, pos0);
+          kb = at::cat({pre.first, kb}), vb = at::cat({pre.second, vb});
+        }
         zs.push_back(attend(c, layer, q.narrow(0, b * T, T), kb, vb, pos0, nullptr, res, edits));
       }
       z = at::cat(zs, 0);
@@ -197,14 +201,16 @@ ForwardResult forward(const ModelConfig& c, const Weights& w, const std::vector<
 }
 
 at::Tensor forward_batch(const ModelConfig& c, const Weights& w, const at::Tensor& resid, int64_t B, int64_t first_layer,
-                         const ForwardHooks* hooks, const KvCache* prefix, int64_t prefix_len) {
+                         const ForwardHooks* hooks, const std::vector<const KvCache*>& prefixes, int64_t prefix_len) {
   if (B < 1 || resid.dim() != 2 || resid.size(0) % B != 0 || resid.size(1) != c.d_model)
     throw Error("a batched pass needs B >= 1 prompts of equal length as [B*T, d_model] rows");
   if (first_layer < 0 || first_layer > c.n_layers) throw Error("layer " + std::to_string(first_layer) + " does not exist");
   const int64_t T = resid.size(0) / B;
   ForwardResult res;
-  if (prefix_len < 0 || prefix_len > (prefix ? prefix->size() : 0)) throw Error("a batched pass's prefix is longer than its cache");
-  at::Tensor x = run_layers(c, w, resid, B, T, first_layer, prefix_len, nullptr, res, hooks, nullptr, prefix);
+  if (prefix_len > 0 && static_cast<int64_t>(prefixes.size()) != B) throw Error("a batched pass needs one prefix cache per prompt");
+  for (const KvCache* p : prefixes)
+    if (prefix_len < 0 || !p || prefix_len > p->size()) throw Error("a batched pass's prefix is longer than its cache");
+  at::Tensor x = run_layers(c, w, resid, B, T, first_layer, prefix_len, nullptr, res, hooks, nullptr, prefix_len > 0 ? &prefixes : nullptr);
   return unembed(c, w, x.view({B, T, c.d_model}).select(1, T - 1), hooks);
 }
 

@@ -87,10 +87,11 @@ at::Tensor embed(const ModelConfig& cfg, const Weights& w, const std::vector<int
 // B prompts of the same length T at once, from the residual entering layer `first_layer` (resid [B·T, D], the
 // prompts' rows one after another) to each prompt's last-position logits [B, vocab]. No statistics; hook values
 // hold all B·T rows in that order (in-kernel edits apply to every prompt). The layers before first_layer are not
-// run: starting from a cached residual skips them. With `prefix`, every prompt continues the same first
-// `prefix_len` tokens of that cache (their keys and values at each layer; the rows are positions prefix_len ..
-// prefix_len + T - 1), which is not changed. Each prompt's logits equal its own forward's.
+// run: starting from a cached residual skips them. With prefix_len > 0, prompt b continues the first prefix_len
+// tokens of prefixes[b] (their keys and values at each layer; the rows are positions prefix_len .. prefix_len + T - 1),
+// which are not changed. Each prompt's logits equal its own forward's.
 at::Tensor forward_batch(const ModelConfig& cfg, const Weights& w, const at::Tensor& resid, int64_t B, int64_t first_layer,
-                         const class ForwardHooks* hooks = nullptr, const KvCache* prefix = nullptr, int64_t prefix_len = 0);
+                         const class ForwardHooks* hooks = nullptr, const std::vector<const KvCache*>& prefixes = {},
+                         int64_t prefix_len = 0);
 
 }  // namespace headscope

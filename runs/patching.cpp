@@ -23,6 +23,8 @@ namespace {
 
 // Rows of hook values per batched pass: enough variants to share each weight read, few enough to stay in cache.
 constexpr int64_t kRowsPerPass = 1024;
+// Pairs whose variants share passes (their activations are cached together).
+constexpr size_t kPairsPerGroup = 8;
 
 std::string head_str(int l, int h) { return std::to_string(l) + "." + std::to_string(h); }
 
@@ -147,40 +149,60 @@ HeadPatchingResult patch_heads(const Model& m, const std::vector<PatchPair>& pai
   std::sort(plain.begin(), plain.end());
   r.plain_forward_seconds = plain[1];
   std::vector<std::vector<double>> patched(static_cast<size_t>(L * H * P));  // per cell, per pair
-  for (size_t i = 0; i < pairs.size(); ++i) {
-    const PatchPair& p = pairs[i];
-    const PromptCache clean = cache_prompt(m, p.clean, p.correct, p.incorrect);
-    const PromptCache corrupt = cache_prompt(m, p.corrupt, p.correct, p.incorrect);
-    r.forwards += 2;
-    r.ld_clean.push_back(clean.ld), r.ld_corrupt.push_back(corrupt.ld);
-    const PromptCache& source = o.noising ? corrupt : clean;
-    const PromptCache& target = o.noising ? clean : corrupt;
-    const int64_t Tp = static_cast<int64_t>(p.clean.size());
+  for (size_t i0 = 0; i0 < pairs.size();) {
+    // A group of up to kPairsPerGroup consecutive pairs of one length runs its variants together.
+    const int64_t Tp = static_cast<int64_t>(pairs[i0].clean.size());
+    size_t i1 = i0 + 1;
+    while (i1 < pairs.size() && i1 - i0 < kPairsPerGroup && static_cast<int64_t>(pairs[i1].clean.size()) == Tp) ++i1;
+    const int64_t G = static_cast<int64_t>(i1 - i0);
+    std::vector<PromptCache> clean(static_cast<size_t>(G)), corrupt(static_cast<size_t>(G));
+    for (int64_t g = 0; g < G; ++g) {
+      const PatchPair& p = pairs[i0 + static_cast<size_t>(g)];
+      clean[static_cast<size_t>(g)] = cache_prompt(m, p.clean, p.correct, p.incorrect);
+      corrupt[static_cast<size_t>(g)] = cache_prompt(m, p.corrupt, p.correct, p.incorrect);
+      r.forwards += 2;
+      r.ld_clean.push_back(clean[static_cast<size_t>(g)].ld), r.ld_corrupt.push_back(corrupt[static_cast<size_t>(g)].ld);
+    }
+    const std::vector<PromptCache>& source = o.noising ? corrupt : clean;
+    const std::vector<PromptCache>& target = o.noising ? clean : corrupt;
     for (int64_t l = 0; l < L; ++l)
       for (int64_t pos = o.per_position ? 0 : -1; pos < (o.per_position ? Tp : 0); ++pos) {
-        // Every head at this position (or at all of them): the rows from the position on, after the cached ones.
-        const int64_t start = std::max<int64_t>(pos, 0), rows = Tp - start;
+        // Every head of every pair at this position (or at all of them): the rows from the position on, after the
+        // cached ones. Variant v is pair v / H, head v % H.
+        const int64_t start = std::max<int64_t>(pos, 0), rows = Tp - start, variants = G * H;
         const int64_t per_pass = std::max<int64_t>(1, kRowsPerPass / rows);
-        for (int64_t h0 = 0; h0 < H; h0 += per_pass) {
-          const int64_t B = std::min<int64_t>(per_pass, H - h0);
+        for (int64_t v0 = 0; v0 < variants; v0 += per_pass) {
+          const int64_t B = std::min<int64_t>(per_pass, variants - v0);
           Hooks hooks;
           hooks.add(Hooks::name(l, "attn.hook_z"), [&](const at::Tensor& z_in, const HookContext&) {
             at::Tensor z = z_in.clone().view({B, rows, H, d});
-            const at::Tensor& src = source.z[static_cast<size_t>(l)];
             for (int64_t b = 0; b < B; ++b) {
-              if (pos < 0) z[b].select(1, h0 + b).copy_(src.select(1, h0 + b));
-              else z[b][0][h0 + b].copy_(src[pos][h0 + b]);
+              const int64_t g = (v0 + b) / H, h = (v0 + b) % H;
+              const at::Tensor& src = source[static_cast<size_t>(g)].z[static_cast<size_t>(l)];
+              if (pos < 0) z[b].select(1, h).copy_(src.select(1, h));
+              else z[b][0][h].copy_(src[pos][h]);
             }
             return z.view({B * rows, H, d});
           });
-          const at::Tensor resid = target.resid[static_cast<size_t>(l)].narrow(0, start, rows).repeat({B, 1});
-          const at::Tensor logits = m.forward_batch(resid, B, l, &hooks, &target.kv, start);
+          std::vector<at::Tensor> resid;
+          std::vector<const KvCache*> prefixes;
+          for (int64_t b = 0; b < B; ++b) {
+            const PromptCache& t = target[static_cast<size_t>((v0 + b) / H)];
+            resid.push_back(t.resid[static_cast<size_t>(l)].narrow(0, start, rows)), prefixes.push_back(&t.kv);
+          }
+          const at::Tensor logits = m.forward_batch(at::cat(resid), B, l, &hooks, prefixes, start);
           r.forwards += B, ++r.passes;
-          for (int64_t b = 0; b < B; ++b)
-            patched[static_cast<size_t>((l * H + h0 + b) * P + start)].push_back(logit_diff(logits[b], p.correct, p.incorrect));
+          for (int64_t b = 0; b < B; ++b) {
+            const int64_t g = (v0 + b) / H, h = (v0 + b) % H;
+            const PatchPair& p = pairs[i0 + static_cast<size_t>(g)];
+            std::vector<double>& cell = patched[static_cast<size_t>((l * H + h) * P + start)];
+            if (cell.size() <= i0 + static_cast<size_t>(g)) cell.resize(i0 + static_cast<size_t>(g) + 1, NAN);
+            cell[i0 + static_cast<size_t>(g)] = logit_diff(logits[b], p.correct, p.incorrect);
+          }
         }
       }
-    if (progress && !progress(static_cast<int64_t>(i + 1), static_cast<int64_t>(pairs.size()))) throw Cancelled();
+    i0 = i1;
+    if (progress && !progress(static_cast<int64_t>(i0), static_cast<int64_t>(pairs.size()))) throw Cancelled();
   }
   r.ratio_of_means = at::empty(o.per_position ? std::vector<int64_t>{L, H, T} : std::vector<int64_t>{L, H}, at::kDouble);
   r.mean_of_ratios = at::empty_like(r.ratio_of_means);
