@@ -190,7 +190,6 @@ ForwardResult forward(const ModelConfig& c, const Weights& w, const std::vector<
     if (l < 0 || l >= c.n_layers || h < 0 || h >= c.n_heads)
       throw Error("head " + std::to_string(l) + "." + std::to_string(h) + " does not exist (layers 0.." +
                   std::to_string(c.n_layers - 1) + ", heads 0.." + std::to_string(c.n_heads - 1) + ")");
-  check_ids(c, ids);
   const int64_t T = static_cast<int64_t>(ids.size());
   const int64_t pos0 = cache ? cache->size() : 0;  // position of ids[0]
   at::Tensor x = run_layers(c, w, embed(c, w, ids, pos0), 1, T, 0, pos0, rec, res, hooks, cache);
