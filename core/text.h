@@ -55,4 +55,7 @@ inline std::string escape_control(const std::string& s) {
   return o;
 }
 
+// A head as "layer.head" ("23.3"), the way the CLI, specs and run files name it.
+inline std::string head_label(int layer, int head) { return std::to_string(layer) + "." + std::to_string(head); }
+
 }  // namespace headscope

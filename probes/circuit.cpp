@@ -10,6 +10,7 @@
 
 #include "analysis/patching.h"
 #include "core/error.h"
+#include "core/text.h"
 #include "core/random.h"
 #include "datasets/colored_objects.h"
 #include "hooks/hooks.h"
@@ -19,8 +20,6 @@
 namespace headscope {
 
 namespace {
-
-std::string head_str(int l, int h) { return std::to_string(l) + "." + std::to_string(h); }
 
 const ProbeResult* find(const std::vector<ProbeResult>& rs, const std::string& name) {
   for (const ProbeResult& r : rs)
@@ -117,7 +116,7 @@ void CircuitStageProbe::combine(const Model& m, const std::vector<ProbeItem>&, P
     selected.push_back({{"layer", l}, {"head", h}, {"class", cls}, {"effect", s}, {"effect_mean_of_ratios", per_pair[l][h].item<double>()}});
   }
   nlohmann::json receivers = nlohmann::json::array();
-  for (auto [l, h] : target_.receivers) receivers.push_back(head_str(l, h));
+  for (auto [l, h] : target_.receivers) receivers.push_back(head_label(l, h));
   double acc = 0, ldc = 0, ldx = 0;
   for (size_t i = 0; i < ld_clean.size(); ++i) acc += ld_clean[i] > 0, ldc += ld_clean[i], ldx += ld_corrupt[i];
   const double n = static_cast<double>(ld_clean.size());
@@ -192,7 +191,7 @@ RepairResult repair_colored_objects(const Model& m, const RepairOptions& o, cons
   const ModelConfig& cfg = m.config();
   if (o.heads.empty()) throw Error("the repair experiment needs at least one head to make attend to the incorrect colours");
   for (auto [l, h] : o.heads)
-    if (l < 0 || l >= cfg.n_layers || h < 0 || h >= cfg.n_heads) throw Error("head " + head_str(l, h) + " does not exist");
+    if (l < 0 || l >= cfg.n_layers || h < 0 || h >= cfg.n_heads) throw Error("head " + head_label(l, h) + " does not exist");
   const Tokenizer& tok = m.tokenizer();
   auto encode = [&](const std::string& s) { return tok.encode(s, false); };
   const ColoredObjectsSet set = make_colored_objects(o.prompts, o.seed, encode);

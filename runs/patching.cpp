@@ -13,6 +13,7 @@
 
 #include "analysis/patching.h"
 #include "core/error.h"
+#include "core/text.h"
 #include "datasets/colored_objects.h"
 #include "datasets/ioi.h"
 #include "hooks/hooks.h"
@@ -25,8 +26,6 @@ namespace {
 constexpr int64_t kRowsPerPass = 1024;
 // Pairs whose variants share passes (their activations are cached together).
 constexpr size_t kPairsPerGroup = 8;
-
-std::string head_str(int l, int h) { return std::to_string(l) + "." + std::to_string(h); }
 
 }  // namespace
 
@@ -244,7 +243,7 @@ at::Tensor path_patch_pair(const Model& m, const PatchPair& p, const PromptCache
   const int64_t L = cfg.n_layers, H = cfg.n_heads, Hk = cfg.n_kv_heads, d = cfg.d_head, group = H / Hk;
   const int64_t T = static_cast<int64_t>(p.clean.size());
   for (auto [l, h] : t.receivers)
-    if (l < 0 || l >= L || h < 0 || h >= H) throw Error("receiver head " + head_str(l, h) + " does not exist");
+    if (l < 0 || l >= L || h < 0 || h >= H) throw Error("receiver head " + head_label(l, h) + " does not exist");
   at::Tensor out = at::full({L, H}, NAN, at::kDouble);
   const std::vector<std::pair<int, int>> senders = path_senders(cfg, t);
   if (senders.empty()) return out;

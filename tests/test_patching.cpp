@@ -24,6 +24,16 @@
 
 using namespace headscope;
 
+namespace {
+// A pair for the planted models' one-character tokenizer: the answers are single characters.
+PatchPair char_pair(const Model& m, const std::string& clean, const std::string& corrupt, char correct, char incorrect) {
+  PatchPair p;
+  p.clean = m.tokenizer().encode(clean, false), p.corrupt = m.tokenizer().encode(corrupt, false);
+  p.correct = correct, p.incorrect = incorrect;
+  return p;
+}
+}  // namespace
+
 TEST_CASE("logit difference and normalised patching: METRICS.md §8's fixture (m = 0.5)", "[patching][metrics]") {
   at::Tensor clean = at::zeros({5}), corrupt = at::zeros({5}), patched = at::zeros({5});
   const int64_t io = 1, s = 3;
@@ -145,10 +155,7 @@ TEST_CASE("activation patching on the planted copier: only the copy head carries
   auto m = Model::load(planted::write_copy_model(d / "copy"));
   // Clean "ab #QZ cd #" continues with Q, the corrupt "ab #XZ cd #" with X: the copy head at the last position reads
   // the token after the earlier '#', and it alone writes the answer.
-  PatchPair p;
-  p.clean = m->tokenizer().encode("ab #QZ cd #", false);
-  p.corrupt = m->tokenizer().encode("ab #XZ cd #", false);
-  p.correct = 'Q', p.incorrect = 'X';
+  const PatchPair p = char_pair(*m, "ab #QZ cd #", "ab #XZ cd #", 'Q', 'X');
   const int64_t T = static_cast<int64_t>(p.clean.size());
   for (bool noising : {false, true}) {
     HeadPatchingOptions o;
@@ -240,10 +247,7 @@ TEST_CASE("path patching on the planted two-step circuit: the mover to the logit
   namespace Mv = planted::mover;
   testutil::TempDir d;
   auto m = Model::load(planted::write_mover_model(d / "mover"));
-  PatchPair p;
-  p.clean = m->tokenizer().encode("xAByA.", false);
-  p.corrupt = m->tokenizer().encode("xAByC.", false);
-  p.correct = 'A', p.incorrect = 'B';
+  const PatchPair p = char_pair(*m, "xAByA.", "xAByC.", 'A', 'B');
   const PromptCache clean = cache_prompt(*m, p.clean, p.correct, p.incorrect);
   const PromptCache corrupt = cache_prompt(*m, p.corrupt, p.correct, p.incorrect);
   INFO("LD clean " << clean.ld << ", corrupt " << corrupt.ld);
@@ -282,10 +286,7 @@ TEST_CASE("path patching on the planted two-step circuit: the mover to the logit
 TEST_CASE("batched patched passes from a cached residual equal single forwards with the patch hook", "[patching][planted]") {
   testutil::TempDir d;
   auto m = Model::load(planted::write_mover_model(d / "mover"));
-  PatchPair p;
-  p.clean = m->tokenizer().encode("xAByA.", false);
-  p.corrupt = m->tokenizer().encode("xAByC.", false);
-  p.correct = 'A', p.incorrect = 'B';
+  const PatchPair p = char_pair(*m, "xAByA.", "xAByC.", 'A', 'B');
   HeadPatchingOptions o;
   o.per_position = true;
   const HeadPatchingResult r = patch_heads(*m, {p}, o);
