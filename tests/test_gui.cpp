@@ -17,7 +17,7 @@
 #include "testing.h"
 
 namespace {
-#include "app/gui/colormaps.inc"
+#include "core/colormaps.inc"
 
 struct Png {
   int w = 0, h = 0;

@@ -26,7 +26,7 @@
 #include <tuple>
 #include <vector>
 
-#include "app/gui/colormap.h"
+#include "core/colormap.h"
 #include "app/gui/worker.h"
 #include "core/text.h"
 
