@@ -55,6 +55,20 @@ inline std::string escape_control(const std::string& s) {
   return o;
 }
 
+// A token's text drawn so that whitespace shows: space -> "·" (U+00B7), newline -> "↵" (U+21B5), tab -> "→"
+// (U+2192); other control bytes as escape_control writes them ("\r", "\x01"). For
+// chips and tick labels, where a lone space token must not be a blank.
+inline std::string visible_token(const std::string& s) {
+  std::string o;
+  for (unsigned char c : s) {
+    if (c == ' ') o += "\xc2\xb7";
+    else if (c == '\n') o += "\xe2\x86\xb5";
+    else if (c == '\t') o += "\xe2\x86\x92";
+    else o += escape_control(std::string(1, static_cast<char>(c)));
+  }
+  return o;
+}
+
 // A head as "layer.head" ("23.3"), the way the CLI, specs and run files name it.
 inline std::string head_label(int layer, int head) { return std::to_string(layer) + "." + std::to_string(head); }
 

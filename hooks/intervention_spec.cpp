@@ -212,6 +212,7 @@ json spec_for_heads(const std::string& heads, const std::string& mode, const Mod
   if (mode == "zero") return json::array({{{"type", "ablate"}, {"heads", list}}});
   if (mode == "mean") return json::array({{{"type", "ablate"}, {"heads", list}, {"mode", "mean"}}});
   if (mode == "act") return json::array({{{"type", "act"}, {"heads", list}}});
+  if (mode == "uniform") return json::array({{{"type", "uniform"}, {"heads", list}}});
   if (mode.rfind("scale=", 0) == 0) {
     const std::string num = mode.substr(6);
     float f = 0.f;
@@ -226,7 +227,22 @@ json spec_for_heads(const std::string& heads, const std::string& mode, const Mod
     if (std::fabs(f) > kMaxFactor) throw Error("mode scale=F needs a factor within ±1e6, not '" + escape_control(num) + "'");
     return json::array({{{"type", "scale"}, {"heads", list}, {"factor", f}}});
   }
-  throw Error("unknown mode '" + escape_control(mode) + "' (known: zero, mean, scale=F, act)");
+  throw Error("unknown mode '" + escape_control(mode) + "' (known: zero, mean, scale=F, act, uniform)");
+}
+
+json steer_spec(const std::vector<int>& layers, const std::string& vector_path, double scale, const ModelConfig& cfg) {
+  if (layers.empty()) throw Error("steering needs at least one layer");
+  std::ifstream in(vector_path);
+  if (!in) throw Error(vector_path + ": cannot open the steering vector (a JSON list of d_model numbers)");
+  json v = json::parse(in, nullptr, false);
+  if (v.is_discarded() || !v.is_array()) throw Error(vector_path + ": the steering vector must be a JSON list of d_model numbers");
+  json spec = json::array({{{"type", "steer"}, {"layers", layers}, {"vector", v}, {"scale", scale}}});
+  try {
+    parse_spec(spec, cfg);
+  } catch (const Error& e) {
+    throw Error(vector_path + ": " + e.what());
+  }
+  return spec;
 }
 
 bool spec_needs_means(const json& spec_in) {

@@ -62,8 +62,12 @@ std::vector<std::pair<int, int>> parse_heads(const std::string& list, const Mode
 nlohmann::json load_spec(const std::string& path);
 
 // A spec that changes `heads` ("3.1,4.2") one way: mode "zero" (ablate), "mean" (mean ablation), "act" (ACT
-// calibration, tau 0.1, beta 0.4) or "scale=F".
+// calibration, tau 0.1, beta 0.4), "uniform" (uniform attention) or "scale=F".
 nlohmann::json spec_for_heads(const std::string& heads, const std::string& mode, const ModelConfig& cfg);
+
+// A spec that steers the residual entering each of `layers` by scale x the vector in `vector_path` (a JSON list of
+// d_model numbers), at every position; checked like any spec (Error naming the file or the problem).
+nlohmann::json steer_spec(const std::vector<int>& layers, const std::string& vector_path, double scale, const ModelConfig& cfg);
 
 // Whether `spec` has a mean-ablation entry (and so needs HeadMeans).
 bool spec_needs_means(const nlohmann::json& spec);

@@ -109,6 +109,10 @@ at::Tensor run_layers(const ModelConfig& c, const Weights& w, at::Tensor x, int6
       const auto pre = (*prefixes)[0]->prefix(layer, pos0);
       k = at::cat({pre.first, k}), v = at::cat({pre.second, v});
     }
+    if (rec && rec->keep_inputs && B == 1) {
+      if (rec->keep_inputs->q.size() != static_cast<size_t>(c.n_layers)) rec->keep_inputs->q.resize(c.n_layers), rec->keep_inputs->k.resize(c.n_layers);
+      rec->keep_inputs->q[layer] = q.clone(), rec->keep_inputs->k[layer] = k.clone();
+    }
     const KernelEdits* edits = hooks ? hooks->kernel_edits_for(layer) : nullptr;
     at::Tensor z;
     if (B == 1) {
@@ -178,6 +182,25 @@ at::Tensor embed(const ModelConfig& c, const Weights& w, const std::vector<int32
   at::Tensor x = w.embed.index_select(0, idt);
   if (c.learned_positions) x = x + w.pos_embed.narrow(0, pos0, T);
   return x;
+}
+
+at::Tensor head_pattern(const ModelConfig& c, const AttnInputs& in, int64_t layer, int64_t head, int64_t q_lo, int64_t q_hi) {
+  if (layer < 0 || layer >= c.n_layers || head < 0 || head >= c.n_heads)
+    throw Error("head " + std::to_string(layer) + "." + std::to_string(head) + " does not exist");
+  if (static_cast<size_t>(layer) >= in.q.size() || !in.q[layer].defined()) throw Error("no attention inputs kept for layer " + std::to_string(layer));
+  const int64_t T = in.q[layer].size(0), S = in.k[layer].size(0);
+  if (q_lo < 0 || q_hi > T || q_lo >= q_hi) throw Error("query rows [" + std::to_string(q_lo) + ", " + std::to_string(q_hi) + ") are outside the " + std::to_string(T) + " kept rows");
+  // The head alone: a one-head layer over its KV group's keys (values are not needed: the pattern only).
+  ModelConfig one = c;
+  one.n_heads = 1, one.n_kv_heads = 1;
+  const int64_t pos0 = S - T;  // kept rows follow any cached prefix
+  at::Tensor q = in.q[layer].narrow(0, q_lo, q_hi - q_lo).narrow(1, head, 1);
+  at::Tensor k = in.k[layer].narrow(0, 0, pos0 + q_hi).narrow(1, head / (c.n_heads / c.n_kv_heads), 1);
+  AttnRecord rec;
+  rec.pattern_heads = {{static_cast<int>(layer), 0}};
+  ForwardResult res;
+  attend(one, layer, q, k, at::zeros_like(k), pos0 + q_lo, &rec, res, nullptr);
+  return res.patterns.at(0).second;
 }
 
 ForwardResult forward(const ModelConfig& c, const Weights& w, const std::vector<int32_t>& ids, bool last_only,

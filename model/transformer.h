@@ -14,6 +14,12 @@
 
 namespace headscope {
 
+// Every layer's attention inputs as the kernel saw them (after q/k-norm and RoPE): what a viewer keeps so that
+// selecting another head costs one head's attention rows, not a forward pass.
+struct AttnInputs {
+  std::vector<at::Tensor> q, k;  // per layer: [T, H, d], [S, H_kv, d]
+};
+
 // What a forward pass records from the instrumented attention kernel (kernels/attention.h).
 struct AttnRecord {
   bool stats = false;                 // per-head statistics for every layer (AttnLayerStats)
@@ -37,7 +43,14 @@ struct AttnRecord {
   // Called before each layer with (layer, n_layers); returning false cancels the pass (throws Cancelled).
   std::function<bool(int64_t, int64_t)> on_layer;
   bool key_recv = true;  // compute kStatKeyRecv (a second pass over the keys) with the statistics
+  // When set, every layer's queries and keys after RoPE (q [T, H, d], k [S, H_kv, d]) are kept here, so that any
+  // head's pattern can be computed afterwards without another forward (head_pattern below).
+  AttnInputs* keep_inputs = nullptr;
 };
+
+// Head (layer, head)'s probabilities for query rows [q_lo, q_hi) over keys [0, q_hi): [q_hi - q_lo, q_hi], the
+// kernel's own softmax rows (the same numbers a forward with AttnRecord::pattern_heads gives), from kept inputs.
+at::Tensor head_pattern(const ModelConfig& c, const AttnInputs& in, int64_t layer, int64_t head, int64_t q_lo, int64_t q_hi);
 
 // Statistics of one layer, by id (core/head_stats.h): stat[id] is [H, T] (queries, or keys for per-key ones),
 // float32 or int32 as the table says; undefined when not computed (kStatKeyRecv without AttnRecord::key_recv).

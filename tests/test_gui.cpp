@@ -1,8 +1,11 @@
 // headscope-gui end to end: starts the real app under xvfb-run on stories260K, drives it with a script, and checks
 // the screenshots against independent expectations: a head-grid cell has the colour the colour map gives the value
-// the CLI's --json reports for that head; the attention view's first cell (query 0 can only attend to itself:
-// probability 1) has the colour map's top colour; the screenshots are not blank. The GUI's "record" writes the run
-// file the CLI writes for the same prompts. Skips only without xvfb-run.
+// the CLI's --json reports for that head, on the statistic's fixed scale (entropy [0, ln T], probabilities [0, 1])
+// and on the run's own range; the attention view's first cell (query 0 can only attend to itself: probability 1) has
+// the colour map's top colour; the screenshots are not blank. The keyboard moves the selection, the token search
+// finds the token the tokenizer made, an intervention run from the UI gives the numbers `headscope ablate --json`
+// gives, bad scripts fail at once naming their line (the cases that used to crash or hang). The GUI's "record" writes
+// the run file the CLI writes for the same prompts. Skips only without xvfb-run.
 #include <stb/stb_image.h>
 
 #include <ATen/ATen.h>
@@ -11,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <sys/wait.h>
 
 #include "store/run_file.h"
 #include "test_helpers.h"
@@ -43,36 +47,49 @@ std::array<int, 3> expected_colour(double x) {
 bool have_xvfb() { return std::system("command -v xvfb-run >/dev/null 2>&1") == 0; }
 }  // namespace
 
+// Runs the GUI on a script; returns its exit code (stderr and stdout into d/log).
+static int run_gui(const testutil::TempDir& d, const std::string& script, const std::string& shot_dir = "") {
+  std::ofstream(d / "script.txt") << script;
+  const std::string cmd = "HOME=" + d.path.string() + " timeout 300 xvfb-run -a -s '-screen 0 1600x900x24' " + HEADSCOPE_GUI +
+                          " --script " + (d / "script.txt") + " --screenshot-dir " + (shot_dir.empty() ? d.path.string() : shot_dir) +
+                          " > " + (d / "log") + " 2>&1";
+  const int rc = std::system(cmd.c_str());
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+const std::string kPrompt = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park.";
+
 TEST_CASE("headscope-gui draws the head grid, the attention view and the chips under Xvfb", "[gui]") {
   if (!have_xvfb()) HS_SKIP("xvfb-run is not installed (the README's setup command installs it)");
-  const std::string prompt = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park.";
   testutil::TempDir d;
-  std::ofstream(d / "script.txt") << "open " << testutil::stories260k() << "\nprompt " << prompt
-                                  << "\nrun\nwait\nselect 3.5\nwait\nhover 10\nframes 3\nscreenshot grid\n"
-                                     "stat max_prob\nframes 3\nscreenshot maxprob\n";
-  const std::string cmd = "HOME=" + d.path.string() + " xvfb-run -a -s '-screen 0 1600x900x24' " + HEADSCOPE_GUI +
-                          " --script " + (d / "script.txt") + " --screenshot-dir " + d.path.string() + " > " +
-                          (d / "log") + " 2>&1";
-  REQUIRE(std::system(cmd.c_str()) == 0);
-
+  const int rc = run_gui(d, "open " + testutil::stories260k() + "\nprompt " + kPrompt +
+                                "\nrun\nwait\nselect 3.5\nwait\nhover 10\nframes 3\nscreenshot grid\n"
+                                "stat max_prob\nframes 3\nscreenshot maxprob\nscale run\nframes 3\nscreenshot maxprob_run\n");
+  INFO(testutil::slurp(d / "log"));
+  REQUIRE(rc == 0);
   // The CLI's numbers for the same prompt, computed independently of the GUI process.
-  auto r = testutil::run_cli("attn " + testutil::shell_quote(testutil::stories260k()) + " --prompt " +
-                             testutil::shell_quote(prompt) + " --stats --json");
+  auto r = testutil::run_cli("attn " + testutil::shell_quote(testutil::stories260k()) + " --prompt " + testutil::shell_quote(kPrompt) +
+                             " --stats --json");
   REQUIRE(r.code == 0);
-  auto table = nlohmann::json::parse(r.out)["heads_table"];
-  for (const char* shot : {"grid", "maxprob"}) {
-    const std::string stat = std::string(shot) == "grid" ? "entropy" : "max_prob";
-    Png png(d / (std::string(shot) + ".png"));
-    auto layout = testutil::load_json(d / (std::string(shot) + ".json"));
+  auto cli = nlohmann::json::parse(r.out);
+  auto table = cli["heads_table"];
+  const double T = cli["tokens"].get<double>();  // the prompt's token count
+  for (const char* shot : {"grid", "maxprob", "maxprob_run"}) {
+    const std::string name = shot, stat = name == "grid" ? "entropy" : "max_prob";
+    Png png(d / (name + ".png"));
+    auto layout = testutil::load_json(d / (name + ".json"));
     REQUIRE(png.w == 1600);
     REQUIRE(layout["grid"]["stat"] == stat);
-    double lo = 1e30, hi = -1e30;
-    for (auto& e : table) lo = std::min(lo, e[stat].get<double>()), hi = std::max(hi, e[stat].get<double>());
+    // The fixed scales: entropy over [0, ln T] nats, a probability over [0, 1]; "scale run": the run's min and max.
+    double lo = 0, hi = stat == "entropy" ? std::log(T) : 1.0;
+    if (name == "maxprob_run") {
+      lo = 1e30, hi = -1e30;
+      for (auto& e : table) lo = std::min(lo, e[stat].get<double>()), hi = std::max(hi, e[stat].get<double>());
+    }
     auto& g = layout["grid"];
     int checked = 0;
     for (auto& e : table) {
       const int l = e["layer"], h = e["head"];
-      if (l == 3 && h == 5) continue;  // the selected cell has a red outline; its centre is still checked below
       const int x = static_cast<int>(g["x0"].get<double>() + (h + 0.5) * g["cell_w"].get<double>());
       const int y = static_cast<int>(g["y0"].get<double>() + (l + 0.5) * g["cell_h"].get<double>());
       auto want = expected_colour((e[stat].get<double>() - lo) / (hi - lo));
@@ -81,7 +98,7 @@ TEST_CASE("headscope-gui draws the head grid, the attention view and the chips u
       for (int c = 0; c < 3; ++c) CHECK(std::abs(got[c] - want[c]) <= 1);
       ++checked;
     }
-    CHECK(checked == 5 * 8 - 1);
+    CHECK(checked == 5 * 8);
     // The attention view of head 3.5: cell (0, 0) is probability 1, the top of the colour map.
     auto& a = layout["attention"];
     REQUIRE(a["layer"] == 3);
@@ -95,6 +112,97 @@ TEST_CASE("headscope-gui draws the head grid, the attention view and the chips u
     for (size_t i = 0; i < png.px.size(); i += 3) colours.insert(png.px[i] << 16 | png.px[i + 1] << 8 | png.px[i + 2]);
     CHECK(colours.size() > 50);
   }
+}
+
+TEST_CASE("headscope-gui: keyboard, token search, and the pattern of a newly selected head without a forward", "[gui]") {
+  if (!have_xvfb()) HS_SKIP("xvfb-run is not installed (the README's setup command installs it)");
+  testutil::TempDir d;
+  const int rc = run_gui(d, "open " + testutil::stories260k() + "\nprompt " + kPrompt +
+                                "\nkey ctrl+enter\nwait\nselect 0.0\nwait\nkey up\nkey left\nkey down\nkey down\nkey right\nwait\n"
+                                "search Lily\nframes 3\nscreenshot keys\n");
+  INFO(testutil::slurp(d / "log"));
+  REQUIRE(rc == 0);
+  auto j = testutil::load_json(d / "keys.json");
+  CHECK(j["selected"] == nlohmann::json::array({2, 1}));  // up and left stop at 0; down, down, right
+  CHECK(j["attention"]["layer"] == 2);                     // the pattern shown is the selected head's
+  CHECK(j["attention"]["head"] == 1);
+  // The search lands on the token the CLI's tokenizer made for " Lily".
+  auto r = testutil::run_cli("tokenize " + testutil::shell_quote(testutil::stories260k()) + " " + testutil::shell_quote(kPrompt) + " --json");
+  auto toks = nlohmann::json::parse(r.out)["tokens"];
+  int want = -1;
+  for (size_t i = 0; i < toks.size() && want < 0; ++i)
+    if (toks[i].get<std::string>().find("Lily") != std::string::npos) want = static_cast<int>(i);
+  REQUIRE(want > 0);
+  CHECK(j["search_hit"] == want);
+  CHECK(j["chips"]["token"] == want);
+  auto times = testutil::load_json(d / "frame_times.json");
+  REQUIRE(times["select_to_pattern_ms"].size() == 1);  // the `select` action's time to its pattern on screen
+  CHECK(times["select_to_pattern_ms"][0].get<double>() > 0);
+}
+
+TEST_CASE("headscope-gui runs an intervention with the numbers headscope ablate --json gives", "[gui][hooks]") {
+  if (!have_xvfb()) HS_SKIP("xvfb-run is not installed (the README's setup command installs it)");
+  testutil::TempDir d;
+  for (const std::string mode : {"zero", "scale=0.25", "uniform"}) {
+    const int rc = run_gui(d, "open " + testutil::stories260k() + "\nprompt " + kPrompt + "\nrun\nwait\nheads 3.5,2.1\nmode " + mode +
+                                  "\ntargets  park| garden\nintervene\nframes 3\nscreenshot iv\n");
+    INFO(mode << "\n" << testutil::slurp(d / "log"));
+    REQUIRE(rc == 0);
+    auto gui = testutil::load_json(d / "iv.json")["intervention"];
+    auto r = testutil::run_cli("ablate " + testutil::shell_quote(testutil::stories260k()) + " --prompt " + testutil::shell_quote(kPrompt) +
+                               " --heads 3.5,2.1 --mode " + mode + " --targets park --targets ' garden' --top-k 10 --json");
+    REQUIRE(r.code == 0);
+    auto cli = nlohmann::json::parse(r.out);
+    CHECK(gui["spec"] == cli["spec"]);
+    CHECK(gui["kl"].get<double>() == Approx(cli["kl"].get<double>()).epsilon(1e-9));
+    CHECK(cli["kl"].get<double>() > 0);
+    for (const char* side : {"before", "after"}) {
+      REQUIRE(gui[side].size() == cli[side].size());
+      for (size_t i = 0; i < cli[side].size(); ++i) {
+        CHECK(gui[side][i]["id"] == cli[side][i]["id"]);
+        CHECK(gui[side][i]["prob"].get<double>() == cli[side][i]["prob"].get<double>());
+      }
+    }
+    REQUIRE(gui["targets"].size() == 2);
+    for (size_t i = 0; i < 2; ++i) {
+      CHECK(gui["targets"][i]["logit_before"].get<double>() == cli["targets"][i]["logit_before"].get<double>());
+      CHECK(gui["targets"][i]["logit_after"].get<double>() == cli["targets"][i]["logit_after"].get<double>());
+    }
+  }
+}
+
+TEST_CASE("headscope-gui scripts: bad actions fail at once naming their line, never crash or hang", "[gui][errors]") {
+  if (!have_xvfb()) HS_SKIP("xvfb-run is not installed (the README's setup command installs it)");
+  testutil::TempDir d;
+  const std::string open = "open " + testutil::stories260k() + "\n";
+  struct Case {
+    std::string script, message;
+    int code;
+  };
+  const Case cases[] = {
+      {open + "zoom 0\n", "line 2 (zoom): needs a zoom factor between 1 and 400, not '0'", 2},
+      {open + "zoom abc\n", "line 2 (zoom): needs a zoom factor between 1 and 400, not 'abc'", 2},
+      {open + "frames -1\n", "line 2 (frames)", 2},
+      {"jump 3\n", "line 1 (jump): unknown action", 2},
+      {open + "select 3\n", "needs a head as LAYER.HEAD", 2},
+      {open + "export fig.txt\n", "must be .png, .svg or .pdf", 2},
+      {"open /nonexistent/model.gguf\n", "/nonexistent/model.gguf does not exist", 2},
+      // Known only once the model is loaded: fails when it runs, at once (it used to leave the view "updating").
+      {open + "prompt Once upon a time\nrun\nwait\nselect 99.0\nwait\nscreenshot never\n", "line 5 (select): head 99.0 does not exist", 1},
+  };
+  for (const Case& c : cases) {
+    INFO(c.script);
+    const int rc = run_gui(d, c.script);
+    const std::string log = testutil::slurp(d / "log");
+    INFO(log);
+    CHECK(rc == c.code);
+    CHECK(log.find(c.message) != std::string::npos);
+  }
+  CHECK(!std::filesystem::exists(d / "never.png"));
+  // A screenshot folder that does not exist is reported before anything runs.
+  const int rc = run_gui(d, open + "screenshot x\n", d / "missing");
+  CHECK(rc == 2);
+  CHECK(testutil::slurp(d / "log").find("the screenshot folder " + (d / "missing") + " does not exist") != std::string::npos);
 }
 
 TEST_CASE("headscope-gui records a prompt set into a run file through the library call the CLI uses", "[gui][store]") {

@@ -334,3 +334,33 @@ TEST_CASE("an attn_bias key outside the forward's tokens is refused, not ignored
     CHECK(std::string(e.what()) == "attn_bias key 5 is outside the 3 tokens of this forward");
   }
 }
+
+TEST_CASE("a head's pattern from the kept attention inputs equals the forward's hook_pattern and a hand softmax", "[hooks][attention]") {
+  auto model = Model::load(testutil::stories260k());
+  const auto& cfg = model->config();
+  auto ids = model->tokenizer().encode("Once upon a time, there was a little girl named Lily. She loved to play outside.");
+  const int64_t T = static_cast<int64_t>(ids.size());
+  AttnInputs kept;
+  AttnRecord rec;
+  rec.keep_inputs = &kept;
+  rec.pattern_heads = {{0, 1}, {3, 5}, {4, 7}};
+  ForwardResult fr = model->run(ids, rec);
+  REQUIRE(kept.q.size() == static_cast<size_t>(cfg.n_layers));
+  for (auto& [lh, want] : fr.patterns) {
+    const auto [l, h] = lh;
+    INFO("head " << l << "." << h);
+    at::Tensor got = head_pattern(cfg, kept, l, h, 0, T);
+    REQUIRE(got.sizes() == at::IntArrayRef({T, T}));
+    CHECK((got - want).abs().max().item<double>() < 1e-6);
+    // By hand: softmax(q k^T / sqrt(d)) over the visible keys, in float64, from the kept (rotated) q and k.
+    at::Tensor q = kept.q[l].select(1, h).to(at::kDouble), k = kept.k[l].select(1, h / (cfg.n_heads / cfg.n_kv_heads)).to(at::kDouble);
+    at::Tensor s = at::matmul(q, k.t()) / std::sqrt(static_cast<double>(cfg.d_head));
+    s = s.masked_fill(at::ones({T, T}, at::kBool).triu(1), -INFINITY);
+    CHECK((got.to(at::kDouble) - at::softmax(s, 1)).abs().max().item<double>() < 1e-5);
+    // A window of query rows is the same rows of the whole.
+    at::Tensor rows = head_pattern(cfg, kept, l, h, 5, 9);
+    CHECK(at::equal(rows, got.narrow(0, 5, 4).narrow(1, 0, 9)));
+  }
+  CHECK_THROWS_WITH(head_pattern(cfg, kept, 0, cfg.n_heads, 0, T), Catch::Contains("does not exist"));
+  CHECK_THROWS_WITH(head_pattern(cfg, kept, 0, 0, 0, T + 1), Catch::Contains("outside"));
+}
