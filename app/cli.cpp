@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "analysis/figure.h"
 #include "analysis/head_summary.h"
 #include "core/error.h"
 #include "core/text.h"
@@ -41,6 +42,8 @@
 #include "probes/niah_eval.h"
 #include "runs/patching.h"
 #include "probes/retrieval.h"
+#include "probes/run_views.h"
+#include "runs/compare.h"
 #include "probes/score.h"
 #include "model/model.h"
 #include "runs/means.h"
@@ -387,7 +390,7 @@ json intervention_spec(const InterventionArgs& a, const ModelConfig& cfg, bool o
   if (!a.spec_path.empty()) return load_spec(a.spec_path);
   if (a.heads.empty()) {
     if (optional) return json::array();
-    throw Error("say what to change: --heads 3.1,4.2 [--mode zero|mean|scale=F|act] or --spec SPEC.json");
+    throw Error("say what to change: --heads 3.1,4.2 [--mode zero|mean|scale=F|act|uniform] or --spec SPEC.json");
   }
   try {
     return spec_for_heads(a.heads, a.mode, cfg);
@@ -1194,6 +1197,127 @@ int cmd_circuit_repair(const std::string& path, const CircuitFlags& f, const Com
   return 0;
 }
 
+// compare: two run files head by head (runs/compare.h); the ranked heads per statistic and score, or everything.
+int cmd_compare(const std::string& a, const std::string& b, const std::string& stat, int top, const Common& c) {
+  if (top < 1) throw Error("--top must be a positive integer");
+  CompareOptions o;
+  if (!stat.empty()) o.only = {stat};
+  const RunComparison cmp = compare_runs(a, b, o);
+  if (c.json) return print_json(to_json(cmp)), 0;
+  std::printf("compare %s (a) with %s (b): %lld layers x %lld heads\n", a.c_str(), b.c_str(), static_cast<long long>(cmp.layers),
+              static_cast<long long>(cmp.heads));
+  for (const CompareEntry& e : cmp.entries) {
+    std::printf("\n%s %s%s", e.kind == "stat" ? "statistic" : "score", e.name.c_str(), e.units.empty() ? "" : (" (" + e.units + ")").c_str());
+    if (e.kind == "stat") {
+      std::printf(": per-head mean over the tokens of each of %lld items recorded in both, then over the items", static_cast<long long>(e.items));
+      if (e.items_with_other_tokens > 0) std::printf(" (%lld of them hold other tokens in the two runs)", static_cast<long long>(e.items_with_other_tokens));
+    }
+    std::printf("; heads by |b - a|\n  %-6s %12s %12s %12s %9s\n", "head", "a", "b", "b - a", "relative");
+    for (int i = 0; i < std::min<int>(top, static_cast<int>(e.ranked.size())); ++i) {
+      const HeadDiff& d = e.ranked[static_cast<size_t>(i)];
+      const std::string rel = std::isfinite(d.relative) ? (std::to_string(static_cast<int64_t>(std::lround(100 * d.relative))) + " %") : "-";
+      std::printf("  %-6s %12.6g %12.6g %12.6g %9s\n", head_label(d.layer, d.head).c_str(), d.a, d.b, d.diff, rel.c_str());
+    }
+  }
+  return 0;
+}
+
+struct FigureFlags {
+  std::string kind, stat, score, probe, other, model, prompt, head, output;
+  int64_t item = -1;
+  bool log = false;
+  std::vector<double> range;
+  int top = 20;
+};
+
+// figure: one figure of a run file (probes/run_views.h) written by analysis/figure.h.
+int cmd_figure(const std::string& run, const FigureFlags& f, const Common& c) {
+  static const std::vector<std::string> kinds{"grid", "attention", "tokens", "sinks", "timeline", "ranking", "circuit", "binding", "compare"};
+  if (std::find(kinds.begin(), kinds.end(), f.kind) == kinds.end())
+    throw Error("unknown figure kind '" + f.kind + "' (kinds: grid, attention, tokens, sinks, timeline, ranking, circuit, binding, compare)");
+  if (f.output.empty()) throw Error("say where to write the figure: -o FIGURE.pdf|svg|png");
+  check_figure_path(f.output);
+  if (!f.range.empty() && (f.range.size() != 2 || !(f.range[0] < f.range[1])))
+    throw Error("--range takes two numbers LO HI with LO < HI");
+  if (f.top < 1) throw Error("--top must be a positive integer");
+  auto scaled = [&](ColorScale s) {
+    if (f.log) s.log = true;
+    if (f.range.size() == 2) s.lo = f.range[0], s.hi = f.range[1], s.symmetric = false;
+    return s;
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  Figure fig;
+  if (f.kind == "attention") {
+    if (f.model.empty() || f.prompt.empty() || f.head.empty())
+      throw Error("--kind attention draws one head's pattern over a prompt (a run file stores none): give --model MODEL --prompt TEXT --head L.H");
+    auto m = Model::load(f.model, parse_device(c.device));
+    const auto heads = parse_heads(f.head, m->config());
+    if (heads.size() != 1) throw Error("--head takes one head, e.g. 3.1");
+    std::vector<int32_t> ids = m->tokenizer().encode(f.prompt, true);
+    fit_context(m->config(), ids, ContextPolicy{}, "the prompt");
+    AttentionFigure a = attention_view(*m, ids, heads[0].first, heads[0].second);
+    a.scale = scaled(a.scale);
+    fig = a;
+  } else {
+    if (run.empty()) throw Error("--kind " + f.kind + " needs a run file: headscope figure RUN.h5 --kind " + f.kind + " -o FIGURE.pdf");
+    const RunReader r(run);
+    auto need_item = [&] {
+      if (f.item < 0) throw Error("--kind " + f.kind + " shows one item: give --item I (the run has items 0.." + std::to_string(r.n_items() - 1) + ")");
+    };
+    // The head grid asked for: --stat NAME, or --probe P [--score S], or --score P/S.
+    auto grid = [&]() -> HeadGridFigure {
+      if (!f.stat.empty()) return stat_grid(r, f.stat, f.item);
+      std::string probe = f.probe, score = f.score;
+      if (probe.empty() && score.find('/') != std::string::npos) probe = score.substr(0, score.rfind('/')), score = score.substr(score.rfind('/') + 1);
+      if (probe.empty()) throw Error("--kind " + f.kind + " needs --stat NAME (a recorded statistic) or --probe P [--score S] (a probe's score)");
+      return score_grid(r, probe, score, f.item);
+    };
+    if (f.kind == "grid" || f.kind == "ranking") {
+      HeadGridFigure g = grid();
+      g.scale = scaled(g.scale);
+      if (f.kind == "grid") fig = g;
+      else fig = ranking(g, f.top);
+    } else if (f.kind == "tokens") {
+      need_item();
+      std::string value = f.stat.empty() ? f.score : f.stat;
+      if (!f.probe.empty() && !f.score.empty()) value = f.probe + "/" + f.score;
+      if (value.empty()) throw Error("--kind tokens needs --stat NAME [--head L.H] or --score PROBE/VALUE (e.g. preplan/fai)");
+      TokenStripFigure t = token_strip(r, f.item, value, f.head, run_token_text(r, f.model));
+      t.scale = scaled(t.scale);
+      fig = t;
+    } else if (f.kind == "sinks") {
+      need_item();
+      SinkViewFigure s = sink_view(r, f.item, run_token_text(r, f.model));
+      s.scale = scaled(s.scale);
+      fig = s;
+    } else if (f.kind == "timeline") {
+      need_item();
+      fig = preplan_timeline(r, f.item, run_token_text(r, f.model));
+    } else if (f.kind == "circuit") {
+      fig = circuit_graph(r);
+    } else if (f.kind == "binding") {
+      fig = binding_mix(r, f.probe);
+    } else {  // compare
+      if (f.other.empty()) throw Error("--kind compare needs --other B.h5 (the figure shows B - RUN)");
+      std::string name = f.stat.empty() ? f.score : f.stat;
+      if (!f.probe.empty() && !f.score.empty()) name = f.probe + "/" + f.score;
+      if (name.empty()) throw Error("--kind compare needs --stat NAME or --score PROBE/SCORE (what to compare)");
+      CompareOptions o;
+      o.only = {name};
+      CompareGridFigure g = compare_grid(compare_runs(run, f.other, o), name, 3);
+      if (f.log) throw Error("--log does not apply to a difference (b - a is signed)");
+      if (f.range.size() == 2) g.scale.lo = f.range[0], g.scale.hi = f.range[1], g.scale.symmetric = false;
+      fig = g;
+    }
+  }
+  const FigureLayout L = save_figure(fig, f.output);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (c.json)
+    return print_json({{"path", f.output}, {"kind", f.kind}, {"width_pt", L.width}, {"height_pt", L.height}, {"raster", L.raster}, {"seconds", secs}}), 0;
+  std::printf("%s\n", f.output.c_str());
+  return 0;
+}
+
 std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
 }  // namespace
@@ -1281,7 +1405,7 @@ int main(int argc, char** argv) {
     auto* heads = cmd->add_option("--heads", iv.heads, "Heads to change: 3.1,4.2 (with --mode)")
                       ->check([](const std::string& v) { return v.empty() ? std::string("no heads given") : std::string(); })
                       ->excludes(spec);
-    cmd->add_option("--mode", iv.mode, "zero | mean | scale=F | act (ACT attention calibration), for --heads")
+    cmd->add_option("--mode", iv.mode, "zero | mean | scale=F | act (ACT attention calibration) | uniform, for --heads")
         ->capture_default_str()
         ->needs(heads);
     cmd->add_option("--mean-data", iv.mean_data, "Reference prompts for mean ablation (text, one per line, or JSONL)");
@@ -1469,6 +1593,38 @@ int main(int argc, char** argv) {
   inspect->add_option("RUN", model, "Run file (.h5)")->required();
   add_common(inspect, common);
 
+  auto* compare = app.add_subcommand("compare", "Compare two run files head by head (same model shape): every statistic and probe score both "
+                                                 "hold, b - a per head, heads ranked by |b - a|");
+  std::string compare_stat;
+  int compare_top = 10;
+  compare->add_option("A", run_a, "Run file a (.h5)")->required();
+  compare->add_option("B", run_b, "Run file b (.h5)")->required();
+  compare->add_option("--stat", compare_stat, "Only this statistic or probe score (entropy, induction/induction, or a probe's name)");
+  compare->add_option("--top", compare_top, "Heads to print per statistic and score")->capture_default_str()->check(positive_integer);
+  add_common(compare, common);
+
+  auto* figure = app.add_subcommand("figure", "Draw a figure of a run file as PNG, SVG or PDF: head grid, attention pattern, token strip, sink "
+                                               "view, preplan timeline, probe ranking, circuit graph, binding mix, comparison");
+  FigureFlags ff;
+  figure->add_option("RUN", model, "Run file (.h5; not needed for --kind attention)");
+  figure->add_option("--kind", ff.kind, "grid | attention | tokens | sinks | timeline | ranking | circuit | binding | compare")->required();
+  figure->add_option("--stat", ff.stat, "A recorded statistic (grid, ranking, tokens, compare)");
+  figure->add_option("--score", ff.score, "A probe's score (with --probe, or as PROBE/SCORE); a per-token value PROBE/VALUE for tokens");
+  figure->add_option("--probe", ff.probe, "The probe (grid, ranking; binding: binding/layer<L>)");
+  figure->add_option("--item", ff.item, "The run item (tokens, sinks, timeline; grid: that item instead of the mean)")
+      ->check(CLI::NonNegativeNumber);
+  figure->add_option("--other", ff.other, "compare: the second run file b (the figure shows b - RUN)");
+  figure->add_option("--model", ff.model, "attention: the checkpoint; tokens, sinks, timeline: the checkpoint whose tokenizer names the tokens "
+                                          "(default: the run's own)");
+  figure->add_option("--prompt", ff.prompt, "attention: the prompt");
+  figure->add_option("--head", ff.head, "attention: the head L.H; tokens: colour by this head's statistic (default: the mean over heads)");
+  figure->add_option("--top", ff.top, "ranking: heads shown")->capture_default_str()->check(positive_integer);
+  figure->add_flag("--log", ff.log, "Log colour scale");
+  figure->add_option("--range", ff.range, "Colour range LO HI (default: the data's; attention [0, 1]; compare symmetric around 0)")
+      ->expected(2)->allow_extra_args(false);
+  figure->add_option("-o,--output", ff.output, "The figure: .png, .svg or .pdf")->required();
+  add_common(figure, common);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -1489,6 +1645,8 @@ int main(int argc, char** argv) {
     if (*ablate) return cmd_ablate(model, prompt, ablate_iv, targets, top_k, common);
     if (*record) return cmd_record(model, ro, cl, common);
     if (*inspect) return cmd_inspect(model, common);
+    if (*compare) return cmd_compare(run_a, run_b, compare_stat, compare_top, common);
+    if (*figure) return cmd_figure(model, ff, common);
     if (*score) return cmd_score(model, sf, cl, common);
     if (*experiment) return cmd_experiment(*masking ? "retrieval-masking" : "kv-budget", model, ef, cl, common);
     if (*patch) return cmd_patch(model, pf, common);

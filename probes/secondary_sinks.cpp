@@ -25,8 +25,15 @@ std::vector<std::string> SecondarySinkProbe::scalar_values() const {
           "max_abs_cos_layer"};
 }
 
+std::vector<std::string> SecondarySinkProbe::token_values() const {
+  std::vector<std::string> v{"l_start", "lifetime", "kind", "sink_score", "mlp_alignment"};
+  for (int64_t l = 0; l < n_layers_; ++l) v.push_back("sink_score_l" + std::to_string(l));
+  return v;
+}
+
 std::vector<ProbeItem> SecondarySinkProbe::items(const Model& m) const {
   if (m.config().n_layers < 2) throw Error("the sink probe needs a model of at least 2 layers");
+  n_layers_ = m.config().n_layers;
   check_response_items(m, items_, "secondary");
   return items_;
 }
@@ -69,6 +76,9 @@ ItemResult SecondarySinkProbe::run(const Model& m, const ProbeItem& item) const 
   }
   r.heads["anchor_mass"] = anchor_mass;
   for (const std::string& k : token_values()) r.tokens[k] = at::full({N}, NAN, at::kDouble);
+  const at::Tensor seen = fr.key_count.to(at::kCPU) > 0;  // tokens some later row attends to
+  for (int64_t l = 0; l < L; ++l)
+    r.tokens["sink_score_l" + std::to_string(l)] = at::where(seen, score[l], at::full({N}, NAN, at::kDouble));
   for (const SinkToken& t : a.tokens) {
     const at::Tensor mj = cache.get(Hooks::name(t.l_start, "hook_mlp_out")).cpu().to(at::kDouble);
     const at::Tensor x = mj[t.position], y = mj[b];

@@ -24,7 +24,8 @@ struct SecondarySinkOptions {
 // Items as for the preplan probe (prompts continued by the model, or prompt + response given). Per item:
 // "anchor_mass" [L, H], each head's mean attention on the anchor b (its received mass over its count); per token
 // (NaN where not flagged): "l_start", "lifetime", "kind" (1 primary, 2 secondary, 3 noise), "sink_score" and
-// "mlp_alignment" at l_start; scalars: the anchor, the window [l_s, l_e), the lifetime thresholds and the largest
+// "mlp_alignment" at l_start; per token, for every layer l, "sink_score_l<l>": s_l(j) at that layer (NaN for the
+// last token, which no later row sees; what the sink view of probes/run_views.h draws); scalars: the anchor, the window [l_s, l_e), the lifetime thresholds and the largest
 // |cos| with the anchor (value, position, layer). Scores: the mean anchor mass; summary: counts over all items,
 // the sink levels recurring across them, every flagged token with its item and text.
 class SecondarySinkProbe : public Probe {
@@ -34,7 +35,8 @@ class SecondarySinkProbe : public Probe {
   nlohmann::json params() const override;
   std::string rank_by() const override { return "anchor_mass"; }
   std::vector<std::string> head_values() const override { return {"anchor_mass"}; }
-  std::vector<std::string> token_values() const override { return {"l_start", "lifetime", "kind", "sink_score", "mlp_alignment"}; }
+  // The per-layer sink scores follow the five per-token values once items(m) has seen the model's layers.
+  std::vector<std::string> token_values() const override;
   std::vector<std::string> scalar_values() const override;
   std::vector<ProbeItem> items(const Model& m) const override;
   ItemResult run(const Model& m, const ProbeItem& item) const override;
@@ -43,6 +45,7 @@ class SecondarySinkProbe : public Probe {
  private:
   std::vector<ProbeItem> items_;
   SecondarySinkOptions o_;
+  mutable int64_t n_layers_ = 0;  // set by items(m)
 };
 
 inline ProbeResult secondary_sink_probe(const Model& m, const std::vector<int32_t>& tokens, int64_t response_start,

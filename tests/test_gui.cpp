@@ -14,6 +14,8 @@
 #include <filesystem>
 #include <fstream>
 #include <set>
+#include <thread>
+#include <tuple>
 #include <sys/wait.h>
 
 #include "store/run_file.h"
@@ -185,7 +187,8 @@ TEST_CASE("headscope-gui scripts: bad actions fail at once naming their line, ne
       {open + "frames -1\n", "line 2 (frames)", 2},
       {"jump 3\n", "line 1 (jump): unknown action", 2},
       {open + "select 3\n", "needs a head as LAYER.HEAD", 2},
-      {open + "export fig.txt\n", "must be .png, .svg or .pdf", 2},
+      {open + "export grid fig.txt\n", "must be .png, .svg or .pdf", 2},
+      {open + "export heads fig.pdf\n", "exports grid, attention, tokens, run or compare", 2},
       {"open /nonexistent/model.gguf\n", "/nonexistent/model.gguf does not exist", 2},
       // Known only once the model is loaded: fails when it runs, at once (it used to leave the view "updating").
       {open + "prompt Once upon a time\nrun\nwait\nselect 99.0\nwait\nscreenshot never\n", "line 5 (select): head 99.0 does not exist", 1},
@@ -232,5 +235,155 @@ TEST_CASE("headscope-gui records a prompt set into a run file through the librar
     CHECK(gui.meta(i) == cli.meta(i));
     CHECK(gui.tokens(i) == cli.tokens(i));
     for (const std::string& s : cli.stat_names()) CHECK(at::equal(gui.stat(s, i), cli.stat(s, i)));
+  }
+}
+
+namespace {
+// Pixel checks of a heat map drawn by the GUI: the cell centres' colours against the colour map at the values the
+// test reads from the run file itself, on the [lo, hi] the test computes from those values.
+int check_cells(const Png& png, const nlohmann::json& lay, const std::vector<std::vector<double>>& values, double lo, double hi) {
+  int checked = 0;
+  for (size_t r = 0; r < values.size(); ++r)
+    for (size_t c = 0; c < values[r].size(); ++c) {
+      const int x = static_cast<int>(lay["x0"].get<double>() + (c + 0.5) * lay["cell_w"].get<double>());
+      const int y = static_cast<int>(lay["y0"].get<double>() + (r + 0.5) * lay["cell_h"].get<double>());
+      const double v = values[r][c];
+      const std::array<int, 3> want = std::isnan(v) ? std::array<int, 3>{60, 60, 66} : expected_colour((v - lo) / (hi - lo));
+      auto got = png.at(x, y);
+      INFO("cell " << r << "," << c << " value " << v << " pixel (" << x << "," << y << ")");
+      for (int k = 0; k < 3; ++k) CHECK(std::abs(got[k] - want[k]) <= 1);
+      ++checked;
+    }
+  return checked;
+}
+
+bool valid_figure(const std::string& path) {
+  const std::string ext = std::filesystem::path(path).extension().string();
+  if (ext == ".pdf") return std::system(("pdfinfo " + path + " 2>/dev/null | grep -q '^Pages: *1$'").c_str()) == 0;
+  if (ext == ".svg") return std::system(("xmllint --noout " + path + " && grep -q '<path\\|<rect' " + path).c_str()) == 0;
+  Png png(path);
+  std::set<int> colours;
+  for (size_t i = 0; i < png.px.size(); i += 3) colours.insert(png.px[i] << 16 | png.px[i + 1] << 8 | png.px[i + 2]);
+  return png.w > 100 && png.h > 100 && colours.size() > 10;
+}
+}  // namespace
+
+TEST_CASE("headscope-gui opens a probe run file: the sink view and a probe ranking have the file's values; figures export", "[gui][store]") {
+  if (!have_xvfb()) HS_SKIP("xvfb-run is not installed (the README's setup command installs it)");
+  testutil::TempDir d;
+  const std::string run = d / "probes.h5";
+  auto r = testutil::run_cli("score " + testutil::shell_quote(testutil::stories260k()) + " --probe induction,sinks,preplan,secondary --sink-input random "
+                             "--prompt " + testutil::shell_quote(kPrompt) + " --response 16 -o " + run);
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  headscope::RunReader file(run);
+  int64_t item = -1;
+  for (int64_t i = 0; i < file.n_items() && item < 0; ++i)
+    if (file.meta(i).value("probe", "") == "secondary") item = i;
+  REQUIRE(item >= 0);
+  std::string script = "open " + testutil::stories260k() + "\nprompt " + kPrompt + "\nrun\nwait\nselect 2.6\nwait\nhover 12\n"
+                       "open-run " + run + "\nitem " + std::to_string(item) + "\nshow view:sinks\nframes 3\nscreenshot sinks\n";
+  std::vector<std::string> figures;
+  for (const char* ext : {"png", "svg", "pdf"}) {
+    for (const char* what : {"grid", "attention", "tokens"}) figures.push_back("fig-" + std::string(what) + "." + ext), script += "export " + std::string(what) + " " + (d / figures.back()) + "\n";
+    figures.push_back(std::string("fig-sinks.") + ext), script += "export run " + (d / figures.back()) + "\n";
+  }
+  script += "item -1\nshow view:timeline\n";
+  for (const char* ext : {"png", "svg", "pdf"}) figures.push_back(std::string("fig-timeline.") + ext), script += "export run " + (d / figures.back()) + "\n";
+  script += "show probe:induction:induction\nframes 3\nscreenshot ranking\n";
+  for (const char* ext : {"png", "svg", "pdf"}) figures.push_back(std::string("fig-induction.") + ext), script += "export run " + (d / figures.back()) + "\n";
+  const int rc = run_gui(d, script);
+  INFO(testutil::slurp(d / "log"));
+  REQUIRE(rc == 0);
+
+  // The sink view: s_l(j) per layer and token as the secondary probe stored it.
+  auto lay = testutil::load_json(d / "sinks.json")["runs"];
+  REQUIRE(lay["what"] == "view:sinks");
+  REQUIRE(lay["error"] == "");
+  const int64_t L = 5, T = static_cast<int64_t>(file.tokens(item).size());
+  std::vector<std::vector<double>> score(L);
+  double lo = 1e300, hi = -1e300;
+  for (int64_t l = 0; l < L; ++l) {
+    at::Tensor s = file.array("probes/secondary/tokens/sink_score_l" + std::to_string(l), item).to(at::kDouble);
+    for (int64_t t = 0; t < T; ++t) {
+      score[l].push_back(s[t].item<double>());
+      if (std::isfinite(score[l].back())) lo = std::min(lo, score[l].back()), hi = std::max(hi, score[l].back());
+    }
+  }
+  REQUIRE(hi > lo);
+  CHECK(lay["sinks"]["lo"].get<double>() == Approx(lo));
+  CHECK(lay["sinks"]["hi"].get<double>() == Approx(hi));
+  CHECK(check_cells(Png(d / "sinks.png"), lay["sinks"], score, lo, hi) == L * T);
+
+  // The induction ranking: the top 20 heads of the file's combined score, best first, each bar in its value's colour.
+  auto rk = testutil::load_json(d / "ranking.json")["runs"]["ranking"];
+  at::Tensor ind = file.probe("induction").scores.at("induction");
+  std::vector<std::tuple<double, int, int>> heads;
+  for (int l = 0; l < L; ++l)
+    for (int h = 0; h < 8; ++h) heads.push_back({ind[l][h].item<double>(), l, h});
+  std::stable_sort(heads.begin(), heads.end(), [](auto& a, auto& b) { return std::get<0>(a) > std::get<0>(b); });
+  heads.resize(20);
+  REQUIRE(rk["bars"].size() == 20);
+  const double rlo = std::get<0>(heads.back()), rhi = std::get<0>(heads.front());
+  Png png(d / "ranking.png");
+  for (size_t i = 0; i < 20; ++i) {
+    auto& b = rk["bars"][i];
+    INFO("bar " << i);
+    CHECK(b["layer"] == std::get<1>(heads[i]));
+    CHECK(b["head"] == std::get<2>(heads[i]));
+    CHECK(b["value"].get<double>() == std::get<0>(heads[i]));
+    if (b["w"].get<double>() < 3) continue;
+    auto got = png.at(static_cast<int>(b["x"].get<double>() + b["w"].get<double>() / 2), static_cast<int>(b["y"].get<double>() + b["h"].get<double>() / 2));
+    auto want = expected_colour((std::get<0>(heads[i]) - rlo) / (rhi - rlo));
+    for (int k = 0; k < 3; ++k) CHECK(std::abs(got[k] - want[k]) <= 1);
+  }
+  // Every export is a valid one-page PDF, well-formed vector SVG, or a non-blank PNG.
+  for (const std::string& f : figures) {
+    INFO(f);
+    CHECK(valid_figure(d / f));
+  }
+}
+
+TEST_CASE("headscope-gui watches a run file another process is writing, and compares two runs as headscope compare does", "[gui][store]") {
+  if (!have_xvfb()) HS_SKIP("xvfb-run is not installed (the README's setup command installs it)");
+  testutil::TempDir d;
+  {
+    std::ofstream p(d / "many.jsonl");
+    for (int i = 0; i < 300; ++i) p << "{\"text\": \"Once upon a time there was a cat number " << i << " who liked to play in the park.\"}\n";
+  }
+  const std::string run = d / "live.h5", model = testutil::shell_quote(testutil::stories260k());
+  // The writer: another process, in the background.
+  REQUIRE(std::system((std::string(HEADSCOPE_CLI) + " record " + model + " --data " + (d / "many.jsonl") + " --part-items 10 -o " + run +
+                       " > " + (d / "writer.log") + " 2>&1 &").c_str()) == 0);
+  for (int i = 0; i < 600 && !std::filesystem::exists(run); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  // Two small runs to compare: clean, and with head 3.5 zeroed.
+  std::ofstream(d / "few.jsonl") << "{\"text\": \"Once upon a time there was a cat.\"}\n{\"text\": \"Lily saw a big bird in the tree.\"}\n";
+  REQUIRE(testutil::run_cli("record " + model + " --data " + (d / "few.jsonl") + " -o " + (d / "clean.h5")).code == 0);
+  REQUIRE(testutil::run_cli("record " + model + " --data " + (d / "few.jsonl") + " --heads 3.5 --mode zero -o " + (d / "ablated.h5")).code == 0);
+  const int rc = run_gui(d, "open-run " + run + "\nframes 2\nscreenshot early\nwait-run 120\nscreenshot late\ncompare " + (d / "clean.h5") + " " +
+                                (d / "ablated.h5") + "\nframes 3\nscreenshot compare\n");
+  INFO(testutil::slurp(d / "log") << testutil::slurp(d / "writer.log"));
+  REQUIRE(rc == 0);
+  auto early = testutil::load_json(d / "early.json")["runs"], late = testutil::load_json(d / "late.json")["runs"];
+  CHECK(early["status"] == "recording");
+  CHECK(early["recorded"].get<int>() < 300);
+  CHECK(late["status"] == "complete");
+  CHECK(late["recorded"] == 300);
+  CHECK(late["error"] == "");
+  // The comparison's most-changed heads are the ones `headscope compare --json` ranks first, with the same numbers.
+  auto cmp = testutil::load_json(d / "compare.json")["runs"]["compare"];
+  auto r = testutil::run_cli("compare " + (d / "clean.h5") + " " + (d / "ablated.h5") + " --json");
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  auto cli = nlohmann::json::parse(r.out);
+  nlohmann::json entry;
+  for (auto& e : cli["entries"])
+    if (e["name"] == cmp["entry"]) entry = e;
+  REQUIRE(!entry.is_null());
+  REQUIRE(cmp["top"].size() == 5);
+  for (size_t i = 0; i < 5; ++i) {
+    CHECK(cmp["top"][i]["layer"] == entry["ranked"][i]["layer"]);
+    CHECK(cmp["top"][i]["head"] == entry["ranked"][i]["head_index"]);
+    CHECK(cmp["top"][i]["diff"].get<double>() == Approx(entry["ranked"][i]["diff"].get<double>()));
   }
 }

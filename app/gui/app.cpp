@@ -76,6 +76,11 @@ void App::select(int l, int h) {
   if (shown) worker.pattern(l, h);  // one head's rows from the kept attention inputs: no forward pass
 }
 
+void App::hover(int token) {
+  forced_hover = token, hover_token = -1;
+  if (token >= 0) scroll_to_chip = token;
+}
+
 void App::toggle_chosen(int l, int h) {
   auto it = std::find(chosen.begin(), chosen.end(), std::make_pair(l, h));
   if (it == chosen.end()) chosen.push_back({l, h});
@@ -151,11 +156,74 @@ void App::find_token(bool next) {
   for (int n = 0; n < T; ++n) {
     const int i = ((next ? search_hit + 1 : std::max(search_hit, 0)) + n) % T;
     if (shown->tokens[i].find(search) != std::string::npos) {
-      search_hit = i, forced_hover = i, scroll_to_chip = i;
+      search_hit = i, hover(i);
       return;
     }
   }
   search_hit = -1;
+}
+
+Figure App::live_figure(const std::string& what) const {
+  if (!shown) throw Error("run a prompt first: there is nothing to export yet");
+  const std::string model = fs::path(worker.model_path()).filename().string();
+  const int cmap = settings.colormap;
+  if (what == "grid") {
+    HeadGridFigure g;
+    g.title = model + ": " + head_stat(stat).label, g.label = head_stat(stat).label, g.units = head_stat(stat).units;
+    g.layers = shown->summary.n_layers, g.heads = shown->summary.n_heads;
+    g.values.assign(shown->summary.values[stat].begin(), shown->summary.values[stat].end());
+    g.marked = {{sel_layer, sel_head}};
+    g.scale = {cmap, grid.scale.lo, grid.scale.hi, grid.scale.log, false};
+    if (grid.scale.log) g.scale.lo = grid.scale.floor;
+    return g;
+  }
+  const bool have = pattern && pattern->run == shown.get();
+  if (!have) throw Error("no pattern on screen yet");
+  const int T = pattern->T;
+  if (what == "attention") {
+    AttentionFigure a;
+    a.title = model + ": head " + head_label(pattern->layer, pattern->head);
+    a.tokens = shown->tokens;
+    a.probs.assign(pattern->p.begin(), pattern->p.end());
+    a.scale.colormap = cmap;
+    return a;
+  }
+  if (what == "tokens") {
+    const int from = forced_hover >= 0 ? forced_hover : T - 1;
+    TokenStripFigure t;
+    t.title = model + ": attention of head " + head_label(pattern->layer, pattern->head) + " from token " + std::to_string(from);
+    t.label = "attention", t.units = "probability", t.tokens = shown->tokens;
+    for (int i = 0; i < T; ++i) t.values.push_back(i <= from ? pattern->p[static_cast<size_t>(from) * T + i] : NAN);
+    t.scale = {cmap, 0.0, 1.0, false, false};
+    return t;
+  }
+  throw Error("no live figure '" + what + "' (grid, attention, tokens)");
+}
+
+void App::export_figure(const std::string& what, const std::string& path) {
+  if (what == "run" || what == "compare") {
+    const int tab = runs->tab;
+    runs->tab = what == "run" ? 1 : 2;
+    runs->export_figure(path);
+    runs->tab = tab;
+    return;
+  }
+  runs->export_figure(path, live_figure(what));
+}
+
+void App::export_button(const char* what) {
+  ImGui::PushID(what);
+  ImGui::SetNextItemWidth(130);
+  ImGui::InputText("##path", &export_path);
+  ImGui::SameLine();
+  if (ImGui::Button("Export")) {
+    try {
+      export_figure(what, export_path);
+    } catch (const std::exception& e) {
+      export_error = e.what();
+    }
+  }
+  ImGui::PopID();
 }
 
 void App::draw_prompt() {
@@ -251,11 +319,8 @@ void App::draw_chips() {
     ImU32 col = IM_COL32(64, 64, 77, 255);
     if (from >= 0 && from < T && have_pattern) col = scale_colour(Scale{0, 1}, settings.colormap, i <= from ? pattern->p[static_cast<size_t>(from) * T + i] : 0.f);
     dl->AddRectFilled(a, b, col, 3);
-    float rgb[4];
-    ImGui::ColorConvertU32ToFloat4(col);
     const ImVec4 c4 = ImGui::ColorConvertU32ToFloat4(col);
-    rgb[0] = c4.x, rgb[1] = c4.y, rgb[2] = c4.z;
-    const bool light = 0.3f * rgb[0] + 0.59f * rgb[1] + 0.11f * rgb[2] > 0.55f;
+    const bool light = 0.3f * c4.x + 0.59f * c4.y + 0.11f * c4.z > 0.55f;  // dark text on light chips
     dl->AddText(ImVec2(a.x + 4, a.y + 2), light ? IM_COL32(0, 0, 0, 255) : IM_COL32(235, 235, 235, 255), visible_token(r.tokens[i]).c_str());
     if (i == from) dl->AddRect(a, b, IM_COL32(255, 80, 80, 255), 3, 0, 2.f);
     else if (i == search_hit) dl->AddRect(a, b, IM_COL32(255, 220, 80, 255), 3, 0, 2.f);
@@ -308,7 +373,8 @@ void App::draw_grid() {
   if (scale_mode == 2) s.log = true, s.floor = s.hi * 1e-4;
   ImGui::TextDisabled("click: select   ctrl+click: choose for an intervention   arrows: move");
   ImVec2 avail = ImGui::GetContentRegionAvail();
-  const float h = std::min(avail.y - 24, std::max(200.f, avail.x * hs.n_layers / std::max(1, hs.n_heads)));
+  // At most 55 % of the window, so that the intervention controls stay in view below.
+  const float h = std::min(avail.y * 0.55f, std::max(200.f, avail.x * hs.n_layers / std::max(1, hs.n_heads)));
   HeatmapLayout lay;
   auto [hl, hh] = draw_heatmap(
       "grid", ImVec2(avail.x, h), hs.n_layers, hs.n_heads, [&](int l, int hd) { return hs.at(stat, l, hd); },
@@ -321,6 +387,9 @@ void App::draw_grid() {
               ImVec2(lay.x0 + (sel_head + 1) * lay.cell_w, lay.y0 + (sel_layer + 1) * lay.cell_h), IM_COL32(255, 60, 60, 255), 0, 0, 2.f);
   dl->AddText(ImVec2(lay.x0 - 58, lay.y0 - 20), IM_COL32(160, 160, 160, 255), "layer");
   ImGui::TextDisabled("x: head   y: layer");
+  ImGui::SameLine();
+  export_button("grid");
+  if (!export_error.empty()) ImGui::TextColored(ImVec4(1, 0.5f, 0.4f, 1), "%s", export_error.c_str());
   if (hl >= 0) {
     ImGui::BeginTooltip();
     ImGui::Text("head %d.%d\n%s = %.5g %s", hl, hh, head_stat(stat).label, hs.at(stat, hl, hh), head_stat(stat).units);
@@ -400,13 +469,15 @@ void App::draw_attention() {
   const HeadPattern& P = *pattern;
   const RunResult& r = *shown;
   const int T = P.T;
-  ImGui::Text("head %d.%d  (%.0f ms)%s", P.layer, P.head, P.seconds * 1e3,
+  ImGui::Text("head %d.%d  (%.1f ms)%s", P.layer, P.head, P.seconds * 1e3,
               (P.layer != sel_layer || P.head != sel_head) ? "  - updating" : "");
   ImGui::SameLine();
   ImGui::SetNextItemWidth(150);
   const char* scales[] = {"probability [0, 1]", "this head's range", "log scale"};
   static int pscale = 0;
   ImGui::Combo("##pscale", &pscale, scales, 3);
+  ImGui::SameLine();
+  export_button("attention");
   ImGui::SameLine();
   ImGui::SetNextItemWidth(120);
   ImGui::SliderFloat("zoom", &zoom, 1.f, 400.f, "%.1f", ImGuiSliderFlags_Logarithmic);

@@ -11,6 +11,7 @@
 #include <tuple>
 #include <vector>
 
+#include "analysis/figure.h"
 #include "app/gui/plot.h"
 #include "app/gui/worker.h"
 
@@ -75,12 +76,17 @@ class App {
   void request_run();
   void select(int layer, int head);  // a head's pattern without a new forward
   void toggle_chosen(int layer, int head);
+  void hover(int token);             // colour the chips by attention from `token` and scroll to it (-1: none)
   nlohmann::json intervention_spec() const;  // Error when the choice is incomplete
   void run_intervention();
   // Keyboard: arrows move the selected head, ctrl+enter runs, '/' searches tokens, escape clears the search.
   void on_key(const std::string& key);
   void find_token(bool next);
   nlohmann::json record() const;  // what a scripted screenshot stores beside its PNG
+  // The live panels as figures (analysis/figure.h): "grid", "attention" or "tokens"; Error when there is none yet.
+  Figure live_figure(const std::string& what) const;
+  // Exports "grid", "attention", "tokens" (live panels) or "run", "compare" (the Views tab's run file or comparison).
+  void export_figure(const std::string& what, const std::string& path);
 
   static const char* const kModes[];
   static const int kModeCount;
@@ -93,6 +99,8 @@ class App {
   void draw_attention();
   void draw_intervention();
   void draw_open_dialog();
+  void export_button(const char* what);  // a path box and an Export button for a live panel
+  std::string export_path = "figure.pdf", export_error;
   void keyboard();
   bool show_open = false;
   char path_buf[1024] = "";

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "app/gui/app.h"
 #include "app/gui/script.h"
@@ -127,6 +128,9 @@ int main(int argc, char** argv) {
     ImGui_ImplOpenGL3_RenderDrawData(ImGui::GetDrawData());
     if (script && !script->step(*app, win)) break;
     glfwSwapBuffers(win);
+    // A display's vsync paces frames at 60 Hz; Xvfb has none, so a script paces itself the same way (an unpaced
+    // loop would spend a core on frames nobody sees, and take it from the worker).
+    if (script) std::this_thread::sleep_until(last + std::chrono::microseconds(16667));
     auto now = std::chrono::steady_clock::now();
     if (script) script->frame_done(*app, std::chrono::duration<double, std::milli>(now - last).count());
     last = now;

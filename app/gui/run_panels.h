@@ -7,8 +7,11 @@
 #include <imgui.h>
 
 #include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
+
+#include "analysis/figure.h"
 
 namespace headscope::gui {
 
@@ -26,7 +29,11 @@ struct RunPanels {
   void open_compare(const std::string& a, const std::string& b);
   void show(const std::string& what);    // "stat:NAME", "probe:NAME[:SCORE]", "view:sinks|timeline|circuit|binding|retrieval"
   void set_item(int item);               // -1: averaged over items
-  void export_figure(const std::string& path);  // the panel's figure (PNG, SVG or PDF by extension)
+  // Writes a figure (PNG, SVG or PDF by the extension) on the background thread: `live` when given (the live
+  // panels' grid, pattern or chips), else the figure of the Views tab on screen (run file or comparison). Error at
+  // once for a bad extension or nothing to export; export_or_say shows the error in the panel instead.
+  void export_figure(const std::string& path, std::optional<Figure> live = std::nullopt);
+  void export_or_say(const std::string& path, std::optional<Figure> live = std::nullopt);
   nlohmann::json record() const;
 
   struct State;

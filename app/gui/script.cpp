@@ -26,12 +26,12 @@ namespace {
 
 // name -> (min args, max args; -1: the rest of the line is one argument)
 const std::map<std::string, std::pair<int, int>> kActions = {
-    {"open", {1, -1}}, {"prompt", {0, -1}}, {"prompt-file", {1, -1}}, {"run", {0, 0}}, {"wait", {0, 1}},
+    {"open", {1, -1}}, {"prompt", {0, -1}}, {"prompt-file", {1, -1}}, {"run", {0, 0}}, {"wait", {0, 1}}, {"wait-run", {0, 1}},
     {"select", {1, 1}}, {"hover", {1, 1}}, {"stat", {1, 1}}, {"scale", {1, 1}}, {"colormap", {1, 1}},
     {"zoom", {1, 1}}, {"pan", {2, 2}}, {"frames", {1, 1}}, {"screenshot", {1, 1}}, {"key", {1, 1}},
     {"search", {1, -1}}, {"heads", {1, 1}}, {"mode", {1, 1}}, {"targets", {1, -1}}, {"mean-data", {1, -1}},
     {"steer-vector", {1, -1}}, {"intervene", {0, 0}}, {"record", {2, 2}}, {"open-run", {1, -1}}, {"compare", {2, 2}},
-    {"tab", {1, 1}}, {"show", {1, 1}}, {"item", {1, 1}}, {"export", {1, -1}}, {"mouse", {2, 2}}, {"click", {2, 2}},
+    {"tab", {1, 1}}, {"show", {1, 1}}, {"item", {1, 1}}, {"export", {2, 2}}, {"mouse", {2, 2}}, {"click", {2, 2}},
 };
 
 bool parse_int(const std::string& s, int& v) {
@@ -122,7 +122,7 @@ Script::Script(const std::string& path, const std::string& shot_dir) : dir_(shot
       a.args[0] = expand_home(a.args[0]), a.args[1] = expand_home(a.args[1]);
       if (!fs::exists(a.args[0], ec)) bad(a.args[0] + " does not exist");
       written.insert(a.args[1]);
-    } else if (a.cmd == "wait") {
+    } else if (a.cmd == "wait" || a.cmd == "wait-run") {
       if (!a.args.empty() && (!parse_float(arg, f) || f <= 0)) bad("the timeout must be a number of seconds > 0, not '" + arg + "'");
     } else if (a.cmd == "select") {
       if (!parse_head(arg, l, h)) bad("needs a head as LAYER.HEAD (e.g. 3.5), not '" + arg + "'");
@@ -161,9 +161,12 @@ Script::Script(const std::string& path, const std::string& shot_dir) : dir_(shot
     } else if (a.cmd == "screenshot") {
       if (arg.find('/') != std::string::npos) bad("takes a name, not a path (the files go into the screenshot folder)");
     } else if (a.cmd == "export") {
-      const std::string ext = fs::path(arg).extension().string();
-      if (ext != ".png" && ext != ".svg" && ext != ".pdf") bad("the figure must be .png, .svg or .pdf, not '" + arg + "'");
-      const fs::path parent = fs::path(arg).parent_path();
+      static const std::set<std::string> what = {"grid", "attention", "tokens", "run", "compare"};
+      if (!what.count(arg)) bad("exports grid, attention, tokens, run or compare, not '" + arg + "'");
+      a.args[1] = expand_home(a.args[1]);
+      const std::string ext = fs::path(a.args[1]).extension().string();
+      if (ext != ".png" && ext != ".svg" && ext != ".pdf") bad("the figure must be .png, .svg or .pdf, not '" + a.args[1] + "'");
+      const fs::path parent = fs::path(a.args[1]).parent_path();
       if (!parent.empty() && !fs::is_directory(parent, ec)) bad("the folder " + parent.string() + " does not exist");
     }
     actions_.push_back(std::move(a));
@@ -188,12 +191,13 @@ void Script::run(App& app, GLFWwindow* win, const ScriptAction& a) {
   } else if (c == "run") app.request_run();
   else if (c == "record") app.worker.record(a.args[0], a.args[1]), waiting_ = true;
   else if (c == "wait") waiting_ = true;
+  else if (c == "wait-run") waiting_ = waiting_run_ = true;
   else if (c == "select") {
     int l, h;
     parse_head(arg, l, h);
     app.select(l, h);
     select_t0_ = std::chrono::steady_clock::now(), select_pending_ = true;
-  } else if (c == "hover") app.forced_hover = std::stoi(arg), app.hover_token = -1;
+  } else if (c == "hover") app.hover(std::stoi(arg));
   else if (c == "stat") app.stat = head_stat_find(arg.c_str());
   else if (c == "scale") app.scale_mode = arg == "fixed" ? 0 : arg == "run" ? 1 : 2;
   else if (c == "colormap") app.settings.colormap = arg == "cividis" ? 1 : 0;
@@ -223,9 +227,9 @@ void Script::run(App& app, GLFWwindow* win, const ScriptAction& a) {
   else if (c == "open-run") app.runs->open_run(arg), app.runs->tab_request = 1, waiting_ = true;
   else if (c == "compare") app.runs->open_compare(a.args[0], a.args[1]), app.runs->tab_request = 2, waiting_ = true;
   else if (c == "tab") app.runs->tab_request = arg == "attention" ? 0 : arg == "run" ? 1 : 2;
-  else if (c == "show") app.runs->show(arg);
-  else if (c == "item") app.runs->set_item(std::stoi(arg));
-  else if (c == "export") app.runs->export_figure(arg);
+  else if (c == "show") app.runs->show(arg), waiting_ = true;
+  else if (c == "item") app.runs->set_item(std::stoi(arg)), waiting_ = true;
+  else if (c == "export") app.export_figure(arg, a.args[1]), waiting_ = true;
   else if (c == "mouse" || c == "click") mouse_x = std::stof(a.args[0]), mouse_y = std::stof(a.args[1]), click = c == "click";
   else if (c == "screenshot") {
     const std::string path = dir_ + "/" + arg + ".png";
@@ -233,9 +237,9 @@ void Script::run(App& app, GLFWwindow* win, const ScriptAction& a) {
     if (!save_screenshot(win, path)) return fail(a, "cannot write " + path);
     std::ofstream(dir_ + "/" + arg + ".json") << app.record().dump(2);
   }
-  if (c == "wait" || c == "open" || c == "record" || c == "intervene" || c == "open-run" || c == "compare") {
+  if (waiting_) {
     float secs = 600;
-    if (c == "wait" && !a.args.empty()) secs = std::stof(arg);
+    if ((c == "wait" || c == "wait-run") && !a.args.empty()) secs = std::stof(arg);
     wait_until_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(secs * 1000));
   }
 }
@@ -245,12 +249,14 @@ bool Script::step(App& app, GLFWwindow* win) {
   if (wait_frames_ > 0) return --wait_frames_, true;
   const ScriptAction* cur = next_ > 0 ? &actions_[next_ - 1] : nullptr;
   if (waiting_) {
-    const bool busy = app.worker.busy() || app.runs->record().value("loading", false);
+    const json runs = app.runs->record();
+    // wait-run: until the open run file (re-read every 2 s while another process writes it) is complete
+    const bool busy = app.worker.busy() || runs.value("loading", false) || (waiting_run_ && runs.value("status", "") != "complete");
     if (busy) {
       if (std::chrono::steady_clock::now() > wait_until_) return fail(*cur, "timed out waiting for the worker"), false;
       return true;
     }
-    waiting_ = false;
+    waiting_ = waiting_run_ = false;
     wait_frames_ = 3;  // let the new result reach the screen
     return true;
   }

@@ -37,7 +37,7 @@ class Script {
   std::string dir_;
   size_t next_ = 0;
   int wait_frames_ = 0;
-  bool waiting_ = false, took_screenshot_ = false;
+  bool waiting_ = false, waiting_run_ = false, took_screenshot_ = false;
   std::chrono::steady_clock::time_point wait_until_, select_t0_;
   bool select_pending_ = false;
   std::vector<double> busy_ms_, all_ms_, select_ms_;
