@@ -469,7 +469,7 @@ CompareGridFigure compare_grid(const RunComparison& c, const std::string& name, 
 
 AttentionFigure attention_view(const Model& m, const std::vector<int32_t>& ids, int layer, int head) {
   AttentionFigure f;
-  f.probs = head_pattern(m, ids, layer, head);
+  f.probs = prompt_head_pattern(m, ids, layer, head);
   for (int32_t id : ids) f.tokens.push_back(m.has_tokenizer() ? m.tokenizer().token_text(id) : "#" + std::to_string(id));
   f.title = "attention of head " + head_label(layer, head) + " (" + std::to_string(ids.size()) + " tokens)";
   return f;

@@ -8,7 +8,7 @@
 
 namespace headscope {
 
-std::vector<double> head_pattern(const Model& m, const std::vector<int32_t>& ids, int layer, int head, const ForwardHooks* hooks) {
+std::vector<double> prompt_head_pattern(const Model& m, const std::vector<int32_t>& ids, int layer, int head, const ForwardHooks* hooks) {
   const ModelConfig& cfg = m.config();
   if (layer < 0 || layer >= cfg.n_layers || head < 0 || head >= cfg.n_heads)
     throw Error("head " + head_label(layer, head) + " is not in this model (" + std::to_string(cfg.n_layers) + " layers x " +

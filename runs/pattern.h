@@ -12,6 +12,6 @@ namespace headscope {
 // The probabilities A[q, k] of head (layer, head) over `ids`, [T * T] row-major (row = query; keys after the query
 // are 0), from one forward pass; interventions in `hooks` apply (the intervened pattern). Error for a head outside
 // the model or an empty prompt.
-std::vector<double> head_pattern(const Model& m, const std::vector<int32_t>& ids, int layer, int head, const ForwardHooks* hooks = nullptr);
+std::vector<double> prompt_head_pattern(const Model& m, const std::vector<int32_t>& ids, int layer, int head, const ForwardHooks* hooks = nullptr);
 
 }  // namespace headscope

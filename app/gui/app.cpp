@@ -460,6 +460,16 @@ void App::draw_intervention() {
   }
 }
 
+// An RGBA image into a texture (created on first use), drawn with nearest-neighbour sampling.
+static void upload_texture(unsigned& tex, int w, int h, const std::vector<uint32_t>& img) {
+  if (!tex) glGenTextures(1, &tex);
+  glBindTexture(GL_TEXTURE_2D, tex);
+  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER, GL_NEAREST);
+  glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, GL_NEAREST);
+  glPixelStorei(GL_UNPACK_ALIGNMENT, 1);
+  glTexImage2D(GL_TEXTURE_2D, 0, GL_RGBA, w, h, 0, GL_RGBA, GL_UNSIGNED_BYTE, img.data());
+}
+
 // The selected head's pattern: the visible window rendered into a texture when the view changes, sampled token
 // labels on both axes at any zoom, a hover read-out, a colour bar and a minimap of the visible region.
 void App::draw_attention() {
@@ -528,12 +538,7 @@ void App::draw_attention() {
         img[static_cast<size_t>(py) * W + px] = scale_colour(s, settings.colormap, p);
       }
     }
-    if (!pattern_tex) glGenTextures(1, &pattern_tex);
-    glBindTexture(GL_TEXTURE_2D, pattern_tex);
-    glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER, GL_NEAREST);
-    glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, GL_NEAREST);
-    glPixelStorei(GL_UNPACK_ALIGNMENT, 1);
-    glTexImage2D(GL_TEXTURE_2D, 0, GL_RGBA, W, Hh, 0, GL_RGBA, GL_UNSIGNED_BYTE, img.data());
+    upload_texture(pattern_tex, W, Hh, img);
   }
   dl->AddImage(reinterpret_cast<ImTextureID>(static_cast<intptr_t>(pattern_tex)), g, ImVec2(g.x + W, g.y + Hh));
   dl->AddRect(g, ImVec2(g.x + W, g.y + Hh), IM_COL32(110, 110, 110, 255));
@@ -581,12 +586,7 @@ void App::draw_attention() {
           for (int k = ka; k < std::min(kb, q + 1); ++k) p = std::max(p, M[static_cast<size_t>(q) * N + k]);
         img[static_cast<size_t>(py) * n + px] = scale_colour(s, settings.colormap, p);
       }
-    if (!minimap_tex) glGenTextures(1, &minimap_tex);
-    glBindTexture(GL_TEXTURE_2D, minimap_tex);
-    glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER, GL_NEAREST);
-    glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, GL_NEAREST);
-    glPixelStorei(GL_UNPACK_ALIGNMENT, 1);
-    glTexImage2D(GL_TEXTURE_2D, 0, GL_RGBA, n, n, 0, GL_RGBA, GL_UNSIGNED_BYTE, img.data());
+    upload_texture(minimap_tex, n, n, img);
   }
   dl->AddImage(reinterpret_cast<ImTextureID>(static_cast<intptr_t>(minimap_tex)), b0, ImVec2(b0.x + mm, b0.y + mm));
   const float total = T * cell;
