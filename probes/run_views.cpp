@@ -425,7 +425,7 @@ BindingFigure binding_mix(const RunReader& r, const std::string& probe_in) {
   for (const auto& row : p.summary.at("by_position")) {
     BindingRow b;
     b.p = row.at("p").get<int64_t>(), b.items = row.at("items").get<int64_t>();
-    for (const auto& m : f.mechanisms) b.shares.push_back(row.value(m, 0.0));
+    for (std::string m : f.mechanisms) b.shares.push_back(row.value(m == "no effect" ? "no_effect" : m, 0.0));  // the summary's keys
     f.rows.push_back(b);
   }
   f.title = "binding mechanisms by query position, layer " + std::to_string(p.summary.value("layer", -1)) + " (" +

@@ -423,6 +423,12 @@ TEST_CASE("timeline, token strip, secondary sinks, circuit and binding figures h
   }
   CHECK(items == 40);
   CHECK(figure_layout(bf).cells.size() == bf.rows.size() * 5);
+  // Every mechanism's share is the stored summary's, "no_effect" included (the label is "no effect").
+  const nlohmann::json by_position = br.probe(br.probe_names().at(0)).summary.at("by_position");
+  REQUIRE(by_position.size() == bf.rows.size());
+  const char* keys[] = {"positional", "lexical", "reflexive", "no_effect", "mixed"};
+  for (size_t r = 0; r < bf.rows.size(); ++r)
+    for (int m = 0; m < 5; ++m) CHECK(bf.rows[r].shares[m] == by_position[r].value(keys[m], -1.0));
   // A run without what a view needs: one line saying so.
   CHECK_THROWS_WITH(circuit_graph(pr), Catch::Contains("holds no circuit"));
   CHECK_THROWS_WITH(binding_mix(pr), Catch::Contains("holds no binding probe"));
@@ -606,4 +612,23 @@ TEST_CASE("a run file another process is writing reads back the items that have 
   if (!pid.empty()) std::system(("kill " + pid.substr(0, pid.find('\n')) + " 2>/dev/null; sleep 0.2").c_str());
   if (!seen_recording) HS_SKIP("the background job finished before a partial run file could be read");
   CHECK(std::filesystem::exists(d / "live.png"));
+}
+
+TEST_CASE("the binding mix of SmolLM2 (items of every mechanism): each position's shares sum to one", "[figure][binding]") {
+  const std::string path = testutil::smollm2();
+  if (path.empty()) HS_SKIP(testutil::not_downloaded("SmolLM2-135M-Instruct.Q4_1.gguf"));
+  testutil::TempDir d;
+  auto r = testutil::run_cli("binding " + testutil::shell_quote(path) + " --task boxes --groups 5 --items 8 --seed 1 -o " + (d / "b.h5"));
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  const BindingFigure bf = binding_mix(RunReader(d / "b.h5"));
+  int64_t items = 0;
+  for (const BindingRow& row : bf.rows) {
+    double sum = 0;
+    for (double x : row.shares) sum += x;
+    INFO("p = " << row.p);
+    CHECK(std::fabs(sum - 1) < 1e-9);  // every item has one mechanism, "no effect" included
+    items += row.items;
+  }
+  CHECK(items == 8);
 }

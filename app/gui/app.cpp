@@ -267,6 +267,7 @@ void App::draw_model_panel() {
   if (ImGui::CollapsingHeader("Record a prompt set")) runs->draw_record(*this);
   std::string err = worker.error(), note = worker.note();
   if (!err.empty()) ImGui::TextColored(ImVec4(1, 0.4f, 0.4f, 1), "%s", err.c_str());
+  if (!ui_error.empty()) ImGui::TextColored(ImVec4(1, 0.4f, 0.4f, 1), "%s", ui_error.c_str());
   if (!note.empty()) ImGui::TextUnformatted(note.c_str());
   if (shown) {
     ImGui::Separator();

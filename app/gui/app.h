@@ -101,6 +101,9 @@ class App {
   void draw_open_dialog();
   void export_button(const char* what);  // a path box and an Export button for a live panel
   std::string export_path = "figure.pdf", export_error;
+ public:
+  std::string ui_error;  // the last action that failed in the window (a bad click, a head outside the model)
+ private:
   void keyboard();
   bool show_open = false;
   char path_buf[1024] = "";

@@ -117,7 +117,7 @@ int main(int argc, char** argv) {
     try {
       app->frame();
     } catch (const std::exception& e) {  // a bad click never takes the app down: the message shows in the window
-      std::fprintf(stderr, "headscope-gui: %s\n", e.what());
+      app->ui_error = e.what();
     }
     ImGui::Render();
     int w, h;
