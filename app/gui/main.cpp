@@ -4,6 +4,7 @@
 #include <GLFW/glfw3.h>
 #include <GL/gl.h>
 #include <imgui.h>
+#include <imgui_internal.h>
 #include <backends/imgui_impl_glfw.h>
 #include <backends/imgui_impl_opengl3.h>
 
@@ -118,6 +119,7 @@ int main(int argc, char** argv) {
       app->frame();
     } catch (const std::exception& e) {  // a bad click never takes the app down: the message shows in the window
       app->ui_error = e.what();
+      ImGui::ErrorCheckEndFrameRecover(nullptr);  // close the windows the interrupted frame left open
     }
     ImGui::Render();
     int w, h;
