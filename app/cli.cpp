@@ -1261,54 +1261,21 @@ int cmd_figure(const std::string& run, const FigureFlags& f, const Common& c) {
   } else {
     if (run.empty()) throw Error("--kind " + f.kind + " needs a run file: headscope figure RUN.h5 --kind " + f.kind + " -o FIGURE.pdf");
     const RunReader r(run);
-    auto need_item = [&] {
-      if (f.item < 0) throw Error("--kind " + f.kind + " shows one item: give --item I (the run has items 0.." + std::to_string(r.n_items() - 1) + ")");
-    };
-    // The head grid asked for: --stat NAME, or --probe P [--score S], or --score P/S.
-    auto grid = [&]() -> HeadGridFigure {
-      if (!f.stat.empty()) return stat_grid(r, f.stat, f.item);
-      std::string probe = f.probe, score = f.score;
-      if (probe.empty() && score.find('/') != std::string::npos) probe = score.substr(0, score.rfind('/')), score = score.substr(score.rfind('/') + 1);
-      if (probe.empty()) throw Error("--kind " + f.kind + " needs --stat NAME (a recorded statistic) or --probe P [--score S] (a probe's score)");
-      return score_grid(r, probe, score, f.item);
-    };
-    if (f.kind == "grid" || f.kind == "ranking") {
-      HeadGridFigure g = grid();
-      g.scale = scaled(g.scale);
-      if (f.kind == "grid") fig = g;
-      else fig = ranking(g, f.top);
-    } else if (f.kind == "tokens") {
-      need_item();
-      std::string value = f.stat.empty() ? f.score : f.stat;
-      if (!f.probe.empty() && !f.score.empty()) value = f.probe + "/" + f.score;
-      if (value.empty()) throw Error("--kind tokens needs --stat NAME [--head L.H] or --score PROBE/VALUE (e.g. preplan/fai)");
-      TokenStripFigure t = token_strip(r, f.item, value, f.head, run_token_text(r, f.model));
-      t.scale = scaled(t.scale);
-      fig = t;
-    } else if (f.kind == "sinks") {
-      need_item();
-      SinkViewFigure s = sink_view(r, f.item, run_token_text(r, f.model));
-      s.scale = scaled(s.scale);
-      fig = s;
-    } else if (f.kind == "timeline") {
-      need_item();
-      fig = preplan_timeline(r, f.item, run_token_text(r, f.model));
-    } else if (f.kind == "circuit") {
-      fig = circuit_graph(r);
-    } else if (f.kind == "binding") {
-      fig = binding_mix(r, f.probe);
-    } else {  // compare
-      if (f.other.empty()) throw Error("--kind compare needs --other B.h5 (the figure shows B - RUN)");
-      std::string name = f.stat.empty() ? f.score : f.stat;
-      if (!f.probe.empty() && !f.score.empty()) name = f.probe + "/" + f.score;
-      if (name.empty()) throw Error("--kind compare needs --stat NAME or --score PROBE/SCORE (what to compare)");
-      CompareOptions o;
-      o.only = {name};
-      CompareGridFigure g = compare_grid(compare_runs(run, f.other, o), name, 3);
-      if (f.log) throw Error("--log does not apply to a difference (b - a is signed)");
-      if (f.range.size() == 2) g.scale.lo = f.range[0], g.scale.hi = f.range[1], g.scale.symmetric = false;
-      fig = g;
-    }
+    if (f.item < 0 && (f.kind == "tokens" || f.kind == "sinks" || f.kind == "timeline"))
+      throw Error("--kind " + f.kind + " shows one item: give --item I (the run has items 0.." + std::to_string(r.n_items() - 1) + ")");
+    if (f.kind == "compare" && f.log) throw Error("--log does not apply to a difference (b - a is signed)");
+    FigureRequest q;
+    q.kind = f.kind, q.stat = f.stat, q.probe = f.probe, q.score = f.score, q.item = f.item, q.head = f.head, q.other = f.other;
+    q.top = f.top, q.checkpoint = f.model;
+    fig = run_figure(r, run, q);
+    std::visit([&](auto& x) {  // --log / --range on the figure's colour scale
+      if constexpr (std::is_same_v<std::decay_t<decltype(x)>, CompareGridFigure>) {
+        if (f.range.size() == 2) x.scale.lo = f.range[0], x.scale.hi = f.range[1], x.scale.symmetric = false;
+      } else if constexpr (!std::is_same_v<std::decay_t<decltype(x)>, TimelineFigure> && !std::is_same_v<std::decay_t<decltype(x)>, CircuitFigure> &&
+                           !std::is_same_v<std::decay_t<decltype(x)>, BindingFigure>) {
+        x.scale = scaled(x.scale);
+      }
+    }, fig);
   }
   const FigureLayout L = save_figure(fig, f.output);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

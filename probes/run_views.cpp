@@ -467,6 +467,50 @@ CompareGridFigure compare_grid(const RunComparison& c, const std::string& name, 
   throw Error("the comparison has no '" + name + "' (it has: " + list + ")");
 }
 
+Figure run_figure(const RunReader& r, const std::string& path, const FigureRequest& q) {
+  // The head grid asked for: a statistic, or a probe's score ("P/S", or probe and score apart).
+  auto grid = [&]() -> HeadGridFigure {
+    if (!q.stat.empty()) return stat_grid(r, q.stat, q.item);
+    std::string probe = q.probe, score = q.score;
+    if (probe.empty() && score.find('/') != std::string::npos) probe = score.substr(0, score.rfind('/')), score = score.substr(score.rfind('/') + 1);
+    if (probe.empty()) throw Error("the " + q.kind + " figure needs a recorded statistic (--stat NAME) or a probe's score (--probe P [--score S])");
+    return score_grid(r, probe, score, q.item);
+  };
+  // The item a one-item view shows: the one asked for, else the first recorded item of `probe` (any item for "").
+  auto item_of = [&](const std::string& probe) {
+    if (q.item >= 0) return q.item;
+    for (int64_t i = 0; i < r.n_items(); ++i)
+      if (r.recorded(i) && (probe.empty() || item_probe(r, i) == probe)) return i;
+    throw Error("no item " + (probe.empty() ? std::string() : "of the " + probe + " probe ") + "is recorded in " + path);
+  };
+  if (q.kind == "grid") return grid();
+  if (q.kind == "ranking") return ranking(grid(), q.top);
+  if (q.kind == "tokens") {
+    std::string value = q.stat.empty() ? q.score : q.stat;
+    if (!q.probe.empty() && !q.score.empty()) value = q.probe + "/" + q.score;
+    if (value.empty()) throw Error("the tokens figure needs a statistic (--stat NAME [--head L.H]) or a per-token value (--score PROBE/VALUE, e.g. preplan/fai)");
+    return token_strip(r, item_of(""), value, q.head, run_token_text(r, q.checkpoint));
+  }
+  if (q.kind == "sinks") {
+    const auto probes = r.probe_names();
+    const bool secondary = std::find(probes.begin(), probes.end(), "secondary") != probes.end();
+    return sink_view(r, item_of(secondary ? "secondary" : ""), run_token_text(r, q.checkpoint));
+  }
+  if (q.kind == "timeline") return preplan_timeline(r, item_of("preplan"), run_token_text(r, q.checkpoint));
+  if (q.kind == "circuit") return circuit_graph(r);
+  if (q.kind == "binding") return binding_mix(r, q.probe);
+  if (q.kind == "compare") {
+    if (q.other.empty()) throw Error("the compare figure needs the second run (--other B.h5; the figure shows B - RUN)");
+    std::string name = q.stat.empty() ? q.score : q.stat;
+    if (!q.probe.empty() && !q.score.empty()) name = q.probe + "/" + q.score;
+    if (name.empty()) throw Error("the compare figure needs what to compare: --stat NAME or --score PROBE/SCORE");
+    CompareOptions o;
+    o.only = {name};
+    return compare_grid(compare_runs(path, q.other, o), name, 3);
+  }
+  throw Error("unknown figure kind '" + q.kind + "' (kinds: grid, attention, tokens, sinks, timeline, ranking, circuit, binding, compare)");
+}
+
 AttentionFigure attention_view(const Model& m, const std::vector<int32_t>& ids, int layer, int head) {
   AttentionFigure f;
   f.probs = prompt_head_pattern(m, ids, layer, head);

@@ -96,6 +96,21 @@ std::vector<NiahCondition> niah_table(const RunReader& r);
 // One entry of a comparison (runs/compare.h) as a b - a grid; the heads of its top `mark` differences outlined.
 CompareGridFigure compare_grid(const RunComparison& c, const std::string& name, int mark = 0);
 
+// A figure of a run file by request: what `headscope figure` and the GUI's run-file panel both ask for.
+struct FigureRequest {
+  std::string kind;                // grid | ranking | tokens | sinks | timeline | circuit | binding | compare
+  std::string stat;                // grid, ranking, tokens, compare: a recorded statistic
+  std::string probe, score;        // or a probe's score: --probe P [--score S], or score "P/S"
+  int64_t item = -1;               // grid, ranking, tokens: that item (< 0: the mean over items); sinks, timeline:
+                                   //   that item (< 0: the first recorded item the view can show)
+  std::string head;                // tokens: colour by this head's statistic (empty: the mean over heads)
+  std::string other;               // compare: run b (the figure shows b - this run)
+  int top = 20;                    // ranking
+  std::string checkpoint;          // whose tokenizer names the tokens (empty: the run's own checkpoint)
+};
+// Error (one line, naming what the run holds) when the run cannot show it. The colour scale is the figure's default.
+Figure run_figure(const RunReader& r, const std::string& path, const FigureRequest& q);
+
 // One head's attention pattern over a prompt (runs/pattern.h), with the tokens as labels.
 AttentionFigure attention_view(const Model& m, const std::vector<int32_t>& ids, int layer, int head);
 

@@ -481,7 +481,7 @@ TEST_CASE("headscope figure refuses bad input in one line and writes nothing", "
        "headscope: error: the run records no statistic 'nosuch' (it records: argmax, entropy, key_recv, max_prob, mean_dist, prev_mass, sink_mass, waad)\n"},
       {"figure --kind attention --prompt hi --head 0.0 -o " + q(d / "f.png"),
        "headscope: error: --kind attention draws one head's pattern over a prompt (a run file stores none): give --model MODEL --prompt TEXT --head L.H\n"},
-      {"figure " + rec + " --kind compare --stat entropy -o " + q(d / "f.png"), "headscope: error: --kind compare needs --other B.h5 (the figure shows B - RUN)\n"},
+      {"figure " + rec + " --kind compare --stat entropy -o " + q(d / "f.png"), "headscope: error: the compare figure needs the second run (--other B.h5; the figure shows B - RUN)\n"},
       {"figure " + rec + " --kind timeline --item 0 -o " + q(d / "f.png"), "headscope: error: item 0 is not a preplan item (the run's preplan items: none)\n"},
       {"figure " + rec + " --kind grid --stat entropy -o " + q(d / "no/such/dir/f.png"), ""},
   };

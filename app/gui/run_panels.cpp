@@ -120,33 +120,18 @@ static void load(RunPanels::State& s, const std::string& path, std::string what,
   std::vector<NiahCondition> niah;
   std::string error;
   try {
+    // "stat:NAME", "probe:NAME[:SCORE]" (a grid and its ranking) or "view:KIND": the request `headscope figure` makes.
     const size_t colon = what.find(':');
     const std::string kind = what.substr(0, colon), name = colon == std::string::npos ? "" : what.substr(colon + 1);
-    auto item_or_first = [&](const std::string& probe) {
-      if (item >= 0) return item;
-      for (const RunItemInfo& it : c.items)
-        if (it.recorded && (probe.empty() || it.probe == probe)) return it.index;
-      throw Error("no item of the " + (probe.empty() ? std::string("run") : probe + " probe") + " is recorded yet");
-    };
-    if (kind == "stat") {
-      HeadGridFigure g = stat_grid(r, name, item);
+    FigureRequest q;
+    q.item = item, q.checkpoint = s.checkpoint;
+    if (kind == "stat" || kind == "probe") {
+      q.kind = "grid";
+      if (kind == "stat") q.stat = name;
+      else q.probe = name.substr(0, name.find(':')), q.score = name.find(':') == std::string::npos ? "" : name.substr(name.find(':') + 1);
+      HeadGridFigure g = std::get<HeadGridFigure>(run_figure(r, path, q));
       rank = ranking(g, 20);
       fig = std::move(g);
-    } else if (kind == "probe") {
-      const size_t c2 = name.find(':');
-      HeadGridFigure g = score_grid(r, name.substr(0, c2), c2 == std::string::npos ? "" : name.substr(c2 + 1), item);
-      rank = ranking(g, 20);
-      fig = std::move(g);
-    } else if (what == "view:sinks") {
-      bool has_secondary = false;
-      for (auto& p : c.probes) has_secondary |= p.name == "secondary";
-      fig = sink_view(r, item_or_first(has_secondary ? "secondary" : ""), run_token_text(r, s.checkpoint));
-    } else if (what == "view:timeline") {
-      fig = preplan_timeline(r, item_or_first("preplan"), run_token_text(r, s.checkpoint));
-    } else if (what == "view:circuit") {
-      fig = circuit_graph(r);
-    } else if (what == "view:binding") {
-      fig = binding_mix(r, "");
     } else if (what == "view:retrieval") {
       niah = niah_table(r);
       for (auto& p : c.probes)
@@ -156,6 +141,9 @@ static void load(RunPanels::State& s, const std::string& path, std::string what,
           fig = std::move(g);
         }
       if (niah.empty() && !fig) throw Error("this run has no retrieval scores and no masking or KV-budget conditions");
+    } else if (kind == "view") {
+      q.kind = name;
+      fig = run_figure(r, path, q);
     } else {
       throw Error("cannot show '" + what + "' (stat:NAME, probe:NAME[:SCORE], view:sinks|timeline|circuit|binding|retrieval)");
     }
