@@ -485,8 +485,8 @@ void App::draw_attention() {
   ImGui::SameLine();
   ImGui::SetNextItemWidth(150);
   const char* scales[] = {"probability [0, 1]", "this head's range", "log scale"};
-  static int pscale = 0;
-  ImGui::Combo("##pscale", &pscale, scales, 3);
+  ImGui::Combo("##pscale", &pattern_scale, scales, 3);
+  const int pscale = pattern_scale;
   ImGui::SameLine();
   export_button("attention");
   ImGui::SameLine();

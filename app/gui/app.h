@@ -47,6 +47,7 @@ class App {
   // Live state.
   std::string prompt = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park.";
   int stat = kStatEntropy;  // a per-query statistic of the table (core/head_stats.h)
+  int pattern_scale = 0;    // attention view: 0 probability [0, 1], 1 the head's range, 2 log
   int scale_mode = 0;       // 0 fixed (the statistic's natural range; [0, 1] for probabilities), 1 this run's range, 2 log
   int sel_layer = 0, sel_head = 0;
   int hover_token = -1, forced_hover = -1;  // forced: set by the script or the keyboard, stays until cleared

@@ -56,6 +56,7 @@ struct RunPanels::State {
   std::mutex mu;  // guards everything below that the task writes
   // The run file.
   std::string run_input, path, checkpoint, what, error, export_note;
+  std::string export_path = "figure.pdf", compare_export_path = "compare.pdf";
   int64_t item = -1;
   std::optional<RunContents> contents;
   std::optional<Figure> fig;
@@ -440,11 +441,10 @@ void RunPanels::draw_run(App& app) {
     }
     ImGui::EndCombo();
   }
-  static std::string export_path = "figure.pdf";
   ImGui::SetNextItemWidth(200);
-  ImGui::InputText("##export", &export_path);
+  ImGui::InputText("##export", &s.export_path);
   ImGui::SameLine();
-  if (ImGui::Button("Export")) pending = [this] { export_or_say(export_path); };
+  if (ImGui::Button("Export")) pending = [this] { export_or_say(st->export_path); };
   ImGui::SameLine();
   ImGui::TextDisabled("%s", s.export_note.empty() ? "PNG, SVG or PDF by the extension" : s.export_note.c_str());
   if (!s.error.empty()) ImGui::TextColored(ImVec4(1, 0.45f, 0.4f, 1), "%s", s.error.c_str());
@@ -480,7 +480,6 @@ void RunPanels::draw_compare(App& app) {
   ImGui::InputTextWithHint("##b", "run b (e.g. ablated)", &s.cmp_b);
   ImGui::SameLine();
   if (ImGui::Button("Compare")) open_compare(s.cmp_a, s.cmp_b);
-  static std::string export_path = "compare.pdf";
   bool want_export = false;
   {
   std::lock_guard<std::mutex> lk(s.mu);
@@ -498,7 +497,7 @@ void RunPanels::draw_compare(App& app) {
   const CompareEntry& e = c.entries[s.cmp_entry];
   ImGui::SameLine();
   ImGui::SetNextItemWidth(120);
-  ImGui::InputText("##cexport", &export_path);
+  ImGui::InputText("##cexport", &s.compare_export_path);
   ImGui::SameLine();
   if (ImGui::Button("Export")) want_export = true;
   if (!s.export_note.empty()) ImGui::TextDisabled("%s", s.export_note.c_str());
@@ -545,7 +544,7 @@ void RunPanels::draw_compare(App& app) {
     ImGui::EndTable();
   }
   }
-  if (want_export) export_or_say(export_path);
+  if (want_export) export_or_say(s.compare_export_path);
 }
 
 json RunPanels::record() const {
