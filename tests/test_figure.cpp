@@ -437,7 +437,7 @@ TEST_CASE("timeline, token strip, secondary sinks, circuit and binding figures h
   CHECK_THROWS_WITH(sink_view(pr, 0, nullptr), Catch::Contains("item 0 has no sink scores"));
 }
 
-TEST_CASE("a run still being written shows the items that have landed; combined scores wait for the end", "[figure][store]") {
+TEST_CASE("a run still being written shows the items that have landed, and combined scores wait for the end", "[figure][store]") {
   testutil::TempDir d;
   auto m = Model::load(testutil::stories260k());
   const PreplanProbe pre(prompt_items(*m, {{"Once upon a time", nullptr}, {"The cat sat on the mat", nullptr}, {"Lily had a red ball", nullptr}}, 12),
@@ -503,7 +503,7 @@ TEST_CASE("headscope figure refuses bad input in one line and writes nothing", "
   CHECK(std::filesystem::is_empty(d.path));
 }
 
-TEST_CASE("an attention heatmap above 200,000 cells is one embedded image, below it rectangles; log scale and range", "[figure]") {
+TEST_CASE("an attention heatmap above 200,000 cells is one embedded image, below it rectangles, with log scale and range", "[figure]") {
   testutil::TempDir d;
   auto uniform = [](int T) {
     AttentionFigure a;

@@ -268,7 +268,7 @@ bool valid_figure(const std::string& path) {
 }
 }  // namespace
 
-TEST_CASE("headscope-gui opens a probe run file: the sink view and a probe ranking have the file's values; figures export", "[gui][store]") {
+TEST_CASE("headscope-gui opens a probe run file: the sink view and a probe ranking have the file's values, and figures export", "[gui][store]") {
   if (!have_xvfb()) HS_SKIP("xvfb-run is not installed (the README's setup command installs it)");
   testutil::TempDir d;
   const std::string run = d / "probes.h5";
