@@ -60,13 +60,24 @@ namespace {
 struct Common {
   bool json = false;
   int threads = 0;
-  std::string device = "cpu";
+  std::string device = "cpu", matmul = "fp32";
 };
+
+// --device and --matmul as the library's ComputeDevice.
+ComputeDevice compute_device(const Common& c) {
+  ComputeDevice d = parse_device(c.device);
+  if (c.matmul != "fp32" && c.matmul != "bf16") throw Error("--matmul must be fp32 or bf16, not '" + c.matmul + "'");
+  d.bf16 = c.matmul == "bf16";
+  return d;
+}
 
 void add_common(CLI::App* cmd, Common& c) {
   cmd->add_flag("--json", c.json, "Print one JSON document on stdout");
   cmd->add_option("--threads", c.threads, "Compute threads (default: $HEADSCOPE_THREADS, else all cores)");
   cmd->add_option("--device", c.device, "Where the model computes: cpu, cuda or cuda:N")->capture_default_str();
+  cmd->add_option("--matmul", c.matmul, "Linear layers in fp32 (exact reference numbers) or bf16 (weights kept in bf16, "
+                                        "fp32 accumulation; several times faster where the CPU has AMX or AVX512-BF16)")
+      ->capture_default_str();
 }
 
 json to_json(const std::vector<TokenScore>& top) {
@@ -137,7 +148,7 @@ std::vector<int32_t> prompt_ids(const Model& m, const PromptArgs& p, int64_t ext
 }
 
 int cmd_info(const std::string& path, const Common& c) {
-  auto m = Model::load(path, parse_device(c.device));
+  auto m = Model::load(path, compute_device(c));
   const ModelConfig& cfg = m->config();
   DeviceInfo dev = query_devices();
   json j = cfg.to_json();
@@ -175,7 +186,7 @@ int cmd_info(const std::string& path, const Common& c) {
 }
 
 int cmd_tokenize(const std::string& path, const std::string& text, bool no_bos, const Common& c) {
-  auto m = Model::load(path, parse_device(c.device));
+  auto m = Model::load(path, compute_device(c));
   auto ids = m->tokenizer().encode(text, !no_bos);
   if (c.json) {
     json texts = json::array();
@@ -189,7 +200,7 @@ int cmd_tokenize(const std::string& path, const std::string& text, bool no_bos, 
 
 int cmd_predict(const std::string& path, const PromptArgs& prompt, int top_k,
                 bool all_positions, const Common& c) {
-  auto m = Model::load(path, parse_device(c.device));
+  auto m = Model::load(path, compute_device(c));
   auto ids = prompt_ids(*m, prompt);
   at::Tensor logits = m->forward(ids, /*last_only=*/!all_positions);
   const int64_t T = static_cast<int64_t>(ids.size()), first = T - logits.size(0);
@@ -208,7 +219,7 @@ int cmd_predict(const std::string& path, const PromptArgs& prompt, int top_k,
 
 int cmd_generate(const std::string& path, const PromptArgs& prompt, int n, const Sampling& sampling, bool stats, const Common& c) {
   if (n < 0) throw Error("-n must be >= 0");
-  auto m = Model::load(path, parse_device(c.device));
+  auto m = Model::load(path, compute_device(c));
   auto ids = prompt_ids(*m, prompt, n);
   AttnRecord rec;
   rec.stats = stats;
@@ -272,7 +283,7 @@ int cmd_bench(const std::string& path, const std::vector<int>& lengths, int repe
               const Common& c) {
   if (logits_mode != "last" && logits_mode != "all") throw Error("--logits must be 'last' or 'all'");
   const bool last_only = logits_mode == "last";
-  auto m = Model::load(path, parse_device(c.device));
+  auto m = Model::load(path, compute_device(c));
   json results = json::array();
   std::mt19937 rng(0);
   for (int T : lengths) {
@@ -297,7 +308,7 @@ int cmd_bench(const std::string& path, const std::vector<int>& lengths, int repe
 
 int cmd_attn(const std::string& path, const PromptArgs& prompt, int random_tokens, int seed, const std::string& head, int top,
              bool stats, const Common& c) {
-  auto m = Model::load(path, parse_device(c.device));
+  auto m = Model::load(path, compute_device(c));
   const ModelConfig& cfg = m->config();
   std::vector<int32_t> ids;
   if (random_tokens > 0) {
@@ -407,7 +418,7 @@ void require_mean_data(const json& spec, const std::string& mean_data) {
 
 int cmd_ablate(const std::string& path, const PromptArgs& prompt, const InterventionArgs& iv,
                const std::vector<std::string>& targets, int top_k, const Common& c) {
-  auto m = Model::load(path, parse_device(c.device));
+  auto m = Model::load(path, compute_device(c));
   const ModelConfig& cfg = m->config();
   auto ids = prompt_ids(*m, prompt);
   const json spec = intervention_spec(iv, cfg, false);
@@ -489,7 +500,7 @@ void print_progress(const RecordProgress& p, bool tty, const std::string& output
 }
 
 int cmd_record(const std::string& path, const RecordFlags& f, const std::string& command_line, const Common& c) {
-  auto m = Model::load(path, parse_device(c.device));
+  auto m = Model::load(path, compute_device(c));
   RecordOptions o;
   o.output = f.output;
   o.open = f.force ? RunOpen::overwrite : f.resume ? RunOpen::resume : RunOpen::create;
@@ -828,7 +839,7 @@ int cmd_score(const std::string& path, const ScoreFlags& f, const std::string& c
     throw Error("--sink-input must be text, random or repeated, not '" + f.sink_input + "'");
   if (wants("sinks") && f.sink_input == "text" && f.data.empty())
     throw Error("the sinks probe on text needs --data FILE (prompts of at least --sink-tokens tokens), or --sink-input random|repeated");
-  auto m = Model::load(path, parse_device(c.device));
+  auto m = Model::load(path, compute_device(c));
   std::vector<std::unique_ptr<Probe>> owned;
   std::vector<PromptItem> prompts;
   if (!f.prompt.empty()) prompts.push_back({f.prompt, nullptr});
@@ -912,7 +923,7 @@ at::Tensor head_scores(const Model& m, const ExperimentFlags& f, const std::stri
 
 int cmd_experiment(const std::string& kind, const std::string& path, const ExperimentFlags& f, const std::string& command_line,
                    const Common& c) {
-  auto m = Model::load(path, parse_device(c.device));
+  auto m = Model::load(path, compute_device(c));
   const bool tty = isatty(2);
   RetrievalOptions grid = retrieval_options(f.grid);
   if (f.grid.needles.empty() && f.grid.needle_count == 0) grid.needles = {eval_needle()};
@@ -977,7 +988,7 @@ struct PatchFlags {
 // Activation patching of every head over task prompt pairs (runs/patching.h): the task's accuracy and logit
 // difference, then the heads ranked by their normalised effect.
 int cmd_patch(const std::string& path, const PatchFlags& f, const Common& c) {
-  auto m = Model::load(path, parse_device(c.device));
+  auto m = Model::load(path, compute_device(c));
   TaskOptions to;
   to.task = f.task, to.corrupt = f.corrupt, to.pairs = f.pairs, to.seed = f.seed, to.same_length = f.per_position;
   const TaskPairs set = make_task_pairs(*m, to);
@@ -1037,7 +1048,7 @@ struct BindingFlags {
 
 // Binding mechanisms by interchange interventions at one or more layers (probes/binding.h), into a resumable run file.
 int cmd_binding(const std::string& path, const BindingFlags& f, const std::string& command_line, const Common& c) {
-  auto m = Model::load(path, parse_device(c.device));
+  auto m = Model::load(path, compute_device(c));
   const int64_t L = m->config().n_layers;
   std::vector<int> layers;
   for (const std::string& s : f.layers) {
@@ -1086,7 +1097,7 @@ TaskOptions task_options(const PatchFlags& f) {
 // A task's circuit by path patching (probes/circuit.h), into a resumable run file: the stages and the circuit by class.
 int cmd_circuit(const std::string& path, const CircuitFlags& f, const std::string& command_line, const Common& c) {
   if (path.empty()) throw Error("circuit needs a MODEL (or: circuit overlap A.h5 B.h5, circuit repair MODEL --circuit RUN.h5)");
-  auto m = Model::load(path, parse_device(c.device));
+  auto m = Model::load(path, compute_device(c));
   CircuitOptions co;
   co.task = task_options(f.task), co.share = f.share;
   const auto owned = circuit_probes(*m, co);
@@ -1165,7 +1176,7 @@ int cmd_circuit_repair(const std::string& path, const CircuitFlags& f, const Com
     o.heads = repair_heads(read_circuit(f.circuit, &task));
     if (o.heads.empty()) throw Error(f.circuit + " (" + task + ") has no S-inhibition or negative mover heads to use");
   }
-  auto m = Model::load(path, parse_device(c.device));
+  auto m = Model::load(path, compute_device(c));
   if (!f.heads.empty()) o.heads = parse_heads(f.heads, m->config());
   const bool tty = isatty(2);
   const RepairResult r = repair_colored_objects(*m, o, [&](int64_t done, int64_t total) {
@@ -1250,7 +1261,7 @@ int cmd_figure(const std::string& run, const FigureFlags& f, const Common& c) {
   if (f.kind == "attention") {
     if (f.model.empty() || f.prompt.empty() || f.head.empty())
       throw Error("--kind attention draws one head's pattern over a prompt (a run file stores none): give --model MODEL --prompt TEXT --head L.H");
-    auto m = Model::load(f.model, parse_device(c.device));
+    auto m = Model::load(f.model, compute_device(c));
     const auto heads = parse_heads(f.head, m->config());
     if (heads.size() != 1) throw Error("--head takes one head, e.g. 3.1");
     std::vector<int32_t> ids = m->tokenizer().encode(f.prompt, true);

@@ -18,6 +18,10 @@ DeviceInfo query_devices();
 struct ComputeDevice {
   bool cuda = false;
   int index = 0;
+  // The linear layers' weights kept in bfloat16 and their matmuls run in bf16 with fp32 accumulation (oneDNN; AMX
+  // tiles on CPUs that have them): about 7x the fp32 matmul throughput on a Sapphire Rapids core and half the weight
+  // memory, at bf16's ~3 significant digits on the products' inputs. Attention, norms, RoPE and residuals stay fp32.
+  bool bf16 = false;
   std::string name() const { return cuda ? "cuda:" + std::to_string(index) : "cpu"; }
 };
 // "cpu", "cuda" (= cuda:0) or "cuda:N"; Error otherwise.

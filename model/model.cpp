@@ -43,6 +43,7 @@ std::unique_ptr<Model> Model::load(const std::string& path, const ComputeDevice&
                 std::to_string(m->cfg_.vocab));
   m->w_ = load_weights(ck, m->cfg_);
   if (device.cuda) m->w_ = weights_to(m->w_, at::Device(at::kCUDA, static_cast<at::DeviceIndex>(device.index)));
+  if (device.bf16) m->w_ = linear_weights_bf16(m->w_);
   return m;
 }
 

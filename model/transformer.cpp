@@ -33,6 +33,10 @@ at::Tensor rms_heads(const at::Tensor& x, const at::Tensor& w, double eps) {  //
 // x [T, in] times w [out, in]^T (+ b). One row (a decode step) goes to a matrix-vector product: a matrix product
 // of one row makes OpenBLAS pack the whole weight matrix on every call, which cost decoding 5x.
 at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+  if (w.scalar_type() == at::kBFloat16) {  // bf16 weights (ComputeDevice::bf16): bf16 inputs, fp32 accumulation and output
+    at::Tensor y = at::linear(x.to(at::kBFloat16), w).to(at::kFloat);
+    return b.defined() ? y.add_(b) : y;
+  }
   if (x.size(0) != 1 || !x.device().is_cpu()) return at::linear(x, w, b);
   at::Tensor y = at::mv(w, x[0]);
   if (b.defined()) y.add_(b);
@@ -133,7 +137,7 @@ at::Tensor run_layers(const ModelConfig& c, const Weights& w, at::Tensor x, int6
     at::Tensor attn_out;
     if (hooked(layer, "attn.hook_result")) {
       // Per-head contributions [N, H, D]: z_h times head h's columns of W_O.
-      at::Tensor result = at::einsum("thd,Dhd->thD", {z.view({N, H, d}), lw.w_o.view({c.d_model, H, d})});
+      at::Tensor result = at::einsum("thd,Dhd->thD", {z.view({N, H, d}), lw.w_o.to(z.scalar_type()).view({c.d_model, H, d})});
       result = hook(layer, "attn.hook_result", result);
       attn_out = result.sum(1);
       if (lw.b_o.defined()) attn_out = attn_out + lw.b_o;

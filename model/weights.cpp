@@ -294,6 +294,15 @@ Weights weights_to(const Weights& w, const at::Device& device) {
   return o;
 }
 
+Weights linear_weights_bf16(const Weights& w) {
+  auto bf = [](const at::Tensor& t) { return t.defined() ? t.to(at::kBFloat16).contiguous() : t; };
+  Weights o = w;
+  // The unembedding stays fp32: bf16 matmuls return bf16, and logits rounded to 3 digits would blur logit
+  // differences and KL; at the last position only it is one row.
+  for (LayerWeights& l : o.layers) l.w_qkv = bf(l.w_qkv), l.w_o = bf(l.w_o), l.w_in = bf(l.w_in), l.w_out = bf(l.w_out);
+  return o;
+}
+
 Weights load_weights(const Checkpoint& ck, const ModelConfig& c) {
   const bool gguf = ck.format() == Checkpoint::Format::GGUF;
   const TensorName* table;

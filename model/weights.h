@@ -36,5 +36,8 @@ struct Weights {
 Weights load_weights(const Checkpoint& ck, const ModelConfig& cfg);
 // The same weights on another device (each defined tensor copied there).
 Weights weights_to(const Weights& w, const at::Device& device);
+// The same weights with the layers' linear matrices (q/k/v, output, MLP) in bfloat16; embeddings, the
+// unembedding, norms and biases stay fp32. The forward pass then runs those matmuls in bf16 (transformer.cpp linear()).
+Weights linear_weights_bf16(const Weights& w);
 
 }  // namespace headscope

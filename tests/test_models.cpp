@@ -113,3 +113,22 @@ TEST_CASE("700-token sequences match transformers across attention-block edges",
     CHECK(maxdiff <= 1e-3);
   }
 }
+
+TEST_CASE("bf16 matmuls (--matmul bf16): weights in bf16, logits within bf16's error of transformers", "[model][gguf][real]") {
+  auto ref = testutil::load_json(testutil::data("models/stories260k_reference.json"));
+  ComputeDevice bf16;
+  bf16.bf16 = true;
+  auto model = Model::load(testutil::stories260k(), bf16);
+  const LayerWeights& l0 = model->weights().layers.at(0);
+  CHECK(l0.w_qkv.scalar_type() == at::kBFloat16);
+  CHECK(l0.w_in.scalar_type() == at::kBFloat16);
+  CHECK(model->weights().embed.scalar_type() == at::kFloat);    // looked up, not multiplied
+  CHECK(model->weights().unembed.scalar_type() == at::kFloat);  // logits keep fp32's digits
+  at::Tensor logits = model->forward(ref_ids(ref));
+  const at::Tensor want = ref_logits(ref);
+  const double maxdiff = (logits - want).abs().max().item<double>(), scale = want.abs().max().item<double>();
+  INFO("max |logit diff| " << maxdiff << " of max |logit| " << scale);
+  CHECK(maxdiff > 1e-4);            // it is not the fp32 path
+  CHECK(maxdiff < 0.02 * scale);    // bf16 rounds each product input to 8 significant bits (~0.4 %)
+  CHECK(at::equal(logits.argmax(1), want.argmax(1)));
+}
