@@ -131,4 +131,11 @@ TEST_CASE("bf16 matmuls (--matmul bf16): weights in bf16, logits within bf16's e
   CHECK(maxdiff > 1e-4);            // it is not the fp32 path
   CHECK(maxdiff < 0.02 * scale);    // bf16 rounds each product input to 8 significant bits (~0.4 %)
   CHECK(at::equal(logits.argmax(1), want.argmax(1)));
+  // A decode step (one row: the matrix-vector path) gives the last row of the whole forward, within bf16's error.
+  auto ids = ref_ids(ref);
+  KvCache cache;
+  model->run(std::vector<int32_t>(ids.begin(), ids.end() - 1), AttnRecord{}, true, nullptr, &cache);
+  at::Tensor step = model->run({ids.back()}, AttnRecord{}, true, nullptr, &cache).logits[0];
+  CHECK((step - logits[logits.size(0) - 1]).abs().max().item<double>() < 0.02 * scale);
+  CHECK(step.argmax().item<int64_t>() == want[want.size(0) - 1].argmax().item<int64_t>());
 }
