@@ -121,9 +121,34 @@ inline void accumulate_pv(float* a, const float* p, const float* vs, int64_t vst
 }
 
 // Transposes keys [s0, s0 + n) of kv head hk into kT[kk * kKB + j] (zero-padded to kKB).
+typedef int vi8 __attribute__((vector_size(32)));
+
+// Rows r[0..7] (8 keys x 8 dims) as columns: out[i] holds dim i of the 8 keys (unpack, 64-bit shuffle, 128-bit
+// halves; the same data, moved in registers instead of 64 scattered stores).
+inline void transpose8(const v8 r[8], v8 out[8]) {
+  const vi8 lo{0, 8, 1, 9, 4, 12, 5, 13}, hi{2, 10, 3, 11, 6, 14, 7, 15}, a{0, 1, 8, 9, 4, 5, 12, 13}, b{2, 3, 10, 11, 6, 7, 14, 15},
+      h0{0, 1, 2, 3, 8, 9, 10, 11}, h1{4, 5, 6, 7, 12, 13, 14, 15};
+  v8 t[8], u[8];
+  for (int i = 0; i < 4; ++i) t[2 * i] = __builtin_shuffle(r[2 * i], r[2 * i + 1], lo), t[2 * i + 1] = __builtin_shuffle(r[2 * i], r[2 * i + 1], hi);
+  for (int i = 0; i < 2; ++i) {
+    u[4 * i + 0] = __builtin_shuffle(t[4 * i], t[4 * i + 2], a), u[4 * i + 1] = __builtin_shuffle(t[4 * i], t[4 * i + 2], b);
+    u[4 * i + 2] = __builtin_shuffle(t[4 * i + 1], t[4 * i + 3], a), u[4 * i + 3] = __builtin_shuffle(t[4 * i + 1], t[4 * i + 3], b);
+  }
+  for (int i = 0; i < 4; ++i) out[i] = __builtin_shuffle(u[i], u[i + 4], h0), out[i + 4] = __builtin_shuffle(u[i], u[i + 4], h1);
+}
+
 inline void load_kT(const Ctx& c, int64_t hk, int64_t s0, int n, float* kT) {
   const int64_t d = c.sh.d, stride = c.sh.H_kv * d;
-  for (int j = 0; j < n; ++j) {
+  int j = 0;
+  if (d % 8 == 0)  // 8 x 8 blocks transposed in registers
+    for (; j + 8 <= n; j += 8)
+      for (int64_t kk = 0; kk < d; kk += 8) {
+        v8 r[8], o[8];
+        for (int i = 0; i < 8; ++i) r[i] = loadu(c.k + (s0 + j + i) * stride + hk * d + kk);
+        transpose8(r, o);
+        for (int i = 0; i < 8; ++i) storeu(kT + (kk + i) * kKB + j, o[i]);
+      }
+  for (; j < n; ++j) {
     const float* kr = c.k + (s0 + j) * stride + hk * d;
     for (int64_t kk = 0; kk < d; ++kk) kT[kk * kKB + j] = kr[kk];
   }
