@@ -294,16 +294,7 @@ Weights weights_to(const Weights& w, const at::Device& device) {
   return o;
 }
 
-Weights linear_weights_bf16(const Weights& w) {
-  auto bf = [](const at::Tensor& t) { return t.defined() ? t.to(at::kBFloat16).contiguous() : t; };
-  Weights o = w;
-  // The unembedding stays fp32: bf16 matmuls return bf16, and logits rounded to 3 digits would blur logit
-  // differences and KL; at the last position only it is one row.
-  for (LayerWeights& l : o.layers) l.w_qkv = bf(l.w_qkv), l.w_o = bf(l.w_o), l.w_in = bf(l.w_in), l.w_out = bf(l.w_out);
-  return o;
-}
-
-Weights load_weights(const Checkpoint& ck, const ModelConfig& c) {
+Weights load_weights(const Checkpoint& ck, const ModelConfig& c, bool bf16_linear) {
   const bool gguf = ck.format() == Checkpoint::Format::GGUF;
   const TensorName* table;
   size_t n_entries;
@@ -357,6 +348,10 @@ Weights load_weights(const Checkpoint& ck, const ModelConfig& c) {
     lw.w_in = cat_defined({s[kGate], s[kUp]});
     lw.b_in = cat_defined({s[kGateB], s[kUpB]});
     lw.w_out = s[kDown], lw.b_out = s[kDownB];
+    if (bf16_linear) {  // layer by layer, so the fp32 copies of the whole model never coexist with the bf16 ones
+      auto bf = [](const at::Tensor& t) { return t.defined() ? t.to(at::kBFloat16).contiguous() : t; };
+      lw.w_qkv = bf(lw.w_qkv), lw.w_o = bf(lw.w_o), lw.w_in = bf(lw.w_in), lw.w_out = bf(lw.w_out);
+    }
     w.layers.push_back(std::move(lw));
   }
   R.refuse_leftovers();

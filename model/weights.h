@@ -33,11 +33,11 @@ struct Weights {
 
 // Reads, dequantises and checks every weight against the config; throws Error naming the tensor that is missing,
 // has the wrong shape, or is in the checkpoint but not part of the architecture as configured.
-Weights load_weights(const Checkpoint& ck, const ModelConfig& cfg);
+// bf16_linear: the layers' linear matrices (q/k/v, output, MLP) converted to bfloat16 as each layer is read (the
+// forward pass then runs them in bf16, transformer.cpp linear()); embeddings, the unembedding (logits keep fp32's
+// digits), norms and biases stay fp32.
+Weights load_weights(const Checkpoint& ck, const ModelConfig& cfg, bool bf16_linear = false);
 // The same weights on another device (each defined tensor copied there).
 Weights weights_to(const Weights& w, const at::Device& device);
-// The same weights with the layers' linear matrices (q/k/v, output, MLP) in bfloat16; embeddings, the
-// unembedding, norms and biases stay fp32. The forward pass then runs those matmuls in bf16 (transformer.cpp linear()).
-Weights linear_weights_bf16(const Weights& w);
 
 }  // namespace headscope
