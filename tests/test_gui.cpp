@@ -18,6 +18,7 @@
 #include <tuple>
 #include <sys/wait.h>
 
+#include "planted_model.h"
 #include "store/run_file.h"
 #include "test_helpers.h"
 #include "testing.h"
@@ -386,4 +387,30 @@ TEST_CASE("headscope-gui watches a run file another process is writing, and comp
     CHECK(cmp["top"][i]["head"] == entry["ranked"][i]["head_index"]);
     CHECK(cmp["top"][i]["diff"].get<double>() == Approx(entry["ranked"][i]["diff"].get<double>()));
   }
+}
+
+TEST_CASE("headscope-gui draws the planted two-step circuit: one node, the mover, a name mover with effect 1", "[gui][planted]") {
+  if (!have_xvfb()) HS_SKIP("xvfb-run is not installed (the README's setup command installs it)");
+  testutil::TempDir d;
+  const std::string model = planted::write_mover_model(d / "mover"), run = d / "circuit.h5";
+  std::ofstream(d / "pairs.jsonl") << R"({"clean": "xAByA.", "corrupt": "xAByC.", "correct": "A", "incorrect": "B"})" << "\n"
+                                   << R"({"clean": "xBAyB.", "corrupt": "xBAyD.", "correct": "B", "incorrect": "A"})" << "\n";
+  auto r = testutil::run_cli("circuit " + model + " --task " + (d / "pairs.jsonl") + " -o " + run);
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  const int rc = run_gui(d, "open-run " + run + "\nshow view:circuit\nframes 3\nscreenshot circuit\n");
+  INFO(testutil::slurp(d / "log"));
+  REQUIRE(rc == 0);
+  auto nodes = testutil::load_json(d / "circuit.json")["runs"]["circuit"];
+  // The planted mechanism (tests/planted_model.h): the layer-1 mover carries the whole logit difference.
+  REQUIRE(nodes.size() == 1);
+  CHECK(nodes[0]["head"] == "1." + std::to_string(planted::mover::kMoverHead));
+  CHECK(nodes[0]["class"] == "name mover");
+  CHECK(std::fabs(nodes[0]["effect"].get<double>() - 1.0) < 1e-6);
+  // Drawn where the record says, in the name movers' colour (230, 85, 13).
+  Png png(d / "circuit.png");
+  auto px = png.at(static_cast<int>(nodes[0]["x"].get<double>()), static_cast<int>(nodes[0]["y"].get<double>()));
+  CHECK(std::abs(px[0] - 230) <= 1);
+  CHECK(std::abs(px[1] - 85) <= 1);
+  CHECK(std::abs(px[2] - 13) <= 1);
 }

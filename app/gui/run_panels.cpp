@@ -307,8 +307,11 @@ static void draw_figure(RunPanels::State& s, const Figure& fig, const FigureLayo
       return ImVec2(o.x + 20 + sz.x * (cf->nodes[i].layer + 0.5f) / (L + 1), o.y + sz.y * (cf->nodes[i].head + 0.5f) / H);
     };
     for (const CircuitEdge& e : cf->edges) dl->AddLine(pos(e.from), pos(e.to), IM_COL32(120, 120, 120, 160), 1.f);
+    json nodes = json::array();
     for (size_t i = 0; i < cf->nodes.size(); ++i) {
       const ImVec2 p = pos(static_cast<int64_t>(i));
+      nodes.push_back({{"head", head_label(cf->nodes[i].layer, cf->nodes[i].head)}, {"class", cf->nodes[i].cls}, {"x", p.x}, {"y", p.y},
+                       {"effect", cf->nodes[i].effect}});
       dl->AddCircleFilled(p, 7, class_colour(cf->nodes[i].cls));
       const std::string l = head_label(cf->nodes[i].layer, cf->nodes[i].head);
       dl->AddText(ImVec2(p.x + 9, p.y - 7), kText, l.c_str());
@@ -316,6 +319,7 @@ static void draw_figure(RunPanels::State& s, const Figure& fig, const FigureLayo
         ImGui::SetTooltip("%s  %s\nstage %s, effect %+.3f", l.c_str(), cf->nodes[i].cls.c_str(), cf->nodes[i].stage.c_str(), cf->nodes[i].effect);
     }
     dl->AddText(ImVec2(pos(-1).x - 20, pos(-1).y - 7), kText, "logits");
+    drawn["circuit"] = nodes;
     dl->AddText(ImVec2(o.x + 20, o.y + sz.y + 4), kDim, "x: layer   y: head");
     for (const char* cls : {"name mover", "negative mover", "S-inhibition", "induction", "duplicate-token", "previous-token"}) {
       ImGui::ColorButton(cls, ImGui::ColorConvertU32ToFloat4(class_colour(cls)), ImGuiColorEditFlags_NoTooltip, ImVec2(10, 10));
