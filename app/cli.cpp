@@ -1126,11 +1126,7 @@ int cmd_circuit(const std::string& path, const CircuitFlags& f, const std::strin
   std::map<std::string, std::vector<std::string>> by_class;
   for (const CircuitHead& h : heads) by_class[h.cls].push_back(std::to_string(h.layer) + "." + std::to_string(h.head));
   std::printf("circuit (%zu heads):\n", heads.size());
-  for (auto& [cls, hs] : by_class) {
-    std::string list;
-    for (const std::string& h : hs) list += (list.empty() ? "" : ", ") + h;
-    std::printf("  %-18s %s\n", cls.c_str(), list.c_str());
-  }
+  for (auto& [cls, hs] : by_class) std::printf("  %-18s %s\n", cls.c_str(), join(hs).c_str());
   if (!f.output.empty()) std::printf("wrote %s\n", f.output.c_str());
   std::fprintf(stderr, "%.1f s (model load excluded)\n", seconds);
   return 0;

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 namespace headscope {
 
@@ -66,6 +67,13 @@ inline std::string visible_token(const std::string& s) {
     else if (c == '\t') o += "\xe2\x86\x92";
     else o += escape_control(std::string(1, static_cast<char>(c)));
   }
+  return o;
+}
+
+// The strings joined with `sep` between them ("a, b, c"), as error messages list what a file holds.
+inline std::string join(const std::vector<std::string>& v, const std::string& sep = ", ") {
+  std::string o;
+  for (const std::string& s : v) o += (o.empty() ? "" : sep) + s;
   return o;
 }
 

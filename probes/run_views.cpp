@@ -153,9 +153,7 @@ RunContents run_contents(const RunReader& r) {
 HeadGridFigure stat_grid(const RunReader& r, const std::string& stat, int64_t item) {
   const std::vector<std::string> stats = r.stat_names();
   if (std::find(stats.begin(), stats.end(), stat) == stats.end()) {
-    std::string list;
-    for (const auto& s : stats) list += (list.empty() ? "" : ", ") + s;
-    throw Error("the run records no statistic '" + stat + "' (it records: " + (list.empty() ? "none" : list) + ")");
+    throw Error("the run records no statistic '" + stat + "' (it records: " + (stats.empty() ? "none" : join(stats)) + ")");
   }
   HeadGridFigure g;
   std::tie(g.layers, g.heads) = run_shape(r);
@@ -180,9 +178,7 @@ HeadGridFigure stat_grid(const RunReader& r, const std::string& stat, int64_t it
 HeadGridFigure score_grid(const RunReader& r, const std::string& probe, const std::string& score_in, int64_t item) {
   const std::vector<std::string> probes = r.probe_names();
   if (std::find(probes.begin(), probes.end(), probe) == probes.end()) {
-    std::string list;
-    for (const auto& s : probes) list += (list.empty() ? "" : ", ") + s;
-    throw Error("the run holds no probe '" + probe + "' (it holds: " + (list.empty() ? "none" : list) + ")");
+    throw Error("the run holds no probe '" + probe + "' (it holds: " + (probes.empty() ? "none" : join(probes)) + ")");
   }
   HeadGridFigure g;
   std::tie(g.layers, g.heads) = run_shape(r);
@@ -407,16 +403,10 @@ BindingFigure binding_mix(const RunReader& r, const std::string& probe_in) {
   if (all.empty()) throw Error("the run holds no binding probe (write one with: headscope binding MODEL --task boxes -o RUN.h5)");
   std::string probe = probe_in;
   if (probe.empty()) {
-    if (all.size() > 1) {
-      std::string list;
-      for (const auto& s : all) list += (list.empty() ? "" : ", ") + s;
-      throw Error("the run holds binding at several layers (" + list + "): choose one");
-    }
+    if (all.size() > 1) throw Error("the run holds binding at several layers (" + join(all) + "): choose one");
     probe = all[0];
   } else if (std::find(all.begin(), all.end(), probe) == all.end()) {
-    std::string list;
-    for (const auto& s : all) list += (list.empty() ? "" : ", ") + s;
-    throw Error("the run holds no probe '" + probe + "' (binding probes: " + list + ")");
+    throw Error("the run holds no probe '" + probe + "' (binding probes: " + join(all) + ")");
   }
   if (r.status() != "complete") throw Error("the binding job is still running (or was interrupted): its mix is written when it completes");
   const ProbeResult p = r.probe(probe);

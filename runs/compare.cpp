@@ -138,8 +138,7 @@ RunComparison compare_runs(const std::string& pa, const std::string& pb, const C
       }
     }
   }
-  std::string list;
-  for (const auto& s : shared) list += (list.empty() ? "" : ", ") + s;
+  const std::string list = join(shared);
   for (const std::string& n : only)
     if (!matched.count(n)) throw Error("'" + n + "' is not in both " + pa + " and " + pb + " (both hold: " + (list.empty() ? "nothing" : list) + ")");
   if (c.entries.empty())

@@ -49,4 +49,6 @@ TEST_CASE("tokens drawn with visible whitespace", "[scale]") {
   CHECK(visible_token(" the") == "\xc2\xb7the");
   CHECK(visible_token("\n") == "\xe2\x86\xb5");
   CHECK(visible_token("a\x01") == "a\\x01");
+  CHECK(join({"entropy", "max_prob", "sink_mass"}) == "entropy, max_prob, sink_mass");
+  CHECK(join({}) == "");
 }

@@ -202,11 +202,7 @@ Figure App::live_figure(const std::string& what) const {
 
 void App::export_figure(const std::string& what, const std::string& path) {
   if (what == "run" || what == "compare") {
-    const int tab = runs->tab;
-    runs->tab = what == "run" ? 1 : 2;
-    runs->export_figure(path);
-    runs->tab = tab;
-    return;
+    return runs->export_figure(path, std::nullopt, what == "run" ? 1 : 2);
   }
   runs->export_figure(path, live_figure(what));
 }

@@ -200,13 +200,14 @@ void RunPanels::open_compare(const std::string& a, const std::string& b) {
 }
 
 // The figure of the panel on screen (the Views tab): the live attention view, the run file's, or the comparison.
-void RunPanels::export_figure(const std::string& path, std::optional<Figure> live) {
+void RunPanels::export_figure(const std::string& path, std::optional<Figure> live, int panel) {
   check_figure_path(path);
   std::optional<Figure> f = std::move(live);
+  if (panel < 0) panel = tab;
   {
     std::lock_guard<std::mutex> lk(st->mu);
-    if (!f && tab == 1) f = st->fig;
-    if (!f && tab == 2 && st->cmp && st->cmp_entry < static_cast<int>(st->cmp->entries.size()))
+    if (!f && panel == 1) f = st->fig;
+    if (!f && panel == 2 && st->cmp && st->cmp_entry < static_cast<int>(st->cmp->entries.size()))
       f = compare_grid(*st->cmp, st->cmp->entries[st->cmp_entry].name, 5);
   }
   if (!f) throw Error("nothing to export in this panel yet");
@@ -426,7 +427,7 @@ void RunPanels::draw_run(App& app) {
   if (!c.binding.empty()) choices.push_back({"view:binding", "binding mechanisms by position"});
   std::string cur_label = s.what;
   for (auto& [w, l] : choices)
-    if (w == s.what || "probe:" + s.what.substr(std::min(s.what.size(), size_t(6))) + ":" == w.substr(0, s.what.size() + 1)) cur_label = l;
+    if (w == s.what || w.rfind(s.what + ":", 0) == 0) cur_label = l;  // "probe:P" shows as its first score
   ImGui::SetNextItemWidth(320);
   if (ImGui::BeginCombo("show", cur_label.c_str())) {
     for (auto& [w, l] : choices)

@@ -30,9 +30,9 @@ struct RunPanels {
   void show(const std::string& what);    // "stat:NAME", "probe:NAME[:SCORE]", "view:sinks|timeline|circuit|binding|retrieval"
   void set_item(int item);               // -1: averaged over items
   // Writes a figure (PNG, SVG or PDF by the extension) on the background thread: `live` when given (the live
-  // panels' grid, pattern or chips), else the figure of the Views tab on screen (run file or comparison). Error at
-  // once for a bad extension or nothing to export; export_or_say shows the error in the panel instead.
-  void export_figure(const std::string& path, std::optional<Figure> live = std::nullopt);
+  // panels' grid, pattern or chips), else the figure of `panel` (1 run file, 2 comparison; -1: the Views tab on
+  // screen). Error at once for a bad extension or nothing to export; export_or_say shows the error instead.
+  void export_figure(const std::string& path, std::optional<Figure> live = std::nullopt, int panel = -1);
   void export_or_say(const std::string& path, std::optional<Figure> live = std::nullopt);
   nlohmann::json record() const;
 
