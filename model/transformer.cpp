@@ -117,7 +117,7 @@ at::Tensor run_layers(const ModelConfig& c, const Weights& w, at::Tensor x, int6
     }
     if (rec && rec->keep_inputs && B == 1) {
       if (rec->keep_inputs->q.size() != static_cast<size_t>(c.n_layers)) rec->keep_inputs->q.resize(c.n_layers), rec->keep_inputs->k.resize(c.n_layers);
-      rec->keep_inputs->q[layer] = q.clone(), rec->keep_inputs->k[layer] = k.clone();
+      rec->keep_inputs->q[layer] = q, rec->keep_inputs->k[layer] = k;  // nothing below changes them in place
     }
     const KernelEdits* edits = hooks ? hooks->kernel_edits_for(layer) : nullptr;
     at::Tensor z;

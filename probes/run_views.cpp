@@ -123,7 +123,7 @@ RunContents run_contents(const RunReader& r) {
   for (int64_t i = 0; i < c.n_items; ++i) {
     RunItemInfo it;
     it.index = i, it.recorded = r.recorded(i), it.probe = item_probe(r, i), it.text = r.text(i);
-    it.tokens = static_cast<int64_t>(r.tokens(i).size());
+    it.tokens = r.length(i);
     c.items.push_back(std::move(it));
   }
   const bool complete = c.status == "complete";

@@ -202,6 +202,11 @@ std::vector<int32_t> RunReader::tokens(int64_t item) const {
   });
 }
 
+int64_t RunReader::length(int64_t item) const {
+  impl_->check_item(item, n_items());
+  return impl_->named([&] { return static_cast<int64_t>(impl_->span(item).second); });
+}
+
 at::Tensor RunReader::array(const std::string& path, int64_t item) const {
   if (!recorded(item))
     throw Error(impl_->path + ": item " + std::to_string(item) +

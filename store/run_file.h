@@ -61,6 +61,7 @@ class RunReader {
   std::string text(int64_t item) const;
   nlohmann::json meta(int64_t item) const;
   std::vector<int32_t> tokens(int64_t item) const;
+  int64_t length(int64_t item) const;            // its number of tokens (/items/length), without reading them
   at::Tensor stat(const std::string& name, int64_t item) const;  // [T, L, H]
   at::Tensor act(const std::string& hook, int64_t item) const;   // [T, ...]
   // Any array by its path ("stats/entropy", "acts/blocks.0.hook_resid_post", "probes/sinks/heads/alpha"): the
