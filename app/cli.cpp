@@ -219,7 +219,9 @@ int cmd_predict(const std::string& path, const PromptArgs& prompt, int top_k,
 
 int cmd_generate(const std::string& path, const PromptArgs& prompt, int n, const Sampling& sampling, bool stats, const Common& c) {
   if (n < 0) throw Error("-n must be >= 0");
-  auto m = Model::load(path, compute_device(c));
+  ComputeDevice dev = compute_device(c);
+  dev.keep_blocks = true;  // decode steps read a quantised GGUF's own blocks
+  auto m = Model::load(path, dev);
   auto ids = prompt_ids(*m, prompt, n);
   AttnRecord rec;
   rec.stats = stats;

@@ -7,7 +7,7 @@
 set -euo pipefail
 DIR="${1:-$HOME/.cache/headscope/llama.cpp-native}"
 VERSION="${LLAMA_CPP_PYTHON_VERSION:-0.3.36}"
-if [ -x "$DIR/build/bin/llama-bench" ]; then echo "$DIR/build/bin/llama-bench"; exit 0; fi
+if [ -x "$DIR/build/bin/llama-bench" ] && [ -s "$DIR/build-info.txt" ]; then echo "$DIR/build/bin/llama-bench"; exit 0; fi
 mkdir -p "$DIR"
 if [ ! -d "$DIR/src" ]; then
   tmp=$(mktemp -d)
@@ -35,7 +35,7 @@ fi
   echo "llama.cpp source: llama-cpp-python $VERSION sdist (vendor/llama.cpp)"
   grep -m1 -o 'LLAMA_BUILD_COMMIT.*' "$DIR/build/common/build-info.cpp" 2>/dev/null || true
   grep -m1 -o 'LLAMA_BUILD_NUMBER.*' "$DIR/build/common/build-info.cpp" 2>/dev/null || true
-  echo "cmake: -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON${NOAMX:+ (ggml's AMX matmul stops with SIGILL on this machine, so: $NOAMX)}"
+  echo "cmake: -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON${NOAMX:+ (the AMX matmul of ggml stops with SIGILL on this machine, so: $NOAMX)}"
   echo "compiler flags: $(grep -m1 -o 'CMAKE_C_FLAGS_RELEASE:STRING=.*' "$DIR/build/CMakeCache.txt") -march=native $NOAMX"
 } > "$DIR/build-info.txt"
 echo "$DIR/build/bin/llama-bench"

@@ -34,8 +34,10 @@ ActCalibration act_calibration(const AttnShape& sh, const float* q, const float*
   s1.key_recv = recv.data(), s1.key_count = count.data(), s1.recv_lo = 0, s1.recv_hi = -1;
   attention_cpu(one, qh.data(), kh.data(), vh.data(), out.data(), s1, iv1);
   ActCalibration c;
+  // Strict >, where a mean equal to tau up to float rounding (relative 1e-6: the kernel's sums are a few ulp off
+  // exact) counts as equal: a published tie then falls the same way on every machine.
   for (int64_t key = 0; key < T; ++key)
-    if (recv[key] / static_cast<float>(T - key) > tau) c.keys.push_back(static_cast<int32_t>(key));  // strict >
+    if (recv[key] / static_cast<float>(T - key) > tau * (1.f + 1e-6f)) c.keys.push_back(static_cast<int32_t>(key));
   if (!c.keys.empty()) c.keys.erase(c.keys.begin());  // the smallest keeps its mass
   c.row_bias.assign(T, 0.f);
   c.key_mask.assign(T, 0);

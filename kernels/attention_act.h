@@ -1,7 +1,8 @@
 // ACT attention calibration (Yu et al., ICML 2024, arXiv 2406.15765; METRICS.md §7) for one head of a prefill
 // pass, computed from the head's attention without materialising it:
 //   α_k = Σ_t A[t,k] / (T − k)         (pass 1: per-key received mass, including the key's own row)
-//   S   = {k : α_k > τ} minus its smallest element (normally the first token, which keeps its sink)
+//   S   = {k : α_k > τ} minus its smallest element (normally the first token, which keeps its sink); an α_k equal
+//         to τ up to float rounding (relative 1e-6) is not above it
 //   P_S(t) = Σ_{k∈S} A[t,k]            (pass 2: sink mass on S)
 //   A'[t,k] = β·A[t,k] for k ∈ S,  A'[t,j] = A[t,j]·(1 − β·P_S)/(1 − P_S) otherwise.
 // A' is exactly the softmax of the scores plus b_t = log(β(1 − P_S(t)) / (1 − β·P_S(t))) on the keys of S

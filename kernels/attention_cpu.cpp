@@ -3,10 +3,14 @@
 // walks the visible keys in tiles of kKB: the K tile is transposed once into scratch and reused by every query
 // of the block, scores are computed with the query broadcast over the tile (vectorises over keys), and the
 // output accumulates p * V rows (vectorises over d). Scratch per thread is O(kQB * d + kKB * d): no T x T map.
-// Per-key received mass needs normalised probabilities, so it runs as a second pass over (head, key tile)
-// tasks with the row log-sum-exp from the first pass; each task owns its keys, so no atomics are needed. A
-// requested pattern window is written by a third pass with each row's final max and 1 / sum from the first, and
-// requested key sets' masses by a fourth, one score per listed key.
+// Per-key received mass needs normalised probabilities, known only once a row has seen all its keys. While the
+// block's weights fit (kQB x S floats, S <= 64K keys), the first pass keeps each row's unnormalised weights
+// exp(s - m) with the running max m of their tile, and when the block ends adds exp(m_tile - m) / l times them to
+// the keys' sums: no score is computed twice. The sums are fixed-point integers (2^-40 units) added atomically,
+// so the result does not depend on the order of the blocks or on the thread count. Past that size a second pass
+// over (head, key tile) tasks recomputes the scores with the row log-sum-exp from the first. A requested pattern
+// window is written by a third pass with each row's final max and 1 / sum from the first, and requested key sets'
+// masses by a fourth, one score per listed key.
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -36,6 +40,14 @@ inline v8 loadu(const float* p) {
 }
 inline void storeu(float* p, v8 v) { std::memcpy(p, &v, sizeof v); }
 constexpr int kKB = 64;  // keys per tile
+constexpr int64_t kFusedRecvFloats = int64_t{kQB} * 65536;  // a block's kept weights when key_recv is summed in the first pass
+constexpr double kFxUnit = 1.0 / 1099511627776.0;          // 2^-40: sums up to 2^23 stay exact in an int64
+
+// Does the first pass sum the per-key received mass (rows of a block times the keys they see fit the scratch)?
+bool fused_recv(const AttnShape& sh, const AttnStats& st) {
+  const int64_t tiles = (std::min(sh.S, sh.q_pos0 + sh.T) + kKB - 1) / kKB;
+  return st.key_recv && std::min<int64_t>(sh.T, kQB) * tiles * kKB <= kFusedRecvFloats;
+}
 
 void check_shape(const AttnShape& sh, const AttnStats& st) {
   auto bad = [](const std::string& m) { throw Error("attention kernel: " + m); };
@@ -60,10 +72,12 @@ struct Ctx {
   float scale;
   std::vector<uint8_t> is_sink;  // [S], empty when no sinks
   std::vector<float> lse;        // [H, T] for the second pass
+  std::vector<int64_t> recv_fx;  // [H, S] per-key received mass summed in the first pass, in units of kFxUnit
   std::vector<float> row_m, row_inv_l;  // [H, T] final max score and 1 / sum of each row, for the pattern pass
 };
 
-// Scores of one query row against keys [s0, s0 + n): scaled, biased, -inf where invisible.
+// Scores of one query row against keys [s0, s0 + n): scaled, biased, -inf where invisible and for the padding
+// up to kKB (so that sums over a whole tile group their terms the same way whatever n is).
 inline void row_scores(const Ctx& c, int64_t h, const float* qrow, const float* kT, int n, int64_t t_abs, int64_t s0,
                        float* sc) {
   const int64_t d = c.sh.d;
@@ -91,7 +105,7 @@ inline void row_scores(const Ctx& c, int64_t h, const float* qrow, const float* 
   const int64_t vis_hi = std::min<int64_t>(n - 1, t_abs - s0);
   const int64_t vis_lo = c.sh.window > 0 ? std::max<int64_t>(0, t_abs - c.sh.window + 1 - s0) : 0;
   for (int64_t j = 0; j < std::min<int64_t>(vis_lo, n); ++j) sc[j] = -INFINITY;
-  for (int64_t j = std::max<int64_t>(vis_hi + 1, 0); j < n; ++j) sc[j] = -INFINITY;
+  for (int64_t j = std::max<int64_t>(vis_hi + 1, 0); j < kKB; ++j) sc[j] = -INFINITY;  // and the tile's padding
   if (c.iv.key_padding)
     for (int j = 0; j < n; ++j)
       if (c.iv.key_padding[s0 + j]) sc[j] = -INFINITY;
@@ -161,20 +175,28 @@ void forward_task(Ctx& c, int64_t h, int64_t t0, int64_t t1, std::vector<float>&
   const AttnShape& sh = c.sh;
   const int64_t d = sh.d, hk = h / (sh.H / sh.H_kv), nq = t1 - t0;
   const int topk = c.st.topk;
-  scratch.resize(static_cast<size_t>(kKB * d + kQB * d + 2 * kKB));
-  float* kT = scratch.data();
-  float* acc = kT + kKB * d;
-  float* sc = acc + kQB * d;
-  float* p = sc + kKB;
-  RowState rs[kQB];
-  for (int64_t i = 0; i < nq; ++i) row_init(rs[i]);
-  std::fill(acc, acc + nq * d, 0.f);
   // Keys visible to some query of the block.
   const int64_t first_abs = sh.q_pos0 + t0, last_abs = sh.q_pos0 + t1 - 1;
   const int64_t kbeg = sh.window > 0 ? std::max<int64_t>(0, first_abs - sh.window + 1) : 0;
   const int64_t kend = std::min<int64_t>(sh.S, last_abs + 1);
+  // With the per-key mass summed here, each row's weights of every tile are kept: [nq, tiles * kKB], with the
+  // running max they are relative to, [nq, tiles] (-inf: the row skipped the tile).
+  const bool keep = kStats && !c.recv_fx.empty();
+  const int64_t tiles = keep ? (kend - kbeg + kKB - 1) / kKB : 0;
+  scratch.resize(static_cast<size_t>(kKB * d + kQB * d + 2 * kKB + nq * tiles * (kKB + 1)));
+  float* kT = scratch.data();
+  float* acc = kT + kKB * d;
+  float* sc = acc + kQB * d;
+  float* p = sc + kKB;
+  float* kept = p + kKB;
+  float* kept_m = kept + nq * tiles * kKB;
+  std::fill(kept_m, kept_m + nq * tiles, -INFINITY);
+  RowState rs[kQB];
+  for (int64_t i = 0; i < nq; ++i) row_init(rs[i]);
+  std::fill(acc, acc + nq * d, 0.f);
   for (int64_t s0 = kbeg; s0 < kend; s0 += kKB) {
     const int n = static_cast<int>(std::min<int64_t>(kKB, kend - s0));
+    const int64_t tile = (s0 - kbeg) / kKB;
     load_kT(c, hk, s0, n, kT);
     const uint8_t* sink_tile = c.is_sink.empty() ? nullptr : c.is_sink.data() + s0;
     for (int64_t i = 0; i < nq; ++i) {
@@ -196,18 +218,23 @@ void forward_task(Ctx& c, int64_t h, int64_t t0, int64_t t1, std::vector<float>&
         for (int64_t kk = 0; kk < d; ++kk) a[kk] *= f;
       }
       if (r.m == -INFINITY) continue;  // nothing visible yet
-      row_add_tile<kStats>(r, sc, p, n, t_abs, s0, c.st.waad_window, sink_tile);
+      float* w = keep ? kept + (i * tiles + tile) * kKB : p;
+      if (keep) kept_m[i * tiles + tile] = r.m;
+      // Over the whole padded tile: the row's sums then associate alike for any S (a window of rows, a decode step).
+      row_add_tile<kStats>(r, sc, w, kKB, t_abs, s0, c.st.waad_window, sink_tile);
       if (kStats && topk > 0 && (r.n_top < topk || tmax > r.top_s[topk - 1]))  // skip tiles that cannot enter
         for (int j = 0; j < n; ++j)
           if (sc[j] > -INFINITY) row_topk_push(r, topk, sc[j], static_cast<int32_t>(s0 + j));
-      accumulate_pv(acc + i * d, p, c.v + s0 * sh.H_kv * d + hk * d, sh.H_kv * d, n, d);
+      accumulate_pv(acc + i * d, w, c.v + s0 * sh.H_kv * d + hk * d, sh.H_kv * d, n, d);
     }
   }
   const float hscale = c.iv.head_scale ? c.iv.head_scale[h] : 1.f;
   const AttnStats& st = c.st;
+  float fin_m[kQB], fin_w[kQB];  // each row's final max, and 1 / sum where the row counts for key_recv (else 0)
   for (int64_t i = 0; i < nq; ++i) {
     const int64_t t = t0 + i, hi = h * sh.T + t;
     const RowResult res = row_finish(rs[i]);
+    fin_m[i] = rs[i].m, fin_w[i] = st.query_mask && !st.query_mask[t] ? 0.f : res.inv_l;
     float* o = c.out + (t * sh.H + h) * d;
     const float* a = acc + i * d;
     const float f = res.inv_l * hscale;
@@ -223,6 +250,30 @@ void forward_task(Ctx& c, int64_t h, int64_t t0, int64_t t1, std::vector<float>&
       if (st.topk_idx) st.topk_idx[hi * topk + j] = have ? rs[i].top_i[j] : -1;
       if (st.topk_prob) st.topk_prob[hi * topk + j] = have ? hs_expf(rs[i].top_s[j] - rs[i].m) * res.inv_l : 0.f;
     }
+  }
+  if (!keep) return;
+  // Per-key received mass from the kept weights: p = w exp(m_tile - m) / l for the rows and keys that count.
+  for (int64_t tile = 0; tile < tiles; ++tile) {
+    const int64_t s0 = kbeg + tile * kKB;
+    const int n = static_cast<int>(std::min<int64_t>(kKB, kend - s0));
+    float part[kKB] = {};
+    for (int64_t i = 0; i < nq; ++i) {
+      const float mt = kept_m[i * tiles + tile];
+      if (mt == -INFINITY || fin_w[i] == 0.f) continue;
+      const int64_t t_abs = sh.q_pos0 + t0 + i;
+      // Keys of the tile this row counts for: relative offset t - s in [recv_lo, recv_hi].
+      const int64_t j_hi = std::min<int64_t>(n - 1, t_abs - s0 - st.recv_lo);
+      const int64_t j_lo = st.recv_hi >= 0 ? std::max<int64_t>(0, t_abs - s0 - st.recv_hi) : 0;
+      const float f = hs_expf(mt - fin_m[i]) * fin_w[i];
+      const float* w = kept + (i * tiles + tile) * kKB;
+      if (j_lo == 0 && j_hi == kKB - 1)
+        for (int j = 0; j < kKB; ++j) part[j] += f * w[j];
+      else
+        for (int64_t j = j_lo; j <= j_hi; ++j) part[j] += f * w[j];
+    }
+    int64_t* dst = c.recv_fx.data() + h * sh.S + s0;
+    for (int j = 0; j < n; ++j)
+      if (part[j] > 0.f) __atomic_fetch_add(dst + j, static_cast<int64_t>(part[j] / kFxUnit + 0.5), __ATOMIC_RELAXED);
   }
 }
 
@@ -361,12 +412,13 @@ void attention_cpu(const AttnShape& sh, const float* q, const float* k, const fl
                    const AttnInterventions& iv) {
   check_shape(sh, st);
   if (std::string e = pattern_request_error(sh, st, true); !e.empty()) throw Error("attention kernel: " + e);
-  Ctx c{sh, q, k, v, out, st, iv, sh.scale > 0.f ? sh.scale : 1.f / std::sqrt(static_cast<float>(sh.d)), {}, {}, {}, {}};
+  Ctx c{sh, q, k, v, out, st, iv, sh.scale > 0.f ? sh.scale : 1.f / std::sqrt(static_cast<float>(sh.d)), {}, {}, {}, {}, {}};
   if (st.n_sinks > 0 && st.query[kStatSinkMass]) {
     c.is_sink.assign(static_cast<size_t>(sh.S + kKB), 0);
     for (int i = 0; i < st.n_sinks; ++i) c.is_sink[st.sink_pos[i]] = 1;
   }
-  if (st.key_recv) c.lse.assign(static_cast<size_t>(sh.H * sh.T), INFINITY);
+  if (fused_recv(sh, st)) c.recv_fx.assign(static_cast<size_t>(sh.H * sh.S), 0);
+  else if (st.key_recv) c.lse.assign(static_cast<size_t>(sh.H * sh.T), INFINITY);
   if (st.needs_row_norm()) c.row_m.assign(static_cast<size_t>(sh.H * sh.T), 0.f), c.row_inv_l.assign(static_cast<size_t>(sh.H * sh.T), 0.f);
   const bool stats = st.any();
   const int64_t nqb = (sh.T + kQB - 1) / kQB;
@@ -378,7 +430,9 @@ void attention_cpu(const AttnShape& sh, const float* q, const float* k, const fl
       else forward_task<false>(c, h, t0, t1, scratch);
     }
   });
-  if (st.key_recv) {
+  if (!c.recv_fx.empty())
+    for (int64_t i = 0; i < sh.H * sh.S; ++i) st.key_recv[i] = static_cast<float>(static_cast<double>(c.recv_fx[i]) * kFxUnit);
+  if (!c.lse.empty()) {
     const int64_t nkb = (sh.S + kKB - 1) / kKB;
     at::parallel_for(0, sh.H * nkb, 1, [&](int64_t b0, int64_t b1) {
       std::vector<float> scratch;

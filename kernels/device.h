@@ -22,6 +22,10 @@ struct ComputeDevice {
   // tiles on CPUs that have them): about 7x the fp32 matmul throughput on a Sapphire Rapids core and half the weight
   // memory, at bf16's ~3 significant digits on the products' inputs. Attention, norms, RoPE and residuals stay fp32.
   bool bf16 = false;
+  // A quantised GGUF's Q4_0/Q4_1/Q8_0 matrices also kept as stored, for decode steps (one-row products read those
+  // bytes, not fp32's or bf16's: decoding is bound by memory bandwidth). The checkpoint's own weights, so the
+  // numbers are fp32's up to the order of the sums. Costs their size in memory again (~110 MB for SmolLM2-135M).
+  bool keep_blocks = false;
   std::string name() const { return cuda ? "cuda:" + std::to_string(index) : "cpu"; }
 };
 // "cpu", "cuda" (= cuda:0) or "cuda:N"; Error otherwise.

@@ -41,7 +41,7 @@ std::unique_ptr<Model> Model::load(const std::string& path, const ComputeDevice&
   if (m->tok_ && m->tok_->vocab_size() > m->cfg_.vocab)
     throw Error(path + ": the tokenizer has " + std::to_string(m->tok_->vocab_size()) + " tokens but the model's vocabulary is " +
                 std::to_string(m->cfg_.vocab));
-  m->w_ = load_weights(ck, m->cfg_, device.bf16);
+  m->w_ = load_weights(ck, m->cfg_, device.bf16, device.keep_blocks && !device.cuda);
   if (device.cuda) m->w_ = weights_to(m->w_, at::Device(at::kCUDA, static_cast<at::DeviceIndex>(device.index)));
   return m;
 }

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "kernels/attention.h"
+#include "kernels/matvec.h"
 #include "model/attention_adapter.h"
 #include "model/forward_hooks.h"
 #include "model/rope.h"
@@ -32,11 +33,22 @@ at::Tensor rms_heads(const at::Tensor& x, const at::Tensor& w, double eps) {  //
 
 // x [T, in] times w [out, in]^T (+ b). One row (a decode step) goes to a matrix-vector product: a matrix product
 // of one row makes OpenBLAS pack the whole weight matrix on every call, which cost decoding 5x.
-at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
-  if (w.scalar_type() == at::kBFloat16) {  // bf16 weights (ComputeDevice::bf16): bf16 inputs, fp32 accumulation and output
-    // One row (a decode step): a matrix-vector product reads each weight once, half the bytes of fp32.
-    at::Tensor y = x.size(0) == 1 && x.device().is_cpu() ? at::mv(w, x[0].to(at::kBFloat16)).unsqueeze(0).to(at::kFloat)
-                                                         : at::linear(x.to(at::kBFloat16), w).to(at::kFloat);
+at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, const KeptBlocks& kept = {}) {
+  if (kept.defined() && x.size(0) == 1 && x.device().is_cpu()) {  // a decode step over the checkpoint's own blocks
+    const at::Tensor xc = x.to(at::kFloat).contiguous();
+    at::Tensor y = at::empty({1, kept.rows}, xc.options());
+    matvec_blocks(kept.view(), xc.data_ptr<float>(), y.data_ptr<float>());
+    return b.defined() ? y.add_(b) : y;
+  }
+  if (w.scalar_type() == at::kBFloat16) {  // bf16 weights (ComputeDevice::bf16): fp32 accumulation and output
+    at::Tensor y;
+    if (x.size(0) == 1 && x.device().is_cpu()) {  // a decode step: the bf16 matrix read once, x kept in fp32
+      const at::Tensor xc = x.to(at::kFloat).contiguous();
+      y = at::empty({1, w.size(0)}, xc.options());
+      matvec_bf16(reinterpret_cast<const uint16_t*>(w.data_ptr<at::BFloat16>()), xc.data_ptr<float>(), y.data_ptr<float>(), w.size(0), w.size(1));
+    } else {
+      y = at::linear(x.to(at::kBFloat16), w).to(at::kFloat);  // bf16 inputs (oneDNN)
+    }
     return b.defined() ? y.add_(b) : y;
   }
   if (x.size(0) != 1 || !x.device().is_cpu()) return at::linear(x, w, b);
@@ -103,7 +115,7 @@ at::Tensor run_layers(const ModelConfig& c, const Weights& w, at::Tensor x, int6
     const LayerWeights& lw = w.layers[layer];
     x = hook(layer, "hook_resid_pre", x);
     at::Tensor h = norm(c, x, lw.ln1_w, lw.ln1_b);
-    at::Tensor qkv = linear(h, lw.w_qkv, lw.b_qkv);
+    at::Tensor qkv = linear(h, lw.w_qkv, lw.b_qkv, lw.k_qkv);
     at::Tensor q = qkv.narrow(1, 0, H * d).view({N, H, d});
     at::Tensor k = qkv.narrow(1, H * d, Hk * d).view({N, Hk, d});
     at::Tensor v = qkv.narrow(1, (H + Hk) * d, Hk * d).view({N, Hk, d});
@@ -144,14 +156,14 @@ at::Tensor run_layers(const ModelConfig& c, const Weights& w, at::Tensor x, int6
       attn_out = result.sum(1);
       if (lw.b_o.defined()) attn_out = attn_out + lw.b_o;
     } else {
-      attn_out = linear(z, lw.w_o, lw.b_o);
+      attn_out = linear(z, lw.w_o, lw.b_o, lw.k_o);
     }
     attn_out = hook(layer, "hook_attn_out", attn_out);
     auto mlp = [&](const at::Tensor& m) {
-      at::Tensor u = linear(m, lw.w_in, lw.b_in);
+      at::Tensor u = linear(m, lw.w_in, lw.b_in, lw.k_in);
       if (c.gated_mlp) u = activation(c, u.narrow(1, 0, c.d_ff)) * u.narrow(1, c.d_ff, c.d_ff);
       else u = activation(c, u);
-      return linear(u, lw.w_out, lw.b_out);
+      return linear(u, lw.w_out, lw.b_out, lw.k_out);
     };
     if (c.parallel_residual) {
       x = x + attn_out + hook(layer, "hook_mlp_out", mlp(norm(c, x, lw.ln2_w, lw.ln2_b)));
@@ -168,7 +180,7 @@ at::Tensor run_layers(const ModelConfig& c, const Weights& w, at::Tensor x, int6
 at::Tensor unembed(const ModelConfig& c, const Weights& w, const at::Tensor& x, const ForwardHooks* hooks) {
   auto hook = [&](const char* point, at::Tensor v) { return hooks && !hooks->empty() && hooks->has(point) ? hooks->run(point, -1, v) : v; };
   at::Tensor n = hook("ln_final.hook_normalized", norm(c, x, w.final_w, w.final_b));
-  return hook("unembed.hook_logits", linear(n, w.unembed, w.unembed_b));
+  return hook("unembed.hook_logits", linear(n, w.unembed, w.unembed_b, w.k_unembed));
 }
 
 void check_ids(const ModelConfig& c, const std::vector<int32_t>& ids) {
@@ -185,7 +197,7 @@ at::Tensor embed(const ModelConfig& c, const Weights& w, const std::vector<int32
   if (c.learned_positions && pos0 + T > c.context)
     throw Error("the prompt has " + std::to_string(pos0 + T) + " tokens; this model's learned positions stop at " + std::to_string(c.context));
   at::Tensor idt = at::from_blob(const_cast<int32_t*>(ids.data()), {T}, at::TensorOptions().dtype(at::kInt)).to(at::kLong).to(w.embed.device());
-  at::Tensor x = w.embed.index_select(0, idt);
+  at::Tensor x = w.embed.index_select(0, idt).to(at::kFloat);  // (a bf16 table under --matmul bf16)
   if (c.learned_positions) x = x + w.pos_embed.narrow(0, pos0, T);
   return x;
 }

@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <cstring>
 #include <iterator>
 #include <set>
 #include <string>
@@ -170,6 +171,9 @@ class Reader {
     return n;
   }
 
+  // The stored tensor for `e`, or null (read() has taken and checked it).
+  const TensorInfo* info(const TensorName& e, int64_t layer) const { return wanted(e.when) ? ck_.find(full_name(e.name, layer)) : nullptr; }
+
   // The tensor for `e` (undefined when it is not part of this configuration, or optional and absent).
   at::Tensor read(const TensorName& e, int64_t layer) {
     const std::string name = full_name(e.name, layer);
@@ -294,7 +298,67 @@ Weights weights_to(const Weights& w, const at::Device& device) {
   return o;
 }
 
-Weights load_weights(const Checkpoint& ck, const ModelConfig& c, bool bf16_linear) {
+BlockMatrix KeptBlocks::view() const {
+  BlockMatrix m;
+  m.bits = bits, m.rows = rows, m.cols = cols;
+  m.q = q.data_ptr<uint8_t>(), m.scale = scale.data_ptr<float>(), m.offset = offset.defined() ? offset.data_ptr<float>() : nullptr;
+  return m;
+}
+
+// The bytes as they are; the fp16 scales widened to float, Q4_0's d (n - 8) as scale d and offset -8 d (exact).
+KeptBlocks kept_blocks(const TensorInfo& ti) {
+  const TensorInfo* t = &ti;
+  KeptBlocks k;
+  if (t->shape.size() != 2 || t->shape[1] % kBlockCols) return k;
+  if (t->type != GgmlType::Q4_0 && t->type != GgmlType::Q4_1 && t->type != GgmlType::Q8_0) return k;
+  const int64_t rows = t->shape[0], nb = t->shape[1] / kBlockCols, bb = ggml_block_bytes(t->type);
+  k.bits = t->type == GgmlType::Q8_0 ? 8 : 4, k.rows = rows, k.cols = t->shape[1];
+  const int64_t qb = k.bits == 4 ? 16 : 32, head = bb - qb;  // bytes of scales before each block's values
+  k.q = at::empty({rows, nb * qb}, at::kByte), k.scale = at::empty({rows, nb});
+  if (k.bits == 4) k.offset = at::empty({rows, nb});
+  uint8_t* q = k.q.data_ptr<uint8_t>();
+  float* sc = k.scale.data_ptr<float>();
+  float* off = k.bits == 4 ? k.offset.data_ptr<float>() : nullptr;
+  for (int64_t i = 0; i < rows * nb; ++i) {
+    const uint8_t* b = t->data + i * bb;
+    uint16_t h[2];
+    std::memcpy(h, b, sizeof h);
+    sc[i] = fp16_to_fp32(h[0]);
+    if (t->type == GgmlType::Q4_0) off[i] = -8.f * sc[i];
+    if (t->type == GgmlType::Q4_1) off[i] = fp16_to_fp32(h[1]);
+    std::memcpy(q + i * qb, b + head, static_cast<size_t>(qb));
+  }
+  return k;
+}
+
+namespace {
+
+KeptBlocks blocks_of(const TensorInfo* t) { return t ? kept_blocks(*t) : KeptBlocks{}; }
+
+// Several matrices' blocks stacked by rows (q, k, v; gate, up), each row-permuted by `perm` first when given; empty
+// unless every part is kept with the same bits and width.
+KeptBlocks stack_blocks(std::vector<KeptBlocks> parts, const std::vector<int64_t>& heads = {}) {
+  KeptBlocks k;
+  if (parts.empty()) return k;
+  for (const KeptBlocks& p : parts)
+    if (!p.defined() || p.bits != parts[0].bits || p.cols != parts[0].cols) return k;
+  std::vector<at::Tensor> q, s, o;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    const int64_t perm = i < heads.size() ? heads[i] : 0;
+    auto re = [&](const at::Tensor& t) { return perm > 0 ? unpermute_rows(t, perm) : t; };
+    q.push_back(re(parts[i].q)), s.push_back(re(parts[i].scale));
+    if (parts[i].bits == 4) o.push_back(re(parts[i].offset));
+    k.rows += parts[i].rows;
+  }
+  k.bits = parts[0].bits, k.cols = parts[0].cols;
+  k.q = at::cat(q).contiguous(), k.scale = at::cat(s).contiguous();
+  if (!o.empty()) k.offset = at::cat(o).contiguous();
+  return k;
+}
+
+}  // namespace
+
+Weights load_weights(const Checkpoint& ck, const ModelConfig& c, bool bf16_linear, bool keep_blocks) {
   const bool gguf = ck.format() == Checkpoint::Format::GGUF;
   const TensorName* table;
   size_t n_entries;
@@ -321,10 +385,15 @@ Weights load_weights(const Checkpoint& ck, const ModelConfig& c, bool bf16_linea
   const int64_t H = c.n_heads, Hk = c.n_kv_heads, d = c.d_head;
   // llama.cpp permutes the q/k rows of these architectures for its interleaved rotary layout.
   const bool permuted = gguf && (c.architecture == "llama" || c.architecture == "mistral");
+  keep_blocks = keep_blocks && gguf;
   for (int64_t l = 0; l < c.n_layers; ++l) {
     std::vector<at::Tensor> s(kSlotCount);
+    std::vector<KeptBlocks> kept(kSlotCount);
     for (size_t i = 0; i < n_entries; ++i)
-      if (table[i].slot >= kModelSlots) s[table[i].slot] = R.read(table[i], l);
+      if (table[i].slot >= kModelSlots) {
+        s[table[i].slot] = R.read(table[i], l);
+        if (keep_blocks) kept[table[i].slot] = blocks_of(R.info(table[i], l));
+      }
     LayerWeights lw;
     lw.ln1_w = s[kLn1W], lw.ln1_b = s[kLn1B], lw.ln2_w = s[kLn2W], lw.ln2_b = s[kLn2B];
     if (s[kQkv].defined()) {
@@ -352,7 +421,21 @@ Weights load_weights(const Checkpoint& ck, const ModelConfig& c, bool bf16_linea
       auto bf = [](const at::Tensor& t) { return t.defined() ? t.to(at::kBFloat16).contiguous() : t; };
       lw.w_qkv = bf(lw.w_qkv), lw.w_o = bf(lw.w_o), lw.w_in = bf(lw.w_in), lw.w_out = bf(lw.w_out);
     }
+    if (keep_blocks) {
+      if (s[kQkv].defined()) lw.k_qkv = c.family == Family::GPTNeoX ? KeptBlocks{} : kept[kQkv];
+      else lw.k_qkv = stack_blocks({kept[kQ], kept[kK], kept[kV]}, permuted ? std::vector<int64_t>{H, Hk} : std::vector<int64_t>{});
+      lw.k_o = kept[kO], lw.k_out = kept[kDown];
+      lw.k_in = s[kGate].defined() ? stack_blocks({kept[kGate], kept[kUp]}) : kept[kUp];
+    }
     w.layers.push_back(std::move(lw));
+  }
+  if (keep_blocks)
+    for (size_t i = 0; i < n_entries; ++i)
+      if (table[i].slot == (top[kUnembed].defined() ? kUnembed : kEmbed)) w.k_unembed = blocks_of(R.info(table[i], 0));
+  if (bf16_linear) {  // the unembedding too (the largest matrix a decode step reads), and a tied table once
+    const bool tied = w.unembed.is_same(w.embed);
+    w.embed = w.embed.to(at::kBFloat16).contiguous();
+    w.unembed = tied ? w.embed : w.unembed.to(at::kBFloat16).contiguous();
   }
   R.refuse_leftovers();
   return w;

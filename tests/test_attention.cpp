@@ -184,6 +184,9 @@ std::vector<Case> shape_grid() {
   grid.push_back({3000, 3000, 2, 2, 8, 0, 0, true});
   grid.push_back({5, 40, 4, 2, 64, 0, 35, false});   // decoding 5 queries after a 35-token prefix
   grid.push_back({1, 300, 8, 1, 64, 100, 299, false});  // one decode step with a window
+  // 65 queries after 65535 keys: a block's weights exceed what the first pass keeps, so key_recv takes the
+  // second pass (every smaller case sums it in the first).
+  grid.push_back({65, 65600, 2, 1, 8, 0, 65535, false});
   return grid;
 }
 

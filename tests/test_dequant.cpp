@@ -24,15 +24,6 @@ std::string quant_path(const std::string& file) {
   return std::string(HEADSCOPE_TEST_DATA) + "/quant/" + file;
 }
 
-std::vector<uint8_t> read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    throw std::runtime_error("cannot open " + path +
-                             " (regenerate with: /opt/refvenv/bin/python tests/reference/make_dequant_refs.py)");
-  }
-  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
 uint32_t bits(float f) {
   uint32_t u;
   std::memcpy(&u, &f, 4);
@@ -71,8 +62,8 @@ void require_bitwise_equal(const std::vector<float>& got, const std::vector<floa
 void check_reference(GgmlType type) {
   const std::string name = headscope::ggml_type_name(type);
   INFO("type " << name);
-  const std::vector<uint8_t> blocks = read_bytes(quant_path(name + ".blocks"));
-  const std::vector<uint8_t> expected_bytes = read_bytes(quant_path(name + ".f32"));
+  const std::vector<uint8_t> blocks = testutil::read_bytes(quant_path(name + ".blocks"));
+  const std::vector<uint8_t> expected_bytes = testutil::read_bytes(quant_path(name + ".f32"));
   const int64_t bb = headscope::ggml_block_bytes(type);
   REQUIRE(blocks.size() % static_cast<size_t>(bb) == 0);
   const int64_t n = static_cast<int64_t>(blocks.size()) / bb * headscope::ggml_block_size(type);

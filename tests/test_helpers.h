@@ -6,12 +6,20 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace testutil {
 
 // A committed fixture under tests/data.
 inline std::string data(const std::string& rel) { return std::string(HEADSCOPE_TEST_DATA) + "/" + rel; }
+// A file's bytes (runtime_error naming it when it cannot be read).
+inline std::vector<uint8_t> read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot open " + path + " (regenerate with: python3 tests/reference/make_dequant_refs.py)");
+  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
 // A fixture committed compressed (tests/data/**/*.tar.xz), as CMake unpacked it into the build tree.
 inline std::string unpacked(const std::string& rel) { return std::string(HEADSCOPE_TEST_UNPACKED) + "/" + rel; }
 

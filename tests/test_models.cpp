@@ -98,6 +98,31 @@ TEST_CASE("SmolLM2-135M Q4_1 agrees with transformers on the top-1 token at ever
   CHECK(maxdiff < 1e-2);
 }
 
+TEST_CASE("SmolLM2-135M decode steps over the GGUF's own Q4_1/Q8_0 blocks give the dense forward's logits", "[model][gguf][real]") {
+  std::string path = testutil::smollm2();
+  if (path.empty()) HS_SKIP(testutil::not_downloaded("SmolLM2-135M-Instruct.Q4_1.gguf"));
+  auto ref = testutil::load_json(testutil::data("models/smollm2_reference.json"));
+  ComputeDevice kept;
+  kept.keep_blocks = true;
+  auto model = Model::load(path, kept);
+  const Weights& w = model->weights();
+  CHECK(w.layers.at(0).k_qkv.bits == 4);  // attn_q/k/v are Q4_1 (q and k rows unpermuted like the dense ones)
+  CHECK(w.layers.at(0).k_in.rows == 2 * model->config().d_ff);
+  CHECK(w.k_unembed.bits == 8);  // token_embd is Q8_0 (tied)
+  // The dense forward (checked against transformers above) is the reference: the same weights, sums in another order.
+  auto ids = ref_ids(ref);
+  at::Tensor whole = model->forward(ids);
+  KvCache cache;
+  model->run(std::vector<int32_t>(ids.begin(), ids.end() - 3), AttnRecord{}, true, nullptr, &cache);
+  for (size_t i = ids.size() - 3; i < ids.size(); ++i) {
+    at::Tensor step = model->run({ids[i]}, AttnRecord{}, true, nullptr, &cache).logits[0];
+    const double diff = (step - whole[static_cast<int64_t>(i)]).abs().max().item<double>();
+    INFO("position " << i << " max |logit diff| " << diff);
+    CHECK(diff < 2e-3);
+    CHECK(step.argmax().item<int64_t>() == whole[static_cast<int64_t>(i)].argmax().item<int64_t>());
+  }
+}
+
 TEST_CASE("700-token sequences match transformers across attention-block edges", "[model][parity]") {
   auto name = GENERATE(as<std::string>{}, "llama_long", "mistral_window");
   DYNAMIC_SECTION(name) {
@@ -122,8 +147,8 @@ TEST_CASE("bf16 matmuls (--matmul bf16): weights in bf16, logits within bf16's e
   const LayerWeights& l0 = model->weights().layers.at(0);
   CHECK(l0.w_qkv.scalar_type() == at::kBFloat16);
   CHECK(l0.w_in.scalar_type() == at::kBFloat16);
-  CHECK(model->weights().embed.scalar_type() == at::kFloat);    // looked up, not multiplied
-  CHECK(model->weights().unembed.scalar_type() == at::kFloat);  // logits keep fp32's digits
+  CHECK(model->weights().unembed.scalar_type() == at::kBFloat16);
+  CHECK(model->weights().embed.scalar_type() == at::kBFloat16);  // looked-up rows are widened to fp32
   at::Tensor logits = model->forward(ref_ids(ref));
   const at::Tensor want = ref_logits(ref);
   const double maxdiff = (logits - want).abs().max().item<double>(), scale = want.abs().max().item<double>();
