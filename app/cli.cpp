@@ -1299,6 +1299,7 @@ std::string first_line(const std::string& s) { return s.substr(0, s.find('\n'));
 }  // namespace
 
 int main(int argc, char** argv) {
+  use_fast_blas_kernels(argv);
   CLI::App app{"headscope: load a transformer checkpoint, run it, and look inside its attention heads"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("headscope ") + HEADSCOPE_VERSION);

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # headscope against its speed peer, llama.cpp built from source with native CPU flags (bench/build_llama_cpp.sh),
 # in one run on one machine: prefill (one forward over T tokens) at T = 128, 512, 2048 and decode (128 tokens with
-# the KV cache after a 512-token prompt), same GGUF, same thread count; headscope with fp32 and with bf16 matmuls.
+# the KV cache after a 512-token prompt; headscope without and with --stats, every head's statistics of each step),
+# same GGUF, same thread count; headscope with fp32 and with bf16 matmuls (decode steps read the GGUF's blocks).
 # Prints a markdown table with the ratios, the machine and the peer's build. Runs take a few minutes.
 # Usage: bench/peer_speed.sh [MODEL] [THREADS] [REPEATS]
 set -euo pipefail
@@ -20,6 +21,7 @@ for mm in fp32 bf16; do
   ids=$(python3 -c "import random; random.seed(0); print(','.join(str(random.randrange(1, 49152)) for _ in range(512)))")
   for r in $(seq "$REPEATS"); do
     build/headscope generate "$MODEL" --ids "$ids" --no-bos -n 128 --threads "$THREADS" --matmul "$mm" --json 2>/dev/null > "$out/gen-$mm-$r.json"
+    build/headscope generate "$MODEL" --ids "$ids" --no-bos -n 128 --threads "$THREADS" --matmul "$mm" --stats --json 2>/dev/null > "$out/stats-$mm-$r.json"
   done
 done
 python3 - "$out" "$THREADS" "$INFO" <<'PY'
@@ -28,7 +30,7 @@ out, threads, info = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 pp = {r["n_prompt"]: (r["avg_ts"], r["stddev_ts"]) for r in json.load(open(f"{out}/pp.json"))}
 tg = json.load(open(f"{out}/tg.json"))[0]
 hs = {m: {r["tokens"]: r["tokens_per_s"] for r in json.load(open(f"{out}/hs-{m}.json"))["results"]} for m in ("fp32", "bf16")}
-dec = {m: [json.load(open(f))["decode_tokens_per_s"] for f in sorted(glob.glob(f"{out}/gen-{m}-*.json"))] for m in ("fp32", "bf16")}
+def rates(kind, m): return [json.load(open(f))["decode_tokens_per_s"] for f in sorted(glob.glob(f"{out}/{kind}-{m}-*.json"))]
 cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
 print(f"Machine: {cpu}, {threads} threads. Peer: " + "; ".join(l.strip() for l in open(info)))
 print()
@@ -38,6 +40,10 @@ for T in (128, 512, 2048):
     l, sd = pp[T]
     print(f"| prefill {T} | {l:.1f} ± {sd:.1f} | {hs['fp32'][T]:.1f} | {hs['fp32'][T] / l:.2f}× | {hs['bf16'][T]:.1f} | {hs['bf16'][T] / l:.2f}× |")
 l, sd = tg["avg_ts"], tg["stddev_ts"]
-f, b = statistics.median(dec["fp32"]), statistics.median(dec["bf16"])
-print(f"| decode 128 after 512 | {l:.1f} ± {sd:.1f} | {f:.1f} (runs {min(dec['fp32']):.1f}–{max(dec['fp32']):.1f}) | {f / l:.2f}× | {b:.1f} (runs {min(dec['bf16']):.1f}–{max(dec['bf16']):.1f}) | {b / l:.2f}× |")
+for kind, label in (("gen", "decode 128 after 512"), ("stats", "decode, --stats on")):
+    cells = []
+    for m in ("fp32", "bf16"):
+        r = rates(kind, m)
+        cells.append(f"{statistics.median(r):.1f} (runs {min(r):.1f}–{max(r):.1f}) | {statistics.median(r) / l:.2f}×")
+    print(f"| {label} | {l:.1f} ± {sd:.1f} | " + " | ".join(cells) + " |")
 PY

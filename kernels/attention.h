@@ -1,6 +1,7 @@
 // The instrumented attention kernel contract, shared by the CPU and CUDA implementations.
 // Computes causal softmax attention and, in the same pass over the keys, per-head statistics, without ever
-// holding a T x T map: scratch is O(tile^2) per thread. No LibTorch or CUDA header here (nvcc includes it).
+// holding a T x T map: scratch is O(tile^2) per thread, and with per-key received mass one query block's weights
+// (64 x S floats, S <= 64K; beyond, a second pass recomputes the scores). No LibTorch or CUDA header here (nvcc includes it).
 //
 //   q    [T, H, d]     queries (float32, row-major)
 //   k, v [S, H_kv, d]  keys and values; query head h reads kv head h / (H / H_kv) (GQA)

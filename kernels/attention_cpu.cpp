@@ -115,6 +115,19 @@ inline void row_scores(const Ctx& c, int64_t h, const float* qrow, const float* 
   }
 }
 
+// The largest of a tile's kKB scores (padding is -inf): eight lanes at a time, then across them. (A scalar loop's
+// max is a chain of dependent instructions, as long as the tile's dot products take.)
+inline float tile_max(const float* sc) {
+  v8 m = loadu(sc);
+  for (int u = 1; u < kKB / 8; ++u) {
+    const v8 x = loadu(sc + 8 * u);
+    m = x > m ? x : m;
+  }
+  float r = m[0];
+  for (int i = 1; i < 8; ++i) r = m[i] > r ? m[i] : r;
+  return r;
+}
+
 // a[0..d) += sum_j p[j] * V[j] for the n value rows at vs (row stride vstride), in chunks of 32 features so that
 // each chunk of the accumulator stays in registers while the keys stream through.
 inline void accumulate_pv(float* a, const float* p, const float* vs, int64_t vstride, int n, int64_t d) {
@@ -179,8 +192,9 @@ void forward_task(Ctx& c, int64_t h, int64_t t0, int64_t t1, std::vector<float>&
   const int64_t first_abs = sh.q_pos0 + t0, last_abs = sh.q_pos0 + t1 - 1;
   const int64_t kbeg = sh.window > 0 ? std::max<int64_t>(0, first_abs - sh.window + 1) : 0;
   const int64_t kend = std::min<int64_t>(sh.S, last_abs + 1);
-  // With the per-key mass summed here, each row's weights of every tile are kept: [nq, tiles * kKB], with the
-  // running max they are relative to, [nq, tiles] (-inf: the row skipped the tile).
+  // With the per-key mass summed here, each row's weights of every tile are kept: [tiles, nq, kKB], with the
+  // running max they are relative to, [tiles, nq] (-inf: the row skipped the tile); tile-major, so that one tile's
+  // rows are contiguous (rows a whole row of keys apart would share cache sets).
   const bool keep = kStats && !c.recv_fx.empty();
   const int64_t tiles = keep ? (kend - kbeg + kKB - 1) / kKB : 0;
   scratch.resize(static_cast<size_t>(kKB * d + kQB * d + 2 * kKB + nq * tiles * (kKB + 1)));
@@ -205,9 +219,8 @@ void forward_task(Ctx& c, int64_t h, int64_t t0, int64_t t1, std::vector<float>&
       if (s0 > t_abs) continue;                                          // the tile starts after this query
       RowState& r = rs[i];
       row_scores(c, h, c.q + (t * sh.H + h) * d, kT, n, t_abs, s0, sc);
-      float tmax = -INFINITY;
-      for (int j = 0; j < n; ++j) tmax = sc[j] > tmax ? sc[j] : tmax;  // a vectorised max; the argmax only
-      if (tmax > r.m) {                                                  // when the running max grows
+      const float tmax = tile_max(sc);
+      if (tmax > r.m) {  // the argmax only when the running max grows
         if (kStats) {
           int j = 0;
           while (sc[j] != tmax) ++j;
@@ -218,8 +231,8 @@ void forward_task(Ctx& c, int64_t h, int64_t t0, int64_t t1, std::vector<float>&
         for (int64_t kk = 0; kk < d; ++kk) a[kk] *= f;
       }
       if (r.m == -INFINITY) continue;  // nothing visible yet
-      float* w = keep ? kept + (i * tiles + tile) * kKB : p;
-      if (keep) kept_m[i * tiles + tile] = r.m;
+      float* w = keep ? kept + (tile * nq + i) * kKB : p;
+      if (keep) kept_m[tile * nq + i] = r.m;
       // Over the whole padded tile: the row's sums then associate alike for any S (a window of rows, a decode step).
       row_add_tile<kStats>(r, sc, w, kKB, t_abs, s0, c.st.waad_window, sink_tile);
       if (kStats && topk > 0 && (r.n_top < topk || tmax > r.top_s[topk - 1]))  // skip tiles that cannot enter
@@ -258,14 +271,14 @@ void forward_task(Ctx& c, int64_t h, int64_t t0, int64_t t1, std::vector<float>&
     const int n = static_cast<int>(std::min<int64_t>(kKB, kend - s0));
     float part[kKB] = {};
     for (int64_t i = 0; i < nq; ++i) {
-      const float mt = kept_m[i * tiles + tile];
+      const float mt = kept_m[tile * nq + i];
       if (mt == -INFINITY || fin_w[i] == 0.f) continue;
       const int64_t t_abs = sh.q_pos0 + t0 + i;
       // Keys of the tile this row counts for: relative offset t - s in [recv_lo, recv_hi].
       const int64_t j_hi = std::min<int64_t>(n - 1, t_abs - s0 - st.recv_lo);
       const int64_t j_lo = st.recv_hi >= 0 ? std::max<int64_t>(0, t_abs - s0 - st.recv_hi) : 0;
       const float f = hs_expf(mt - fin_m[i]) * fin_w[i];
-      const float* w = kept + (i * tiles + tile) * kKB;
+      const float* w = kept + (tile * nq + i) * kKB;
       if (j_lo == 0 && j_hi == kKB - 1)
         for (int j = 0; j < kKB; ++j) part[j] += f * w[j];
       else

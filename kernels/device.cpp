@@ -2,6 +2,11 @@
 #include "kernels/device.h"
 
 #include <ATen/Context.h>
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
 
 #include "core/error.h"
 
@@ -10,6 +15,18 @@
 #endif
 
 namespace headscope {
+
+void use_fast_blas_kernels(char** argv) {
+  if (std::getenv("OPENBLAS_CORETYPE")) return;
+  using CoreName = char* (*)();
+  auto corename = reinterpret_cast<CoreName>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+  if (!corename || std::strcmp(corename(), "Prescott") != 0) return;
+  __builtin_cpu_init();
+  const char* core = __builtin_cpu_supports("avx512f") ? "SkylakeX" : __builtin_cpu_supports("avx2") ? "Haswell" : nullptr;
+  if (!core) return;
+  setenv("OPENBLAS_CORETYPE", core, 1);
+  execv("/proc/self/exe", argv);  // returns only on failure: then the run goes on with the slow kernels
+}
 
 DeviceInfo query_devices() {
   DeviceInfo info;

@@ -28,6 +28,12 @@ struct ComputeDevice {
   bool keep_blocks = false;
   std::string name() const { return cuda ? "cuda:" + std::to_string(index) : "cpu"; }
 };
+// Debian 12's OpenBLAS (0.3.21) does not know CPUs newer than it (Emerald Rapids, for one) and falls back to its
+// SSE3 "Prescott" kernels, a third of the fp32 matmul speed. Called first thing in main(): when OpenBLAS reports
+// Prescott on a CPU with AVX-512 (or AVX2) and OPENBLAS_CORETYPE is unset, sets it to SkylakeX (Haswell) and
+// re-executes the program, since OpenBLAS reads it only when loaded. Returns normally in every other case.
+void use_fast_blas_kernels(char** argv);
+
 // "cpu", "cuda" (= cuda:0) or "cuda:N"; Error otherwise.
 ComputeDevice parse_device(const std::string& s);
 // "" when this build can compute on `d` on this machine; otherwise why not, in one sentence.

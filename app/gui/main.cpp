@@ -20,6 +20,7 @@
 
 #include "app/gui/app.h"
 #include "app/gui/script.h"
+#include "kernels/device.h"
 #include "core/error.h"
 
 namespace fs = std::filesystem;
@@ -48,6 +49,7 @@ void load_font() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  use_fast_blas_kernels(argv);
   std::string model_arg, script_path, shot_dir = ".";
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
