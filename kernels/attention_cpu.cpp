@@ -1,8 +1,10 @@
 // CPU implementation of the instrumented attention kernel (contract in attention.h, per-row math in
 // attention_math.h). Work is split into (head, block of kQB queries) tasks over LibTorch's thread pool. Each task
 // walks the visible keys in tiles of kKB: the K tile is transposed once into scratch and reused by every query
-// of the block, scores are computed with the query broadcast over the tile (vectorises over keys), and the
-// output accumulates p * V rows (vectorises over d). Scratch per thread is O(kQB * d + kKB * d): no T x T map.
+// of the block. Queries go through a tile in groups of kRows: their scores are computed together, each query
+// broadcast over the tile (vectorises over keys, every key vector loaded serves the group), then each row's
+// online-softmax step and statistics alone, then the group's outputs accumulate p * V rows together (vectorises
+// over d). Scratch per thread is O(kQB * d + kKB * d): no T x T map.
 // Per-key received mass needs normalised probabilities, known only once a row has seen all its keys. While the
 // block's weights fit (kQB x S floats, S <= 64K keys), the first pass keeps each row's unnormalised weights
 // exp(s - m) with the running max m of their tile, and when the block ends adds exp(m_tile - m) / l times them to
@@ -12,6 +14,9 @@
 // window is written by a third pass with each row's final max and 1 / sum from the first, and requested key sets'
 // masses by a fourth, one score per listed key.
 #include <ATen/Parallel.h>
+#ifdef __AVX__
+#include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -39,7 +44,19 @@ inline v8 loadu(const float* p) {
   return v;
 }
 inline void storeu(float* p, v8 v) { std::memcpy(p, &v, sizeof v); }
+typedef int vi8 __attribute__((vector_size(32)));
+// Bit i set where lane i of a comparison's result is true.
+inline unsigned lane_bits(vi8 m) {
+#ifdef __AVX__
+  return static_cast<unsigned>(_mm256_movemask_ps(reinterpret_cast<__m256>(m)));
+#else
+  unsigned bits = 0;
+  for (int i = 0; i < 8; ++i) bits |= m[i] ? 1u << i : 0u;
+  return bits;
+#endif
+}
 constexpr int kKB = 64;  // keys per tile
+constexpr int kRows = 4;  // query rows that share each key and value vector loaded
 constexpr int64_t kFusedRecvFloats = int64_t{kQB} * 65536;  // a block's kept weights when key_recv is summed in the first pass
 constexpr double kFxUnit = 1.0 / 1099511627776.0;          // 2^-40: sums up to 2^23 stay exact in an int64
 
@@ -76,22 +93,44 @@ struct Ctx {
   std::vector<float> row_m, row_inv_l;  // [H, T] final max score and 1 / sum of each row, for the pattern pass
 };
 
-// Scores of one query row against keys [s0, s0 + n): scaled, biased, -inf where invisible and for the padding
-// up to kKB (so that sums over a whole tile group their terms the same way whatever n is).
-inline void row_scores(const Ctx& c, int64_t h, const float* qrow, const float* kT, int n, int64_t t_abs, int64_t s0,
-                       float* sc) {
-  const int64_t d = c.sh.d;
+// sc[j] = scale * q . k_j for the kKB keys of a transposed tile. All kKB scores stay in registers (kKB / 8 vectors)
+// while the d products accumulate. Not inlined: one copy of the loop for every pass, so the register allocation
+// (and the scores, bit for bit) cannot differ between the kernel with and without statistics.
+__attribute__((noinline)) void tile_dots(const float* qrow, const float* kT, int64_t d, float scale, float* sc) {
+  v8 r[kKB / 8] = {};
+  for (int64_t kk = 0; kk < d; ++kk) {
+    const v8 qv = v8{} + qrow[kk];
+    const float* kr = kT + kk * kKB;
+    for (int u = 0; u < kKB / 8; ++u) r[u] += qv * loadu(kr + 8 * u);
+  }
+  for (int u = 0; u < kKB / 8; ++u) storeu(sc + 8 * u, r[u] * scale);
+}
+
+// kR query rows against a transposed tile at once: sc[r * kKB + j] = scale * q_r . k_j. Each key vector loaded
+// serves the kR rows (a one-row product reloads the whole tile per row, and the tile, the value rows and the
+// accumulators do not fit in L1 together). Per score the same FMAs in the same order as tile_dots: the same bits.
+template <int kR>
+__attribute__((noinline)) void tile_dots_rows(const float* const* qrows, const float* kT, int64_t d, float scale, float* sc) {
+  for (int j0 = 0; j0 < kKB; j0 += 16) {
+    v8 r[kR][2] = {};
+    for (int64_t kk = 0; kk < d; ++kk) {
+      const v8 k0 = loadu(kT + kk * kKB + j0), k1 = loadu(kT + kk * kKB + j0 + 8);
+      for (int i = 0; i < kR; ++i) {
+        const v8 qv = v8{} + qrows[i][kk];
+        r[i][0] += qv * k0, r[i][1] += qv * k1;
+      }
+    }
+    for (int i = 0; i < kR; ++i) storeu(sc + i * kKB + j0, r[i][0] * scale), storeu(sc + i * kKB + j0 + 8, r[i][1] * scale);
+  }
+}
+
+// Turns one row's products sc[0..kKB) with keys [s0, s0 + n) (tile_dots) into its scores: uniform heads' zeros,
+// biases, -inf where invisible and for the padding up to kKB (so that sums over a whole tile group their terms
+// the same way whatever n is).
+inline void finish_scores(const Ctx& c, int64_t h, int n, int64_t t_abs, int64_t s0, float* sc) {
   if (c.iv.uniform && c.iv.uniform[h]) {
     for (int j = 0; j < n; ++j) sc[j] = 0.f;
   } else {
-    // All kKB scores stay in registers (kKB / 8 vectors) while the d products accumulate.
-    v8 r[kKB / 8] = {};
-    for (int64_t kk = 0; kk < d; ++kk) {
-      const v8 qv = v8{} + qrow[kk];
-      const float* kr = kT + kk * kKB;
-      for (int u = 0; u < kKB / 8; ++u) r[u] += qv * loadu(kr + 8 * u);
-    }
-    for (int u = 0; u < kKB / 8; ++u) storeu(sc + 8 * u, r[u] * c.scale);
     if (c.iv.logit_bias)
       for (int j = 0; j < n; ++j) sc[j] += c.iv.logit_bias[h * c.sh.S + s0 + j];
     if (c.iv.row_bias) {
@@ -115,6 +154,13 @@ inline void row_scores(const Ctx& c, int64_t h, const float* qrow, const float* 
   }
 }
 
+// Scores of one query row against keys [s0, s0 + n), for the passes that take rows one at a time.
+inline void row_scores(const Ctx& c, int64_t h, const float* qrow, const float* kT, int n, int64_t t_abs, int64_t s0,
+                       float* sc) {
+  if (!(c.iv.uniform && c.iv.uniform[h])) tile_dots(qrow, kT, c.sh.d, c.scale, sc);
+  finish_scores(c, h, n, t_abs, s0, sc);
+}
+
 // The largest of a tile's kKB scores (padding is -inf): eight lanes at a time, then across them. (A scalar loop's
 // max is a chain of dependent instructions, as long as the tile's dot products take.)
 inline float tile_max(const float* sc) {
@@ -128,27 +174,76 @@ inline float tile_max(const float* sc) {
   return r;
 }
 
-// a[0..d) += sum_j p[j] * V[j] for the n value rows at vs (row stride vstride), in chunks of 32 features so that
-// each chunk of the accumulator stays in registers while the keys stream through.
-inline void accumulate_pv(float* a, const float* p, const float* vs, int64_t vstride, int n, int64_t d) {
-  constexpr int kC = 32;
-  int64_t kk0 = 0;
-  for (; kk0 + kC <= d; kk0 += kC) {
-    v8 r[kC / 8];
-    for (int u = 0; u < kC / 8; ++u) r[u] = loadu(a + kk0 + 8 * u);
-    for (int j = 0; j < n; ++j) {
-      const v8 pj = v8{} + p[j];
-      const float* vr = vs + j * vstride + kk0;
-      for (int u = 0; u < kC / 8; ++u) r[u] += pj * loadu(vr + 8 * u);
-    }
-    for (int u = 0; u < kC / 8; ++u) storeu(a + kk0 + 8 * u, r[u]);
+// Offers a tile's visible keys to the row's top-k list. Once the list is full only scores above its last entry can
+// enter, and most tiles hold few or none: eight scores are compared with it at once and only the lanes that pass
+// are pushed (in increasing key order, so ties still keep the lower key first). Padding and masked keys are -inf.
+inline void tile_topk(RowState& r, int topk, const float* sc, int n, float tmax, int64_t s0) {
+  if (r.n_top < topk) {
+    for (int j = 0; j < n; ++j)
+      if (sc[j] > -INFINITY) row_topk_push(r, topk, sc[j], static_cast<int32_t>(s0 + j));
+    return;
   }
+  if (!(tmax > r.top_s[topk - 1])) return;  // the whole tile is below the list
+  for (int u = 0; u < kKB / 8; ++u) {
+    const vi8 pass = loadu(sc + 8 * u) > (v8{} + r.top_s[topk - 1]);
+    for (unsigned bits = lane_bits(pass); bits; bits &= bits - 1) {
+      const int j = 8 * u + __builtin_ctz(bits);
+      row_topk_push(r, topk, sc[j], static_cast<int32_t>(s0 + j));
+    }
+  }
+}
+
+// a[kk0..kk0 + kC) += sum_j p[j] * V[j] for the n value rows at vs (row stride vstride): the kC / 8 accumulator
+// vectors stay in registers while the keys stream through. Each is a chain of dependent FMAs, so eight of them
+// (kC = 64) keep both FMA pipes busy where four would wait on the FMA latency.
+template <int kC>
+inline void accumulate_pv_chunk(float* a, const float* p, const float* vs, int64_t vstride, int n, int64_t kk0) {
+  v8 r[kC / 8];
+  for (int u = 0; u < kC / 8; ++u) r[u] = loadu(a + kk0 + 8 * u);
+  for (int j = 0; j < n; ++j) {
+    const v8 pj = v8{} + p[j];
+    const float* vr = vs + j * vstride + kk0;
+    for (int u = 0; u < kC / 8; ++u) r[u] += pj * loadu(vr + 8 * u);
+  }
+  for (int u = 0; u < kC / 8; ++u) storeu(a + kk0 + 8 * u, r[u]);
+}
+
+// a[0..d) += sum_j p[j] * V[j] in chunks of 64, then 32 features; every feature sums its keys in the same order
+// whatever chunk it falls in.
+inline void accumulate_pv(float* a, const float* p, const float* vs, int64_t vstride, int n, int64_t d) {
+  int64_t kk0 = 0;
+  for (; kk0 + 64 <= d; kk0 += 64) accumulate_pv_chunk<64>(a, p, vs, vstride, n, kk0);
+  for (; kk0 + 32 <= d; kk0 += 32) accumulate_pv_chunk<32>(a, p, vs, vstride, n, kk0);
   for (int j = 0; j < n; ++j)  // the remaining d % 32 features
     for (int64_t kk = kk0; kk < d; ++kk) a[kk] += p[j] * vs[j * vstride + kk];
 }
 
+// The same for kR rows at once: a[i][kk] += sum_j p[i][j] * V[j][kk], features in chunks of 16 so that the kR x 2
+// accumulator vectors stay in registers and each value vector loaded serves the kR rows. Per feature the same
+// FMAs in the same order as accumulate_pv.
+template <int kR>
+__attribute__((noinline)) void accumulate_pv_rows(float* const* a, const float* const* p, const float* vs, int64_t vstride,
+                                                  int n, int64_t d) {
+  int64_t kk0 = 0;
+  for (; kk0 + 16 <= d; kk0 += 16) {
+    v8 r[kR][2];
+    for (int i = 0; i < kR; ++i) r[i][0] = loadu(a[i] + kk0), r[i][1] = loadu(a[i] + kk0 + 8);
+    for (int j = 0; j < n; ++j) {
+      const float* vr = vs + j * vstride + kk0;
+      const v8 v0 = loadu(vr), v1 = loadu(vr + 8);
+      for (int i = 0; i < kR; ++i) {
+        const v8 pj = v8{} + p[i][j];
+        r[i][0] += pj * v0, r[i][1] += pj * v1;
+      }
+    }
+    for (int i = 0; i < kR; ++i) storeu(a[i] + kk0, r[i][0]), storeu(a[i] + kk0 + 8, r[i][1]);
+  }
+  for (int i = 0; i < kR; ++i)  // the remaining d % 16 features
+    for (int j = 0; j < n; ++j)
+      for (int64_t kk = kk0; kk < d; ++kk) a[i][kk] += p[i][j] * vs[j * vstride + kk];
+}
+
 // Transposes keys [s0, s0 + n) of kv head hk into kT[kk * kKB + j] (zero-padded to kKB).
-typedef int vi8 __attribute__((vector_size(32)));
 
 // Rows r[0..7] (8 keys x 8 dims) as columns: out[i] holds dim i of the 8 keys (unpack, 64-bit shuffle, 128-bit
 // halves; the same data, moved in registers instead of 64 scattered stores).
@@ -197,48 +292,78 @@ void forward_task(Ctx& c, int64_t h, int64_t t0, int64_t t1, std::vector<float>&
   // rows are contiguous (rows a whole row of keys apart would share cache sets).
   const bool keep = kStats && !c.recv_fx.empty();
   const int64_t tiles = keep ? (kend - kbeg + kKB - 1) / kKB : 0;
-  scratch.resize(static_cast<size_t>(kKB * d + kQB * d + 2 * kKB + nq * tiles * (kKB + 1)));
+  scratch.resize(static_cast<size_t>(kKB * d + kQB * d + (2 * kRows + 1) * kKB + nq * tiles * (kKB + 1)));
   float* kT = scratch.data();
   float* acc = kT + kKB * d;
-  float* sc = acc + kQB * d;
-  float* p = sc + kKB;
-  float* kept = p + kKB;
+  float* sc = acc + kQB * d;  // [kRows, kKB] scores of a group of rows
+  float* pw = sc + kRows * kKB;    // [kRows, kKB] their weights exp(s - m)
+  float* zero = pw + kRows * kKB;  // the weights of a row of the group that skips the tile
+  float* kept = zero + kKB;
   float* kept_m = kept + nq * tiles * kKB;
+  std::fill(zero, zero + kKB, 0.f);
   std::fill(kept_m, kept_m + nq * tiles, -INFINITY);
   RowState rs[kQB];
   for (int64_t i = 0; i < nq; ++i) row_init(rs[i]);
   std::fill(acc, acc + nq * d, 0.f);
+  const bool uniform = c.iv.uniform && c.iv.uniform[h];
+  const float* vtile = c.v + hk * d;
+  const int64_t vstride = sh.H_kv * d;
   for (int64_t s0 = kbeg; s0 < kend; s0 += kKB) {
     const int n = static_cast<int>(std::min<int64_t>(kKB, kend - s0));
     const int64_t tile = (s0 - kbeg) / kKB;
     load_kT(c, hk, s0, n, kT);
     const uint8_t* sink_tile = c.is_sink.empty() ? nullptr : c.is_sink.data() + s0;
-    for (int64_t i = 0; i < nq; ++i) {
-      const int64_t t = t0 + i, t_abs = sh.q_pos0 + t;
-      if (sh.window > 0 && s0 + n <= t_abs - sh.window + 1) continue;  // the whole tile is outside the window
-      if (s0 > t_abs) continue;                                          // the tile starts after this query
-      RowState& r = rs[i];
-      row_scores(c, h, c.q + (t * sh.H + h) * d, kT, n, t_abs, s0, sc);
-      const float tmax = tile_max(sc);
-      if (tmax > r.m) {  // the argmax only when the running max grows
-        if (kStats) {
-          int j = 0;
-          while (sc[j] != tmax) ++j;
-          r.argmax = static_cast<int32_t>(s0 + j);
-        }
-        const float f = row_rescale(r, tmax);
-        float* a = acc + i * d;
-        for (int64_t kk = 0; kk < d; ++kk) a[kk] *= f;
+    // Rows in groups of kRows: their products with the tile at once, then each row's softmax step and statistics
+    // alone, then their weighted values at once.
+    for (int64_t i0 = 0; i0 < nq; i0 += kRows) {
+      const int rows = static_cast<int>(std::min<int64_t>(kRows, nq - i0));
+      bool sees[kRows] = {};
+      int seeing = 0;
+      for (int g = 0; g < rows; ++g) {
+        const int64_t t_abs = sh.q_pos0 + t0 + i0 + g;
+        sees[g] = !(sh.window > 0 && s0 + n <= t_abs - sh.window + 1) && s0 <= t_abs;  // window, causal
+        seeing += sees[g];
       }
-      if (r.m == -INFINITY) continue;  // nothing visible yet
-      float* w = keep ? kept + (tile * nq + i) * kKB : p;
-      if (keep) kept_m[tile * nq + i] = r.m;
-      // Over the whole padded tile: the row's sums then associate alike for any S (a window of rows, a decode step).
-      row_add_tile<kStats>(r, sc, w, kKB, t_abs, s0, c.st.waad_window, sink_tile);
-      if (kStats && topk > 0 && (r.n_top < topk || tmax > r.top_s[topk - 1]))  // skip tiles that cannot enter
-        for (int j = 0; j < n; ++j)
-          if (sc[j] > -INFINITY) row_topk_push(r, topk, sc[j], static_cast<int32_t>(s0 + j));
-      accumulate_pv(acc + i * d, w, c.v + s0 * sh.H_kv * d + hk * d, sh.H_kv * d, n, d);
+      if (!seeing) continue;
+      const float* qrows[kRows] = {};
+      for (int g = 0; g < rows; ++g) qrows[g] = c.q + ((t0 + i0 + g) * sh.H + h) * d;
+      if (!uniform) {
+        if (rows == kRows) tile_dots_rows<kRows>(qrows, kT, d, c.scale, sc);
+        else
+          for (int g = 0; g < rows; ++g)
+            if (sees[g]) tile_dots(qrows[g], kT, d, c.scale, sc + g * kKB);
+      }
+      float* accs[kRows];
+      const float* ws[kRows];
+      for (int g = 0; g < rows; ++g) {
+        const int64_t i = i0 + g, t_abs = sh.q_pos0 + t0 + i;
+        accs[g] = acc + i * d, ws[g] = zero;
+        if (!sees[g]) continue;
+        float* rsc = sc + g * kKB;
+        finish_scores(c, h, n, t_abs, s0, rsc);
+        RowState& r = rs[i];
+        const float tmax = tile_max(rsc);
+        if (tmax > r.m) {  // the argmax only when the running max grows
+          if (kStats) {
+            int j = 0;
+            while (rsc[j] != tmax) ++j;
+            r.argmax = static_cast<int32_t>(s0 + j);
+          }
+          const float f = row_rescale(r, tmax);
+          for (int64_t kk = 0; kk < d; ++kk) accs[g][kk] *= f;
+        }
+        if (r.m == -INFINITY) continue;  // nothing visible yet
+        float* w = keep ? kept + (tile * nq + i) * kKB : pw + g * kKB;
+        if (keep) kept_m[tile * nq + i] = r.m;
+        // Over the whole padded tile: the row's sums then associate alike for any S (a window of rows, a decode step).
+        row_add_tile<kStats>(r, rsc, w, kKB, t_abs, s0, c.st.waad_window, sink_tile);
+        if (kStats && topk > 0) tile_topk(r, topk, rsc, n, tmax, s0);
+        ws[g] = w;
+      }
+      if (rows == kRows) accumulate_pv_rows<kRows>(accs, ws, vtile + s0 * vstride, vstride, n, d);
+      else
+        for (int g = 0; g < rows; ++g)
+          if (ws[g] != zero) accumulate_pv(accs[g], ws[g], vtile + s0 * vstride, vstride, n, d);
     }
   }
   const float hscale = c.iv.head_scale ? c.iv.head_scale[h] : 1.f;
