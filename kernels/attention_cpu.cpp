@@ -243,8 +243,6 @@ __attribute__((noinline)) void accumulate_pv_rows(float* const* a, const float* 
       for (int64_t kk = kk0; kk < d; ++kk) a[i][kk] += p[i][j] * vs[j * vstride + kk];
 }
 
-// Transposes keys [s0, s0 + n) of kv head hk into kT[kk * kKB + j] (zero-padded to kKB).
-
 // Rows r[0..7] (8 keys x 8 dims) as columns: out[i] holds dim i of the 8 keys (unpack, 64-bit shuffle, 128-bit
 // halves; the same data, moved in registers instead of 64 scattered stores).
 inline void transpose8(const v8 r[8], v8 out[8]) {
@@ -259,6 +257,7 @@ inline void transpose8(const v8 r[8], v8 out[8]) {
   for (int i = 0; i < 4; ++i) out[i] = __builtin_shuffle(u[i], u[i + 4], h0), out[i + 4] = __builtin_shuffle(u[i], u[i + 4], h1);
 }
 
+// Transposes keys [s0, s0 + n) of kv head hk into kT[kk * kKB + j] (zero-padded to kKB).
 inline void load_kT(const Ctx& c, int64_t hk, int64_t s0, int n, float* kT) {
   const int64_t d = c.sh.d, stride = c.sh.H_kv * d;
   int j = 0;
@@ -306,7 +305,7 @@ void forward_task(Ctx& c, int64_t h, int64_t t0, int64_t t1, std::vector<float>&
   for (int64_t i = 0; i < nq; ++i) row_init(rs[i]);
   std::fill(acc, acc + nq * d, 0.f);
   const bool uniform = c.iv.uniform && c.iv.uniform[h];
-  const float* vtile = c.v + hk * d;
+  const float* vhead = c.v + hk * d;  // value rows of the KV head, vstride apart
   const int64_t vstride = sh.H_kv * d;
   for (int64_t s0 = kbeg; s0 < kend; s0 += kKB) {
     const int n = static_cast<int>(std::min<int64_t>(kKB, kend - s0));
@@ -360,10 +359,10 @@ void forward_task(Ctx& c, int64_t h, int64_t t0, int64_t t1, std::vector<float>&
         if (kStats && topk > 0) tile_topk(r, topk, rsc, n, tmax, s0);
         ws[g] = w;
       }
-      if (rows == kRows) accumulate_pv_rows<kRows>(accs, ws, vtile + s0 * vstride, vstride, n, d);
+      if (rows == kRows) accumulate_pv_rows<kRows>(accs, ws, vhead + s0 * vstride, vstride, n, d);
       else
         for (int g = 0; g < rows; ++g)
-          if (ws[g] != zero) accumulate_pv(accs[g], ws[g], vtile + s0 * vstride, vstride, n, d);
+          if (ws[g] != zero) accumulate_pv(accs[g], ws[g], vhead + s0 * vstride, vstride, n, d);
     }
   }
   const float hscale = c.iv.head_scale ? c.iv.head_scale[h] : 1.f;
