@@ -277,8 +277,10 @@ inline void load_kT(const Ctx& c, int64_t hk, int64_t s0, int n, float* kT) {
     for (int64_t kk = 0; kk < d; ++kk) kT[kk * kKB + j] = 0.f;
 }
 
+// The tasks are not inlined into the pool's lambdas: LibTorch runs a lambda inline when one thread suffices and
+// in an OpenMP region otherwise, and two inlined copies could round differently (reassociation is allowed here).
 template <bool kStats>
-void forward_task(Ctx& c, int64_t h, int64_t t0, int64_t t1, std::vector<float>& scratch) {
+__attribute__((noinline)) void forward_task(Ctx& c, int64_t h, int64_t t0, int64_t t1, std::vector<float>& scratch) {
   const AttnShape& sh = c.sh;
   const int64_t d = sh.d, hk = h / (sh.H / sh.H_kv), nq = t1 - t0;
   const int topk = c.st.topk;
@@ -415,7 +417,7 @@ void forward_task(Ctx& c, int64_t h, int64_t t0, int64_t t1, std::vector<float>&
 }
 
 // Second pass: probability each key of [s0, s0 + n) of head h receives from the queries in its window.
-void received_task(Ctx& c, int64_t h, int64_t s0, int n, std::vector<float>& scratch) {
+__attribute__((noinline)) void received_task(Ctx& c, int64_t h, int64_t s0, int n, std::vector<float>& scratch) {
   const AttnShape& sh = c.sh;
   const AttnStats& st = c.st;
   const int64_t d = sh.d, hk = h / (sh.H / sh.H_kv);
@@ -447,7 +449,7 @@ void received_task(Ctx& c, int64_t h, int64_t s0, int n, std::vector<float>& scr
 // Third pass: pattern rows [t0, t1) of the requested head number `pi`, keys [pattern_k0, pattern_k1): each key's
 // score as the first pass computed it, exp(s - m) / l with the row's final m and l. Key tiles are aligned to
 // multiples of kKB whatever the window, so a window holds exactly the values of the full pattern.
-void pattern_task(Ctx& c, int pi, int64_t t0, int64_t t1, std::vector<float>& scratch) {
+__attribute__((noinline)) void pattern_task(Ctx& c, int pi, int64_t t0, int64_t t1, std::vector<float>& scratch) {
   const AttnShape& sh = c.sh;
   const AttnStats& st = c.st;
   const int64_t h = st.pattern_heads[pi], d = sh.d, hk = h / (sh.H / sh.H_kv);
@@ -477,7 +479,7 @@ void pattern_task(Ctx& c, int pi, int64_t t0, int64_t t1, std::vector<float>& sc
 // Fourth pass: the mass of every requested key set on rows [t0, t1) of head h. Like the pattern pass, scores come
 // from row_scores over whole kKB-aligned key tiles (each tile some row of the block needs is loaded once), so a
 // key's probability is exactly the pattern's.
-void keyset_task(Ctx& c, int64_t h, int64_t t0, int64_t t1, std::vector<float>& scratch) {
+__attribute__((noinline)) void keyset_task(Ctx& c, int64_t h, int64_t t0, int64_t t1, std::vector<float>& scratch) {
   const AttnShape& sh = c.sh;
   const AttnStats& st = c.st;
   const int64_t d = sh.d, hk = h / (sh.H / sh.H_kv);

@@ -75,7 +75,9 @@ inline float bf16_to_float(uint16_t b) {
   return f;
 }
 
-float dot_row(const uint16_t* w, const float* x, int64_t cols) {
+// The row products are not inlined: with reassociation allowed, a copy inlined into LibTorch's serial path and
+// another into its OpenMP region could round differently; one copy gives the same bits for any thread count.
+__attribute__((noinline)) float dot_row(const uint16_t* w, const float* x, int64_t cols) {
   v8 a0{}, a1{}, a2{}, a3{};
   int64_t i = 0;
   for (; i + 32 <= cols; i += 32) {
@@ -94,7 +96,7 @@ float dot_row(const uint16_t* w, const float* x, int64_t cols) {
 inline float hsum(v8 a) { return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])); }
 
 // One row of 4-bit blocks: sum_b scale_b (sum_j n_j x_j) + offset_b (sum_j x_j), with the block sums of x given.
-float dot_row_4bit(const uint8_t* q, const float* scale, const float* offset, const float* x, const float* xsum, int64_t nb) {
+__attribute__((noinline)) float dot_row_4bit(const uint8_t* q, const float* scale, const float* offset, const float* x, const float* xsum, int64_t nb) {
   v8 acc{};
   float off = 0.f;
   for (int64_t b = 0; b < nb; ++b) {
@@ -108,7 +110,7 @@ float dot_row_4bit(const uint8_t* q, const float* scale, const float* offset, co
   return hsum(acc) + off;
 }
 
-float dot_row_8bit(const uint8_t* q, const float* scale, const float* x, int64_t nb) {
+__attribute__((noinline)) float dot_row_8bit(const uint8_t* q, const float* scale, const float* x, int64_t nb) {
   v8 acc{};
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* qb = q + kBlockCols * b;

@@ -273,6 +273,30 @@ TEST_CASE("no statistics requested: the same output as with all of them", "[atte
   CHECK(at::equal(a, b));
 }
 
+
+TEST_CASE("the CPU kernel gives the same bits for 1, 2 and 3 threads: output and every statistic", "[attention][reproducible]") {
+  const int prev_threads = at::get_num_threads();
+  AttnShape sh;
+  sh.T = sh.S = 300, sh.H = 5, sh.H_kv = 1, sh.d = 48;  // 5 heads x 5 query blocks: the split differs per count
+  at::Tensor q = at::randn({300, 5, 48}), k = at::randn({300, 1, 48}), v = at::randn({300, 1, 48});
+  std::vector<std::vector<at::Tensor>> runs;
+  for (int threads : {1, 2, 3}) {
+    at::set_num_threads(threads);
+    StatBufs b(sh, 8, {0, 3}, nullptr, 0, -1);
+    at::Tensor out = at::empty({300, 5, 48});
+    attention_cpu(sh, q.data_ptr<float>(), k.data_ptr<float>(), v.data_ptr<float>(), out.data_ptr<float>(), b.st);
+    std::vector<at::Tensor> r{out, b.argmax, b.topk_idx, b.topk_prob, b.key_recv, b.key_count};
+    for (int id = 0; id < kStatCount; ++id)
+      if (b.query[id].defined()) r.push_back(b.query[id]);
+    runs.push_back(r);
+  }
+  at::set_num_threads(prev_threads);
+  for (size_t i = 0; i < runs[0].size(); ++i) {
+    INFO("tensor " << i);
+    CHECK(at::equal(runs[0][i], runs[1][i]));
+    CHECK(at::equal(runs[0][i], runs[2][i]));
+  }
+}
 namespace {
 int64_t rss_peak_kib() {  // VmHWM: peak resident set since the last reset
   std::ifstream in("/proc/self/status");
