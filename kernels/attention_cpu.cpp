@@ -313,7 +313,9 @@ __attribute__((noinline)) void forward_task(Ctx& c, int64_t h, int64_t t0, int64
     const int n = static_cast<int>(std::min<int64_t>(kKB, kend - s0));
     const int64_t tile = (s0 - kbeg) / kKB;
     load_kT(c, hk, s0, n, kT);
-    const uint8_t* sink_tile = c.is_sink.empty() ? nullptr : c.is_sink.data() + s0;
+    bool tile_sinks = false;  // does the tile hold a sink? (most tiles of a long row do not)
+    for (int i = 0; i < c.st.n_sinks && !c.is_sink.empty(); ++i) tile_sinks |= c.st.sink_pos[i] >= s0 && c.st.sink_pos[i] < s0 + n;
+    const uint8_t* sink_tile = tile_sinks ? c.is_sink.data() + s0 : nullptr;
     // Rows in groups of kRows: their products with the tile at once, then each row's softmax step and statistics
     // alone, then their weighted values at once.
     for (int64_t i0 = 0; i0 < nq; i0 += kRows) {

@@ -113,17 +113,35 @@ HS_HD void row_add_tile(RowState& r, const float* s, float* p, int n, int64_t t,
   }
   r.l += l;
   if (!kStats) return;
-  const float dt0 = static_cast<float>(t - s0);  // distances as float: int64 lanes would not vectorise
-  const float w = static_cast<float>(waad_w);
-  float ent = 0.f, dist = 0.f, waad = 0.f, prev = 0.f, sink = 0.f;
+  // Distances t - s = dt0 - j: their weighted sum is dt0 l - sum_j p_j j (one product per key; as floats, since
+  // int64 lanes would not vectorise). Entropy needs (s - m) per key; masked keys (p = 0, s = -inf) add nothing.
+  const float dt0 = static_cast<float>(t - s0), w = static_cast<float>(waad_w);
+  float ent = 0.f, pj_j = 0.f;
   for (int j = 0; j < n; ++j) {
-    const float pj = p[j], dt = dt0 - static_cast<float>(j);
+    const float pj = p[j];
     ent += pj > 0.f ? pj * (s[j] - m) : 0.f;
-    dist += pj * dt;
-    waad += pj * (dt < w ? dt : w);
-    prev += dt == 1.f ? pj : 0.f;
+    pj_j += pj * static_cast<float>(j);
   }
-  if (is_sink)
+  const float dist = dt0 * l - pj_j;
+  // WAAD weighs min(t - s, W): the tile's distances run from dt0 - (n - 1) to dt0, so the sum is W l when they
+  // are all >= W, the distance sum when all are below it, and key by key only in the tile that straddles W.
+  float waad;
+  if (dt0 - static_cast<float>(n - 1) >= w) {
+    waad = w * l;
+  } else if (dt0 < w) {
+    waad = dist;
+  } else {
+    waad = 0.f;
+    for (int j = 0; j < n; ++j) {
+      const float dt = dt0 - static_cast<float>(j);
+      waad += p[j] * (dt < w ? dt : w);
+    }
+  }
+  // The previous token's weight: key t - 1, in one tile only.
+  const int64_t jp = t - 1 - s0;
+  const float prev = jp >= 0 && jp < n ? p[jp] : 0.f;
+  float sink = 0.f;
+  if (is_sink)  // (null for tiles without a sink)
     for (int j = 0; j < n; ++j) sink += is_sink[j] ? p[j] : 0.f;
   r.ent += ent;
   r.sum[kStatMeanDist] += dist, r.sum[kStatWaad] += waad, r.sum[kStatPrevMass] += prev, r.sum[kStatSinkMass] += sink;
