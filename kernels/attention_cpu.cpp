@@ -8,8 +8,9 @@
 // Per-key received mass needs normalised probabilities, known only once a row has seen all its keys. While the
 // block's weights fit (kQB x S floats, S <= 64K keys), the first pass keeps each row's unnormalised weights
 // exp(s - m) with the running max m of their tile, and when the block ends adds exp(m_tile - m) / l times them to
-// the keys' sums: no score is computed twice. The sums are fixed-point integers (2^-40 units) added atomically,
-// so the result does not depend on the order of the blocks or on the thread count. Past that size a second pass
+// the keys' sums: no score is computed twice. The sums are fixed-point integers (2^-40 units), a thread's blocks
+// of one head summed in its own buffer and added atomically to the shared sums when it moves to the next head, so
+// the result does not depend on the order of the blocks or on the thread count. Past that size a second pass
 // over (head, key tile) tasks recomputes the scores with the row log-sum-exp from the first. A requested pattern
 // window is written by a third pass with each row's final max and 1 / sum from the first, and requested key sets'
 // masses by a fourth, one score per listed key.
@@ -174,6 +175,12 @@ inline float tile_max(const float* sc) {
   return r;
 }
 
+// The first of a tile's kKB scores equal to x (x is one of them): eight compared at once.
+inline int first_equal(const float* sc, float x) {
+  for (int u = 0;; ++u)
+    if (const unsigned bits = lane_bits(loadu(sc + 8 * u) == (v8{} + x))) return 8 * u + __builtin_ctz(bits);
+}
+
 // Offers a tile's visible keys to the row's top-k list. Once the list is full only scores above its last entry can
 // enter, and most tiles hold few or none: eight scores are compared with it at once and only the lanes that pass
 // are pushed (in increasing key order, so ties still keep the lower key first). Padding and masked keys are -inf.
@@ -280,7 +287,7 @@ inline void load_kT(const Ctx& c, int64_t hk, int64_t s0, int n, float* kT) {
 // The tasks are not inlined into the pool's lambdas: LibTorch runs a lambda inline when one thread suffices and
 // in an OpenMP region otherwise, and two inlined copies could round differently (reassociation is allowed here).
 template <bool kStats>
-__attribute__((noinline)) void forward_task(Ctx& c, int64_t h, int64_t t0, int64_t t1, std::vector<float>& scratch) {
+__attribute__((noinline)) void forward_task(Ctx& c, int64_t h, int64_t t0, int64_t t1, std::vector<float>& scratch, int64_t* recv_local) {
   const AttnShape& sh = c.sh;
   const int64_t d = sh.d, hk = h / (sh.H / sh.H_kv), nq = t1 - t0;
   const int topk = c.st.topk;
@@ -347,11 +354,7 @@ __attribute__((noinline)) void forward_task(Ctx& c, int64_t h, int64_t t0, int64
         RowState& r = rs[i];
         const float tmax = tile_max(rsc);
         if (tmax > r.m) {  // the argmax only when the running max grows
-          if (kStats) {
-            int j = 0;
-            while (rsc[j] != tmax) ++j;
-            r.argmax = static_cast<int32_t>(s0 + j);
-          }
+          if (kStats) r.argmax = static_cast<int32_t>(s0 + first_equal(rsc, tmax));
           const float f = row_rescale(r, tmax);
           for (int64_t kk = 0; kk < d; ++kk) accs[g][kk] *= f;
         }
@@ -412,9 +415,9 @@ __attribute__((noinline)) void forward_task(Ctx& c, int64_t h, int64_t t0, int64
       else
         for (int64_t j = j_lo; j <= j_hi; ++j) part[j] += f * w[j];
     }
-    int64_t* dst = c.recv_fx.data() + h * sh.S + s0;
+    int64_t* dst = recv_local + s0;
     for (int j = 0; j < n; ++j)
-      if (part[j] > 0.f) __atomic_fetch_add(dst + j, static_cast<int64_t>(part[j] / kFxUnit + 0.5), __ATOMIC_RELAXED);
+      if (part[j] > 0.f) dst[j] += static_cast<int64_t>(part[j] / kFxUnit + 0.5);
   }
 }
 
@@ -565,11 +568,25 @@ void attention_cpu(const AttnShape& sh, const float* q, const float* k, const fl
   const int64_t nqb = (sh.T + kQB - 1) / kQB;
   at::parallel_for(0, sh.H * nqb, 1, [&](int64_t b0, int64_t b1) {
     std::vector<float> scratch;
+    // The per-key mass of this thread's blocks of one head, added to the shared sums when the head changes: one
+    // atomic addition per key and head instead of one per key and block (integers: the order does not matter).
+    std::vector<int64_t> recv_local(c.recv_fx.empty() ? 0 : static_cast<size_t>(sh.S), 0);
+    int64_t recv_h = -1;
+    auto flush = [&] {
+      if (recv_h < 0) return;
+      int64_t* dst = c.recv_fx.data() + recv_h * sh.S;
+      for (int64_t s = 0; s < sh.S; ++s)
+        if (recv_local[s]) __atomic_fetch_add(dst + s, recv_local[s], __ATOMIC_RELAXED), recv_local[s] = 0;
+    };
     for (int64_t b = b0; b < b1; ++b) {
-      const int64_t h = b / nqb, t0 = (b % nqb) * kQB, t1 = std::min<int64_t>(sh.T, t0 + kQB);
-      if (stats) forward_task<true>(c, h, t0, t1, scratch);
-      else forward_task<false>(c, h, t0, t1, scratch);
+      // A head's blocks alternately from its first and last (a causal block costs in proportion to its position),
+      // so that the pool's contiguous ranges of tasks cost about the same.
+      const int64_t h = b / nqb, k = b % nqb, t0 = (k % 2 ? nqb - 1 - k / 2 : k / 2) * kQB, t1 = std::min<int64_t>(sh.T, t0 + kQB);
+      if (!recv_local.empty() && h != recv_h) flush(), recv_h = h;
+      if (stats) forward_task<true>(c, h, t0, t1, scratch, recv_local.data());
+      else forward_task<false>(c, h, t0, t1, scratch, nullptr);
     }
+    if (!recv_local.empty()) flush();
   });
   if (!c.recv_fx.empty())
     for (int64_t i = 0; i < sh.H * sh.S; ++i) st.key_recv[i] = static_cast<float>(static_cast<double>(c.recv_fx[i]) * kFxUnit);

@@ -118,8 +118,8 @@ HS_HD void row_add_tile(RowState& r, const float* s, float* p, int n, int64_t t,
   const float dt0 = static_cast<float>(t - s0), w = static_cast<float>(waad_w);
   float ent = 0.f, pj_j = 0.f;
   for (int j = 0; j < n; ++j) {
-    const float pj = p[j];
-    ent += pj > 0.f ? pj * (s[j] - m) : 0.f;
+    const float pj = p[j], x = s[j] - m;  // (read whatever p is: a conditional read would not vectorise as well)
+    ent += pj > 0.f ? pj * x : 0.f;
     pj_j += pj * static_cast<float>(j);
   }
   const float dist = dt0 * l - pj_j;
