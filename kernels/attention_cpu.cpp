@@ -125,6 +125,43 @@ __attribute__((noinline)) void tile_dots_rows(const float* const* qrows, const f
   }
 }
 
+// Rows r[0..7] (8 keys x 8 dims) as columns: out[i] holds dim i of the 8 keys (unpack, 64-bit shuffle, 128-bit
+// halves; the same data, moved in registers instead of 64 scattered stores).
+inline void transpose8(const v8 r[8], v8 out[8]) {
+  const vi8 lo{0, 8, 1, 9, 4, 12, 5, 13}, hi{2, 10, 3, 11, 6, 14, 7, 15}, a{0, 1, 8, 9, 4, 5, 12, 13}, b{2, 3, 10, 11, 6, 7, 14, 15},
+      h0{0, 1, 2, 3, 8, 9, 10, 11}, h1{4, 5, 6, 7, 12, 13, 14, 15};
+  v8 t[8], u[8];
+  for (int i = 0; i < 4; ++i) t[2 * i] = __builtin_shuffle(r[2 * i], r[2 * i + 1], lo), t[2 * i + 1] = __builtin_shuffle(r[2 * i], r[2 * i + 1], hi);
+  for (int i = 0; i < 2; ++i) {
+    u[4 * i + 0] = __builtin_shuffle(t[4 * i], t[4 * i + 2], a), u[4 * i + 1] = __builtin_shuffle(t[4 * i], t[4 * i + 2], b);
+    u[4 * i + 2] = __builtin_shuffle(t[4 * i + 1], t[4 * i + 3], a), u[4 * i + 3] = __builtin_shuffle(t[4 * i + 1], t[4 * i + 3], b);
+  }
+  for (int i = 0; i < 4; ++i) out[i] = __builtin_shuffle(u[i], u[i + 4], h0), out[i + 4] = __builtin_shuffle(u[i], u[i + 4], h1);
+}
+
+// One query row against keys [s0, s0 + n) read as they are stored (rows `stride` apart), for a block of one query
+// (a decode step): transposing a tile costs more than one row's products with it. Eight keys at a time, each key's
+// d products summed in eight lanes, the eight sums then transposed into one vector. The sums associate
+// differently from tile_dots: a decode step's scores may differ from a whole forward's in the last bits.
+__attribute__((noinline)) void row_dots(const float* qrow, const float* k, int64_t stride, int n, int64_t d, float scale, float* sc) {
+  int j = 0;
+  if (d % 8 == 0)
+    for (; j + 8 <= n; j += 8) {
+      v8 a[8] = {}, t[8];
+      for (int64_t kk = 0; kk < d; kk += 8) {
+        const v8 qv = loadu(qrow + kk);
+        for (int i = 0; i < 8; ++i) a[i] += qv * loadu(k + (j + i) * stride + kk);
+      }
+      transpose8(a, t);
+      storeu(sc + j, (((t[0] + t[1]) + (t[2] + t[3])) + ((t[4] + t[5]) + (t[6] + t[7]))) * scale);
+    }
+  for (; j < n; ++j) {
+    float acc = 0.f;
+    for (int64_t kk = 0; kk < d; ++kk) acc += qrow[kk] * k[j * stride + kk];
+    sc[j] = acc * scale;
+  }
+}
+
 // Turns one row's products sc[0..kKB) with keys [s0, s0 + n) (tile_dots) into its scores: uniform heads' zeros,
 // biases, -inf where invisible and for the padding up to kKB (so that sums over a whole tile group their terms
 // the same way whatever n is).
@@ -250,20 +287,6 @@ __attribute__((noinline)) void accumulate_pv_rows(float* const* a, const float* 
       for (int64_t kk = kk0; kk < d; ++kk) a[i][kk] += p[i][j] * vs[j * vstride + kk];
 }
 
-// Rows r[0..7] (8 keys x 8 dims) as columns: out[i] holds dim i of the 8 keys (unpack, 64-bit shuffle, 128-bit
-// halves; the same data, moved in registers instead of 64 scattered stores).
-inline void transpose8(const v8 r[8], v8 out[8]) {
-  const vi8 lo{0, 8, 1, 9, 4, 12, 5, 13}, hi{2, 10, 3, 11, 6, 14, 7, 15}, a{0, 1, 8, 9, 4, 5, 12, 13}, b{2, 3, 10, 11, 6, 7, 14, 15},
-      h0{0, 1, 2, 3, 8, 9, 10, 11}, h1{4, 5, 6, 7, 12, 13, 14, 15};
-  v8 t[8], u[8];
-  for (int i = 0; i < 4; ++i) t[2 * i] = __builtin_shuffle(r[2 * i], r[2 * i + 1], lo), t[2 * i + 1] = __builtin_shuffle(r[2 * i], r[2 * i + 1], hi);
-  for (int i = 0; i < 2; ++i) {
-    u[4 * i + 0] = __builtin_shuffle(t[4 * i], t[4 * i + 2], a), u[4 * i + 1] = __builtin_shuffle(t[4 * i], t[4 * i + 2], b);
-    u[4 * i + 2] = __builtin_shuffle(t[4 * i + 1], t[4 * i + 3], a), u[4 * i + 3] = __builtin_shuffle(t[4 * i + 1], t[4 * i + 3], b);
-  }
-  for (int i = 0; i < 4; ++i) out[i] = __builtin_shuffle(u[i], u[i + 4], h0), out[i + 4] = __builtin_shuffle(u[i], u[i + 4], h1);
-}
-
 // Transposes keys [s0, s0 + n) of kv head hk into kT[kk * kKB + j] (zero-padded to kKB).
 inline void load_kT(const Ctx& c, int64_t hk, int64_t s0, int n, float* kT) {
   const int64_t d = c.sh.d, stride = c.sh.H_kv * d;
@@ -319,7 +342,8 @@ __attribute__((noinline)) void forward_task(Ctx& c, int64_t h, int64_t t0, int64
   for (int64_t s0 = kbeg; s0 < kend; s0 += kKB) {
     const int n = static_cast<int>(std::min<int64_t>(kKB, kend - s0));
     const int64_t tile = (s0 - kbeg) / kKB;
-    load_kT(c, hk, s0, n, kT);
+    const bool one_row = nq == 1;  // (a decode step: its products straight from the stored keys)
+    if (!one_row) load_kT(c, hk, s0, n, kT);
     bool tile_sinks = false;  // does the tile hold a sink? (most tiles of a long row do not)
     for (int i = 0; i < c.st.n_sinks && !c.is_sink.empty(); ++i) tile_sinks |= c.st.sink_pos[i] >= s0 && c.st.sink_pos[i] < s0 + n;
     const uint8_t* sink_tile = tile_sinks ? c.is_sink.data() + s0 : nullptr;
@@ -339,6 +363,7 @@ __attribute__((noinline)) void forward_task(Ctx& c, int64_t h, int64_t t0, int64
       for (int g = 0; g < rows; ++g) qrows[g] = c.q + ((t0 + i0 + g) * sh.H + h) * d;
       if (!uniform) {
         if (rows == kRows) tile_dots_rows<kRows>(qrows, kT, d, c.scale, sc);
+        else if (one_row) row_dots(qrows[0], c.k + s0 * sh.H_kv * d + hk * d, sh.H_kv * d, n, d, c.scale, sc);
         else
           for (int g = 0; g < rows; ++g)
             if (sees[g]) tile_dots(qrows[g], kT, d, c.scale, sc + g * kKB);
