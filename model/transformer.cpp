@@ -91,6 +91,101 @@ std::pair<at::Tensor, at::Tensor> KvCache::append(int64_t layer, const at::Tenso
 
 namespace {
 
+// One decode step's layer on raw buffers, for the plain forward of one token on the CPU with the checkpoint's blocks
+// kept: the same operations as the general path below (norm, q/k/v, RoPE, cache, attention kernel, output
+// projection, MLP), without a LibTorch operation each (about sixty per layer there, whose dispatch cost as much as
+// the layer's arithmetic on a small model). x [d_model] is updated in place. Results equal the general path's to
+// float rounding (sums associate differently).
+struct StepBuffers {
+  std::vector<float> h, qkv, attn, u, mlp;
+};
+
+void norm_row(const ModelConfig& c, const float* x, const at::Tensor& w, const at::Tensor& b, float* y) {
+  const int64_t D = c.d_model;
+  const float* wp = w.data_ptr<float>();
+  if (c.norm == NormType::RMSNorm) {
+    float ss = 0.f;
+    for (int64_t i = 0; i < D; ++i) ss += x[i] * x[i];
+    const float r = 1.f / std::sqrt(ss / static_cast<float>(D) + static_cast<float>(c.norm_eps));
+    for (int64_t i = 0; i < D; ++i) y[i] = wp[i] * (x[i] * r);
+    return;
+  }
+  float mean = 0.f, var = 0.f;
+  for (int64_t i = 0; i < D; ++i) mean += x[i];
+  mean /= static_cast<float>(D);
+  for (int64_t i = 0; i < D; ++i) var += (x[i] - mean) * (x[i] - mean);
+  const float r = 1.f / std::sqrt(var / static_cast<float>(D) + static_cast<float>(c.norm_eps));
+  const float* bp = b.defined() ? b.data_ptr<float>() : nullptr;
+  for (int64_t i = 0; i < D; ++i) y[i] = (x[i] - mean) * r * wp[i] + (bp ? bp[i] : 0.f);
+}
+
+void add_bias(float* y, const at::Tensor& b, int64_t n) {
+  if (!b.defined()) return;
+  const float* bp = b.data_ptr<float>();
+  for (int64_t i = 0; i < n; ++i) y[i] += bp[i];
+}
+
+// RoPE of n heads of d features at one position (cos, sin: [rotary_dim / 2]), rotate_half pairing as apply_rope.
+void rope_row(float* x, int64_t n, int64_t d, int64_t rdim, const float* cos, const float* sin) {
+  const int64_t half = rdim / 2;
+  for (int64_t h = 0; h < n; ++h) {
+    float* v = x + h * d;
+    for (int64_t i = 0; i < half; ++i) {
+      const float x1 = v[i], x2 = v[i + half];
+      v[i] = x1 * cos[i] - x2 * sin[i], v[i + half] = x2 * cos[i] + x1 * sin[i];
+    }
+  }
+}
+
+float act_value(Activation a, float v) {
+  switch (a) {
+    case Activation::SiLU: return v / (1.f + std::exp(-v));
+    case Activation::GELU: return 0.5f * v * (1.f + std::erf(v * static_cast<float>(M_SQRT1_2)));
+    case Activation::GELUTanh: return 0.5f * v * (1.f + std::tanh(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+  }
+  return v;
+}
+
+bool step_path(const ModelConfig& c, const LayerWeights& lw, int64_t N, const at::Device& dev, const AttnRecord* rec,
+               const ForwardHooks* hooks) {
+  return N == 1 && dev.is_cpu() && (!hooks || hooks->empty()) && !(rec && rec->keep_inputs) && !c.qk_norm &&
+         lw.k_qkv.defined() && lw.k_o.defined() && lw.k_in.defined() && lw.k_out.defined() && lw.ln1_w.scalar_type() == at::kFloat;
+}
+
+void step_layer(const ModelConfig& c, const LayerWeights& lw, int64_t layer, float* x, const float* cos, const float* sin, int64_t pos0,
+                const AttnRecord* rec, ForwardResult& res, KvCache* cache, const std::vector<const KvCache*>* prefixes, StepBuffers& b) {
+  const int64_t H = c.n_heads, Hk = c.n_kv_heads, d = c.d_head, D = c.d_model;
+  b.h.resize(D), b.qkv.resize((H + 2 * Hk) * d), b.attn.resize(D), b.u.resize(lw.k_in.rows), b.mlp.resize(D);
+  norm_row(c, x, lw.ln1_w, lw.ln1_b, b.h.data());
+  matvec_blocks(lw.k_qkv.view(), b.h.data(), b.qkv.data());
+  add_bias(b.qkv.data(), lw.b_qkv, lw.k_qkv.rows);
+  float *q = b.qkv.data(), *kr = q + H * d, *vr = kr + Hk * d;
+  if (c.rope.rotary_dim > 0) rope_row(q, H, d, c.rope.rotary_dim, cos, sin), rope_row(kr, Hk, d, c.rope.rotary_dim, cos, sin);
+  const auto f = at::TensorOptions().dtype(at::kFloat);
+  at::Tensor k = at::from_blob(kr, {1, Hk, d}, f), v = at::from_blob(vr, {1, Hk, d}, f);
+  if (cache) std::tie(k, v) = cache->append(layer, k, v);
+  else if (prefixes && pos0 > 0) {
+    const auto pre = (*prefixes)[0]->prefix(layer, pos0);
+    k = at::cat({pre.first, k}), v = at::cat({pre.second, v});
+  }
+  const at::Tensor z = attend(c, layer, at::from_blob(q, {1, H, d}, f), k, v, pos0, rec, res, nullptr);
+  matvec_blocks(lw.k_o.view(), z.data_ptr<float>(), b.attn.data());
+  add_bias(b.attn.data(), lw.b_o, D);
+  if (!c.parallel_residual)
+    for (int64_t i = 0; i < D; ++i) x[i] += b.attn[i];
+  norm_row(c, x, lw.ln2_w, lw.ln2_b, b.h.data());  // (parallel residual: the norm of the layer's input)
+  matvec_blocks(lw.k_in.view(), b.h.data(), b.u.data());
+  add_bias(b.u.data(), lw.b_in, lw.k_in.rows);
+  const int64_t ff = c.d_ff;
+  if (c.gated_mlp)
+    for (int64_t i = 0; i < ff; ++i) b.u[i] = act_value(c.act, b.u[i]) * b.u[ff + i];
+  else
+    for (int64_t i = 0; i < ff; ++i) b.u[i] = act_value(c.act, b.u[i]);
+  matvec_blocks(lw.k_out.view(), b.u.data(), b.mlp.data());
+  add_bias(b.mlp.data(), lw.b_out, D);
+  for (int64_t i = 0; i < D; ++i) x[i] += b.mlp[i] + (c.parallel_residual ? b.attn[i] : 0.f);
+}
+
 // The layers [first_layer, n_layers) over x [B·T, D] (B prompts of T tokens, rows one after another), with a hook
 // at every named point; statistics and the cache only when B = 1. Returns the residual after the last layer.
 at::Tensor run_layers(const ModelConfig& c, const Weights& w, at::Tensor x, int64_t B, int64_t T, int64_t first_layer, int64_t pos0,
@@ -110,9 +205,18 @@ at::Tensor run_layers(const ModelConfig& c, const Weights& w, at::Tensor x, int6
     if (B > 1) rt.cos = rt.cos.repeat({B, 1}), rt.sin = rt.sin.repeat({B, 1});
   }
   const int64_t H = c.n_heads, Hk = c.n_kv_heads, d = c.d_head, N = B * T;
+  StepBuffers step;
+  bool x_owned = false;  // x is this pass's own buffer (the raw step path updates it in place)
   for (int64_t layer = first_layer; layer < c.n_layers; ++layer) {
     if (rec && rec->on_layer && !rec->on_layer(layer, c.n_layers)) throw Cancelled();
     const LayerWeights& lw = w.layers[layer];
+    if (step_path(c, lw, N, dev, rec, hooks)) {
+      if (!x_owned) x = x.to(at::kFloat).clone(at::MemoryFormat::Contiguous), x_owned = true;
+      step_layer(c, lw, layer, x.data_ptr<float>(), rt.cos.defined() ? rt.cos.data_ptr<float>() : nullptr,
+                 rt.sin.defined() ? rt.sin.data_ptr<float>() : nullptr, pos0, rec, res, cache, prefixes, step);
+      continue;
+    }
+    x_owned = false;
     x = hook(layer, "hook_resid_pre", x);
     at::Tensor h = norm(c, x, lw.ln1_w, lw.ln1_b);
     at::Tensor qkv = linear(h, lw.w_qkv, lw.b_qkv, lw.k_qkv);

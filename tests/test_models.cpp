@@ -5,6 +5,7 @@
 
 #include "testing.h"
 
+#include "hooks/hooks.h"
 #include "model/model.h"
 #include "test_helpers.h"
 
@@ -121,6 +122,42 @@ TEST_CASE("SmolLM2-135M decode steps over the GGUF's own Q4_1/Q8_0 blocks give t
     CHECK(diff < 2e-3);
     CHECK(step.argmax().item<int64_t>() == whole[static_cast<int64_t>(i)].argmax().item<int64_t>());
   }
+}
+
+TEST_CASE("SmolLM2-135M decode steps on raw buffers equal the per-operation path: logits and statistics", "[model][gguf][real][decode]") {
+  std::string path = testutil::smollm2();
+  if (path.empty()) HS_SKIP(testutil::not_downloaded("SmolLM2-135M-Instruct.Q4_1.gguf"));
+  ComputeDevice kept;
+  kept.keep_blocks = true;
+  auto model = Model::load(path, kept);
+  const auto ids = model->tokenizer().encode("The capital of France is Paris. The capital of Italy is Rome. The capital of Spain is");
+  // A hook that changes nothing sends every layer through the general path (one LibTorch operation per step of
+  // the layer); without hooks a one-token step runs on raw buffers. Both read the same blocks.
+  Hooks identity;
+  identity.add("blocks.0.hook_resid_pre", [](const at::Tensor& v, const HookContext&) { return v; });
+  AttnRecord rec;
+  rec.stats = true;
+  KvCache fast, general;
+  const int64_t prefix = static_cast<int64_t>(ids.size()) - 4;
+  model->run(std::vector<int32_t>(ids.begin(), ids.begin() + prefix), rec, true, nullptr, &fast);
+  model->run(std::vector<int32_t>(ids.begin(), ids.begin() + prefix), rec, true, &identity, &general);
+  double max_logit = 0, max_stat = 0;
+  int64_t argmax_diff = 0;
+  for (int64_t t = prefix; t < static_cast<int64_t>(ids.size()); ++t) {
+    const ForwardResult a = model->run({ids[t]}, rec, true, nullptr, &fast), b = model->run({ids[t]}, rec, true, &identity, &general);
+    max_logit = std::max(max_logit, (a.logits - b.logits).abs().max().item<double>());
+    for (int64_t l = 0; l < model->config().n_layers; ++l)
+      for (int id = 0; id < kStatCount; ++id) {
+        if (!a.attn[l][id].defined()) continue;
+        REQUIRE(b.attn[l][id].defined());
+        if (id == kStatArgmax) argmax_diff += (a.attn[l][id] != b.attn[l][id]).sum().item<int64_t>();
+        else max_stat = std::max(max_stat, ((a.attn[l][id].to(at::kDouble) - b.attn[l][id]).abs() / b.attn[l][id].abs().clamp_min(1)).max().item<double>());
+      }
+  }
+  INFO("max |logit diff| " << max_logit << ", max statistic diff (relative above 1) " << max_stat);
+  CHECK(max_logit < 5e-4);
+  CHECK(max_stat < 5e-5);
+  CHECK(argmax_diff == 0);
 }
 
 TEST_CASE("700-token sequences match transformers across attention-block edges", "[model][parity]") {
