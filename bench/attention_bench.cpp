@@ -116,7 +116,7 @@ int main(int argc, char** argv) {
   at::set_num_threads(static_cast<int>(std::thread::hardware_concurrency()));
   std::vector<int64_t> lengths{1024, 4096, 16384};
   const char* variants[] = {"plain", "statistics", "top-16", "reference", "cuda"};
-  // Shape by shape, each variant repeated (3 times, 2 at 16K) in random order across the whole run, so that a slow
+  // Shape by shape, each variant repeated (5 times, 3 at 16K) in random order across the whole run, so that a slow
   // spell of a shared machine does not fall on one variant alone; the table gives each variant's fastest repetition.
   for (int64_t li = 0; li < 2; ++li)
     for (int64_t T : lengths)
@@ -126,7 +126,7 @@ int main(int argc, char** argv) {
             ->Args({li, T})
             ->Unit(benchmark::kMillisecond)
             ->Iterations(T >= 16384 ? 1 : 2)
-            ->Repetitions(T >= 16384 ? 2 : 3)
+            ->Repetitions(T >= 16384 ? 3 : 5)
             ->UseRealTime();
       }
   std::vector<char*> args(argv, argv + argc);
