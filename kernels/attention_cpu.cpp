@@ -606,7 +606,7 @@ void attention_cpu(const AttnShape& sh, const float* q, const float* k, const fl
     for (int64_t b = b0; b < b1; ++b) {
       // A head's blocks alternately from its first and last (a causal block costs in proportion to its position),
       // so that the pool's contiguous ranges of tasks cost about the same.
-      const int64_t h = b / nqb, k = b % nqb, t0 = (k % 2 ? nqb - 1 - k / 2 : k / 2) * kQB, t1 = std::min<int64_t>(sh.T, t0 + kQB);
+      const int64_t h = b / nqb, i = b % nqb, t0 = (i % 2 ? nqb - 1 - i / 2 : i / 2) * kQB, t1 = std::min<int64_t>(sh.T, t0 + kQB);
       if (!recv_local.empty() && h != recv_h) flush(), recv_h = h;
       if (stats) forward_task<true>(c, h, t0, t1, scratch, recv_local.data());
       else forward_task<false>(c, h, t0, t1, scratch, nullptr);
