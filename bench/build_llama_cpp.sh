@@ -35,6 +35,8 @@ fi
   echo "llama.cpp source: llama-cpp-python $VERSION sdist (vendor/llama.cpp)"
   grep -m1 -o 'LLAMA_BUILD_COMMIT.*' "$DIR/build/common/build-info.cpp" 2>/dev/null || true
   grep -m1 -o 'LLAMA_BUILD_NUMBER.*' "$DIR/build/common/build-info.cpp" 2>/dev/null || true
+  # (an sdist holds no git history: its commit is llama-cpp-python's pinned submodule, and ggml's version says which)
+  echo "ggml version: $(sed -n 's/^set(GGML_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\))/\2/p' "$DIR/src/ggml/CMakeLists.txt" | paste -sd.)"
   echo "cmake: -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON${NOAMX:+ (the AMX matmul of ggml stops with SIGILL on this machine, so: $NOAMX)}"
   echo "compiler flags: $(grep -m1 -o 'CMAKE_C_FLAGS_RELEASE:STRING=.*' "$DIR/build/CMakeCache.txt") -march=native $NOAMX"
 } > "$DIR/build-info.txt"
