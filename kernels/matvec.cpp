@@ -75,6 +75,8 @@ inline float bf16_to_float(uint16_t b) {
   return f;
 }
 
+inline float hsum(v8 a) { return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])); }
+
 // The row products are not inlined: with reassociation allowed, a copy inlined into LibTorch's serial path and
 // another into its OpenMP region could round differently; one copy gives the same bits for any thread count.
 __attribute__((noinline)) float dot_row(const uint16_t* w, const float* x, int64_t cols) {
@@ -87,13 +89,10 @@ __attribute__((noinline)) float dot_row(const uint16_t* w, const float* x, int64
     a3 += load_bf16(w + i + 24) * loadu(x + i + 24);
   }
   for (; i + 8 <= cols; i += 8) a0 += load_bf16(w + i) * loadu(x + i);
-  const v8 a = (a0 + a1) + (a2 + a3);
-  float s = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+  float s = hsum((a0 + a1) + (a2 + a3));
   for (; i < cols; ++i) s += bf16_to_float(w[i]) * x[i];
   return s;
 }
-
-inline float hsum(v8 a) { return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7])); }
 
 // One row of 4-bit blocks: sum_b scale_b (sum_j n_j x_j) + offset_b (sum_j x_j), with the block sums of x given.
 __attribute__((noinline)) float dot_row_4bit(const uint8_t* q, const float* scale, const float* offset, const float* x, const float* xsum, int64_t nb) {

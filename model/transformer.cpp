@@ -146,6 +146,17 @@ float act_value(Activation a, float v) {
   return v;
 }
 
+// The keys and values one prompt's new rows attend to: k and v appended to the cache, or after a cached prefix of
+// pos0 tokens, or alone.
+void with_context(int64_t layer, int64_t pos0, KvCache* cache, const KvCache* prefix, at::Tensor& k, at::Tensor& v) {
+  if (cache) {
+    std::tie(k, v) = cache->append(layer, k, v);
+  } else if (prefix && pos0 > 0) {
+    const auto pre = prefix->prefix(layer, pos0);
+    k = at::cat({pre.first, k}), v = at::cat({pre.second, v});
+  }
+}
+
 bool step_path(const ModelConfig& c, const LayerWeights& lw, int64_t N, const at::Device& dev, const AttnRecord* rec,
                const ForwardHooks* hooks) {
   return N == 1 && dev.is_cpu() && (!hooks || hooks->empty()) && !(rec && rec->keep_inputs) && !c.qk_norm &&
@@ -163,11 +174,7 @@ void step_layer(const ModelConfig& c, const LayerWeights& lw, int64_t layer, flo
   if (c.rope.rotary_dim > 0) rope_row(q, H, d, c.rope.rotary_dim, cos, sin), rope_row(kr, Hk, d, c.rope.rotary_dim, cos, sin);
   const auto f = at::TensorOptions().dtype(at::kFloat);
   at::Tensor k = at::from_blob(kr, {1, Hk, d}, f), v = at::from_blob(vr, {1, Hk, d}, f);
-  if (cache) std::tie(k, v) = cache->append(layer, k, v);
-  else if (prefixes && pos0 > 0) {
-    const auto pre = (*prefixes)[0]->prefix(layer, pos0);
-    k = at::cat({pre.first, k}), v = at::cat({pre.second, v});
-  }
+  with_context(layer, pos0, cache, prefixes ? (*prefixes)[0] : nullptr, k, v);
   const at::Tensor z = attend(c, layer, at::from_blob(q, {1, H, d}, f), k, v, pos0, rec, res, nullptr);
   matvec_blocks(lw.k_o.view(), z.data_ptr<float>(), b.attn.data());
   add_bias(b.attn.data(), lw.b_o, D);
@@ -226,11 +233,7 @@ at::Tensor run_layers(const ModelConfig& c, const Weights& w, at::Tensor x, int6
     if (c.qk_norm) q = rms_heads(q, lw.q_norm, c.norm_eps), k = rms_heads(k, lw.k_norm, c.norm_eps);
     q = hook(layer, "attn.hook_q", q), k = hook(layer, "attn.hook_k", k), v = hook(layer, "attn.hook_v", v);
     if (c.rope.rotary_dim > 0) q = apply_rope(q, rt, c.rope.rotary_dim), k = apply_rope(k, rt, c.rope.rotary_dim);
-    if (cache) std::tie(k, v) = cache->append(layer, k, v);
-    else if (prefixes && pos0 > 0 && B == 1) {
-      const auto pre = (*prefixes)[0]->prefix(layer, pos0);
-      k = at::cat({pre.first, k}), v = at::cat({pre.second, v});
-    }
+    with_context(layer, pos0, cache, B == 1 && prefixes ? (*prefixes)[0] : nullptr, k, v);  // (B > 1: per prompt below)
     if (rec && rec->keep_inputs && B == 1) {
       if (rec->keep_inputs->q.size() != static_cast<size_t>(c.n_layers)) rec->keep_inputs->q.resize(c.n_layers), rec->keep_inputs->k.resize(c.n_layers);
       rec->keep_inputs->q[layer] = q, rec->keep_inputs->k[layer] = k;  // nothing below changes them in place
@@ -243,10 +246,7 @@ at::Tensor run_layers(const ModelConfig& c, const Weights& w, at::Tensor x, int6
       std::vector<at::Tensor> zs;
       for (int64_t b = 0; b < B; ++b) {
         at::Tensor kb = k.narrow(0, b * T, T), vb = v.narrow(0, b * T, T);
-        if (prefixes && pos0 > 0) {
-          const auto pre = (*prefixes)[static_cast<size_t>(b)]->prefix(layer, pos0);
-          kb = at::cat({pre.first, kb}), vb = at::cat({pre.second, vb});
-        }
+        with_context(layer, pos0, nullptr, prefixes ? (*prefixes)[static_cast<size_t>(b)] : nullptr, kb, vb);
         zs.push_back(attend(c, layer, q.narrow(0, b * T, T), kb, vb, pos0, nullptr, res, edits));
       }
       z = at::cat(zs, 0);
